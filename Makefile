@@ -1,0 +1,59 @@
+# catdog-study: `make help` lists the targets. Every target installs what is missing first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+ARGS ?=
+
+# Machines without internet: fall back to the local copies of the dataset and the
+# ImageNet weights in ../shared when they exist and the caller has not chosen.
+SHARED := $(abspath ../shared)
+ifneq ($(wildcard $(SHARED)/data/cats_and_dogs_filtered.zip),)
+export CATDOG_DATA_URL ?= file://$(SHARED)/data/cats_and_dogs_filtered.zip
+endif
+ifneq ($(wildcard $(SHARED)/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5),)
+export CATDOG_BACKBONE_WEIGHTS ?= $(SHARED)/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5
+endif
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: help install study train tune ui compare test test-full bench clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project (editable) with its pinned dependencies
+
+study: $(STAMP) ## the reference study: four variants, reference settings, one seed, then the comparison
+	$(BIN)/catdog-train --multirun experiment=reference model=cnn,augmented,preprocessed,transfer seed=0 $(ARGS)
+	$(BIN)/catdog compare --experiment reference-study --markdown experiments/reference-study/results.md --plot experiments/reference-study/accuracy.png
+
+train: $(STAMP) ## one training run; pass Hydra overrides in ARGS="model=transfer seed=1"
+	$(BIN)/catdog-train $(ARGS)
+
+tune: $(STAMP) ## a Keras Tuner search; pass Hydra overrides in ARGS="model=transfer tuner=random"
+	$(BIN)/catdog-tune $(ARGS)
+
+compare: $(STAMP) ## table of runs per variant (mean ± sd over seeds); ARGS="--experiment NAME"
+	$(BIN)/catdog compare $(ARGS)
+
+ui: $(STAMP) ## the MLflow UI on the project's store, http://127.0.0.1:5000
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
+
+test: $(STAMP) ## fast tests (real Keras training on small real image sets, real MLflow store)
+	$(BIN)/pytest
+
+test-full: $(STAMP) ## slow full-data tests (pytest -m slow)
+	$(BIN)/pytest -m slow
+
+bench: $(STAMP) ## benchmark our pipeline against the naive reference pipeline on the full data
+	$(BIN)/python bench/pipeline.py $(ARGS)
+
+clean: ## remove the venv and run outputs (keeps the MLflow store)
+	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -1,0 +1,178 @@
+"""Images on disk -> decoded in-memory splits -> tf.data pipelines."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+from catdog import CatdogError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Split:
+    images: np.ndarray  # uint8, (n, height, width, 3): decoded once, ~75 KB an image
+    labels: np.ndarray  # int32, (n,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def counts(self, class_names) -> dict[str, int]:
+        return {name: int((self.labels == i).sum()) for i, name in enumerate(class_names)}
+
+
+@dataclass(frozen=True)
+class StudyData:
+    train: Split
+    val: Split
+    test: Split
+    class_names: tuple[str, ...]
+    source: str
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.train.images.shape[1:3])
+
+    @property
+    def majority_class(self) -> int:
+        """The class a constant guesser would learn from the training labels."""
+        return int(np.bincount(self.train.labels, minlength=len(self.class_names)).argmax())
+
+    @property
+    def baseline_accuracy(self) -> float:
+        """Test accuracy of always guessing the training majority class."""
+        return float((self.test.labels == self.majority_class).mean())
+
+    def splits(self) -> dict[str, Split]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+    def summary(self) -> dict[str, int]:
+        return {
+            f"n_{split}_{name}": count
+            for split, data in self.splits().items()
+            for name, count in data.counts(self.class_names).items()
+        }
+
+    @property
+    def data_hash(self) -> str:
+        """Content hash of every split's pixels and labels (the split itself included)."""
+        digest = hashlib.sha256()
+        for split, data in self.splits().items():
+            digest.update(split.encode())
+            digest.update(np.ascontiguousarray(data.images).data)
+            digest.update(data.labels.astype(np.int32).tobytes())
+        return digest.hexdigest()[:16]
+
+
+def resolve_root(data_cfg) -> Path:
+    """Folder holding train/ and validation/: `data.dir`, else the extracted `data.url`."""
+    if data_cfg.dir:
+        root = Path(data_cfg.dir).expanduser()
+        if not root.is_dir():
+            raise CatdogError(f"data.dir {root} is not a folder")
+    else:
+        root = Path(_download(data_cfg.url, data_cfg.cache_dir))
+    return _find_dataset_root(root)
+
+
+def _download(url: str, cache_dir: str | None) -> str:
+    import keras
+
+    parsed = urlparse(url)
+    if parsed.scheme == "file" and not Path(parsed.path).is_file():
+        raise CatdogError(f"data.url {url}: no such file")
+    fname = os.path.basename(parsed.path) or "dataset.zip"
+    if cache_dir:
+        # get_file silently falls back to /tmp/.keras when the folder does not exist yet.
+        Path(cache_dir).expanduser().mkdir(parents=True, exist_ok=True)
+    try:
+        return keras.utils.get_file(fname=fname, origin=url, extract=True, cache_dir=cache_dir)
+    except Exception as exc:  # get_file raises bare Exception on fetch failures
+        raise CatdogError(f"could not fetch data.url {url}: {exc}") from exc
+
+
+def _find_dataset_root(root: Path) -> Path:
+    candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir())]
+    for candidate in candidates:
+        if (candidate / "train").is_dir() and (candidate / "validation").is_dir():
+            return candidate
+    raise CatdogError(f"{root} has no train/ and validation/ folders")
+
+
+def load_folder(folder, image_size, class_names) -> Split:
+    """Decode every image of FOLDER/<class>/* once, resized as the reference does."""
+    import keras
+
+    folder = Path(folder)
+    missing = [name for name in class_names if not (folder / name).is_dir()]
+    if missing:
+        raise CatdogError(f"{folder} has no {'/, '.join(missing)}/ folder (expected one per class: {', '.join(class_names)})")
+    try:
+        ds = keras.utils.image_dataset_from_directory(
+            folder,
+            labels="inferred",
+            label_mode="int",
+            class_names=list(class_names),
+            image_size=tuple(image_size),
+            batch_size=256,
+            shuffle=False,
+            verbose=False,
+        )
+    except ValueError as exc:
+        raise CatdogError(f"{folder}: {exc}") from exc
+    images, labels = [], []
+    for x, y in ds.as_numpy_iterator():
+        images.append(np.clip(np.rint(x), 0, 255).astype(np.uint8))
+        labels.append(y.astype(np.int32))
+    if not images:
+        raise CatdogError(f"{folder} holds no images")
+    return Split(np.concatenate(images), np.concatenate(labels))
+
+
+def split_off_test(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """Per-class random hold-out: (rest, test), identical for a given seed."""
+    if not 0.0 < fraction < 1.0:
+        raise CatdogError(f"data.test_fraction must be between 0 and 1, got {fraction}")
+    rng = np.random.default_rng(seed)
+    test_mask = np.zeros(len(split), dtype=bool)
+    for label in np.unique(split.labels):
+        members = np.flatnonzero(split.labels == label)
+        n_test = int(round(len(members) * fraction))
+        test_mask[rng.permutation(members)[:n_test]] = True
+    pick = lambda mask: Split(split.images[mask], split.labels[mask])  # noqa: E731
+    return pick(~test_mask), pick(test_mask)
+
+
+def load_study_data(data_cfg) -> StudyData:
+    root = resolve_root(data_cfg)
+    class_names = tuple(data_cfg.class_names)
+    log.info("Decoding images from %s", root)
+    train = load_folder(root / "train", data_cfg.image_size, class_names)
+    val, test = split_off_test(
+        load_folder(root / "validation", data_cfg.image_size, class_names),
+        data_cfg.test_fraction,
+        data_cfg.split_seed,
+    )
+    return StudyData(train, val, test, class_names, source=str(root))
+
+
+def to_dataset(split: Split, batch_size: int, shuffle_seed: int | None = None):
+    """Batches of float32 images; reshuffled every epoch when a seed is given."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(split), seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y)).prefetch(1)
+    # tf.data's autotuner stalls some epochs for seconds on small CPU machines; the data
+    # is already in memory, so a fixed one-batch prefetch is all the pipeline needs.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)

@@ -1,0 +1,64 @@
+"""Scoring models: on a split in memory, or a logged run's model on any labeled folder."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+from mlflow.exceptions import MlflowException
+
+from catdog import CatdogError
+from catdog.data import Split, load_folder, to_dataset
+
+
+def evaluate_split(model: keras.Model, split: Split, batch_size: int = 32) -> dict:
+    """Accuracy, loss and confusion counts from one pass over a split."""
+    logits = model.predict(to_dataset(split, batch_size), verbose=0)
+    predicted = logits.argmax(axis=1)
+    n_classes = logits.shape[1]
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(split.labels, logits)
+    matrix = np.zeros((n_classes, n_classes), dtype=int)
+    np.add.at(matrix, (split.labels, predicted), 1)
+    return {
+        "accuracy": float((predicted == split.labels).mean()),
+        "loss": float(keras.ops.convert_to_numpy(loss)),
+        "confusion": matrix,
+    }
+
+
+def evaluate_run(run_id: str, folder, batch_size: int = 32) -> dict:
+    """Score run RUN_ID's logged model on FOLDER/<class>/* and log the result to that run."""
+    client = mlflow.MlflowClient()
+    try:
+        run = client.get_run(run_id)
+        model = mlflow.keras.load_model(f"runs:/{run_id}/model")
+    except (MlflowException, OSError) as exc:
+        raise CatdogError(f"run {run_id}: no logged model ({str(exc).splitlines()[0]})") from exc
+    class_names = ast.literal_eval(run.data.params.get("data.class_names", "['cats', 'dogs']"))
+    split = load_folder(folder, model.input_shape[1:3], class_names)
+    scores = evaluate_split(model, split, batch_size)
+    matrix = scores["confusion"]
+    per_class = {
+        name: {
+            "n": int(matrix[i].sum()),
+            "correct": int(matrix[i, i]),
+            "accuracy": float(matrix[i, i] / matrix[i].sum()) if matrix[i].sum() else None,
+        }
+        for i, name in enumerate(class_names)
+    }
+    result = {
+        "run_id": run_id,
+        "folder": str(Path(folder).resolve()),
+        "n": len(split),
+        "accuracy": scores["accuracy"],
+        "loss": scores["loss"],
+        "per_class": per_class,
+    }
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(folder).resolve().name)
+    client.log_metric(run_id, f"eval_{slug}_accuracy", scores["accuracy"])
+    client.log_dict(run_id, result, f"evaluations/{slug}.json")
+    return result

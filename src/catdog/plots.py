@@ -1,0 +1,90 @@
+"""Figures people look at instead of reading numbers. Each function returns a Figure."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures go to files and MLflow, never to a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def accuracy_curves(history: dict, baseline: float | None = None, title: str = ""):
+    """Training vs validation accuracy per epoch, with the constant-guess baseline."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = np.arange(1, len(history["accuracy"]) + 1)
+    ax.plot(epochs, history["accuracy"], marker="o", label="training")
+    if "val_accuracy" in history:
+        ax.plot(epochs, history["val_accuracy"], marker="o", label="validation")
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", linestyle="--", label=f"baseline {baseline:.0%}")
+    ax.set(xlabel="epoch", ylabel="accuracy", title=title, ylim=(0, 1.02))
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def sample_grid(split, class_names, per_class: int = 3):
+    """One row per class, the first `per_class` images of each, titled with the class."""
+    fig, axes = plt.subplots(len(class_names), per_class, figsize=(2.5 * per_class, 2.6 * len(class_names)), squeeze=False)
+    for label, row in enumerate(axes):
+        members = np.flatnonzero(split.labels == label)[:per_class]
+        for ax, index in zip(row, members):
+            ax.imshow(split.images[index])
+        for ax in row:
+            ax.set_title(class_names[label])
+            ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def augmentation_grid(image: np.ndarray, layer, title: str, n: int = 4, seed: int = 0):
+    """`n` random draws of one augmentation layer applied to one image."""
+    import keras
+
+    batch = np.repeat(image[None].astype("float32"), n, axis=0)
+    keras.utils.set_random_seed(seed)
+    views = keras.ops.convert_to_numpy(layer(batch, training=True))
+    side = int(np.ceil(np.sqrt(n)))
+    fig, axes = plt.subplots(side, side, figsize=(2.6 * side, 2.6 * side), squeeze=False)
+    for ax, view in zip(axes.flat, views):
+        ax.imshow(np.clip(view, 0, 255).astype("uint8"))
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(matrix: np.ndarray, class_names, title: str = ""):
+    """Counts with true class on rows, predicted on columns."""
+    fig, ax = plt.subplots(figsize=(4, 3.6))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        color = "white" if count > matrix.max() / 2 else "black"
+        ax.text(j, i, str(count), ha="center", va="center", color=color, fontsize=12)
+    ticks = range(len(class_names))
+    ax.set(xticks=ticks, yticks=ticks, xticklabels=class_names, yticklabels=class_names,
+           xlabel="predicted", ylabel="true", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def variant_comparison(rows, baseline: float | None = None, title: str = ""):
+    """Mean test accuracy per variant with ± sd bars and every run as a dot."""
+    fig, ax = plt.subplots(figsize=(1.6 * max(len(rows), 2) + 1.5, 4))
+    names = [row["variant"] for row in rows]
+    means = [row["test_accuracy_mean"] for row in rows]
+    sds = [row["test_accuracy_sd"] or 0.0 for row in rows]
+    ax.bar(names, means, yerr=sds, capsize=6, color="#8fb4d9", label="mean test accuracy ± sd")
+    for i, row in enumerate(rows):
+        ax.scatter([i] * len(row["test_accuracies"]), row["test_accuracies"], color="black", s=14, zorder=3)
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", linestyle="--", label=f"baseline {baseline:.0%}")
+    ax.set(ylabel="test accuracy", ylim=(0, 1.02), title=title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig

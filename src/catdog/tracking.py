@@ -1,0 +1,100 @@
+"""MLflow: one store for every run, runs that always end, and what each run records."""
+
+from __future__ import annotations
+
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from omegaconf import OmegaConf
+
+from catdog import PROJECT_ROOT
+
+KIND_TAG = "kind"  # train | search | trial | retrain: lets reports pick the runs they mean
+
+
+def configure(tracking_cfg) -> str:
+    """Point MLflow at the configured store and experiment; returns the experiment id."""
+    mlflow.set_tracking_uri(tracking_cfg.uri)
+    name = tracking_cfg.experiment
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
+        location = None
+        if _is_local(tracking_cfg.uri):
+            # Without an explicit location MLflow puts artifacts under the *current*
+            # directory, which would scatter them across wherever commands were run.
+            location = (Path(tracking_cfg.artifact_root) / name).resolve().as_uri()
+        try:
+            experiment_id = mlflow.create_experiment(name, artifact_location=location)
+        except MlflowException:  # created meanwhile by a parallel job
+            experiment_id = mlflow.get_experiment_by_name(name).experiment_id
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def _is_local(uri: str) -> bool:
+    return urlparse(uri).scheme in ("sqlite", "file", "")
+
+
+@contextmanager
+def tracked_run(**start_run_kwargs):
+    """`mlflow.start_run` whose run never stays RUNNING: Ctrl-C ends it KILLED."""
+    run = mlflow.start_run(**start_run_kwargs)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    mlflow.end_run("FINISHED")
+
+
+def flatten(cfg, prefix: str = "") -> dict[str, object]:
+    """Nested config -> {"model.dropout": 0.2, ...}; lists stay whole values."""
+    out = {}
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def log_config(cfg) -> None:
+    """Every resolved config value as a param, and the whole config as config.yaml."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    mlflow.log_params(flatten(resolved))
+    mlflow.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
+def run_tags(kind: str, **extra) -> dict[str, str]:
+    tags = {KIND_TAG: kind, **{k: str(v) for k, v in extra.items() if v is not None}}
+    commit = git_commit()
+    if commit:
+        # MLflow's own tag: the UI shows it as the run's source version.
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def log_data(data) -> None:
+    """Class counts, baseline and content hash of the splits this run used."""
+    mlflow.log_params({**data.summary(), "data_hash": data.data_hash, "data_source": data.source})
+    mlflow.log_metric("baseline_accuracy", data.baseline_accuracy)

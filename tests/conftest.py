@@ -1,0 +1,95 @@
+"""Shared fixtures: small real image folders from the shared archive, a temporary
+SQLite MLflow store, and config composition with `hydra.compose`."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+
+from catdog import PROJECT_ROOT
+from catdog.config import load
+
+SHARED = PROJECT_ROOT.parent / "shared"
+ARCHIVE = Path(
+    urlparse(os.environ.get("CATDOG_DATA_URL", "")).path or SHARED / "data" / "cats_and_dogs_filtered.zip"
+)
+WEIGHTS = Path(
+    os.environ.get("CATDOG_BACKBONE_WEIGHTS")
+    or SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+)
+
+
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        pytest.skip(f"needs {path} (set CATDOG_DATA_URL / CATDOG_BACKBONE_WEIGHTS)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def archive() -> Path:
+    return _require(ARCHIVE)
+
+
+@pytest.fixture(scope="session")
+def weights() -> str:
+    return str(_require(WEIGHTS))
+
+
+def extract_subset(archive: Path, dest: Path, per_class: dict[str, int]) -> Path:
+    """The first N real JPEGs per class of each split, in the archive's own layout."""
+    taken = Counter()
+    with zipfile.ZipFile(archive) as zf:
+        for name in sorted(zf.namelist()):
+            parts = name.split("/")
+            if not name.endswith(".jpg") or len(parts) != 4:
+                continue
+            key = (parts[1], parts[2])
+            if taken[key] < per_class[parts[1]]:
+                taken[key] += 1
+                zf.extract(name, dest)
+    return dest / "cats_and_dogs_filtered"
+
+
+@pytest.fixture(scope="session")
+def small_data(archive, tmp_path_factory) -> Path:
+    """48 training and 40 validation images (32 validation + 8 test after the split)."""
+    return extract_subset(archive, tmp_path_factory.mktemp("small"), {"train": 24, "validation": 20})
+
+
+def write_images(folder: Path, counts: dict[str, int], size=(40, 56), seed=0) -> Path:
+    """Generated JPEGs, FOLDER/<class>/<i>.jpg; each class has its own colour cast."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    for label, (name, n) in enumerate(counts.items()):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            image = rng.integers(0, 256, size=(*size, 3)).astype("float32")
+            image[..., label % 3] = 255
+            keras.utils.save_img(folder / name / f"{i}.jpg", image)
+    return folder
+
+
+@pytest.fixture()
+def store(tmp_path) -> list[str]:
+    """Overrides pointing a run at a fresh SQLite store with its own artifact root."""
+    return [
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"tracking.artifact_root={tmp_path}/artifacts",
+    ]
+
+
+@pytest.fixture(scope="session")
+def shared_store(tmp_path_factory) -> list[str]:
+    root = tmp_path_factory.mktemp("store")
+    return [f"tracking.uri=sqlite:///{root}/mlflow.db", f"tracking.artifact_root={root}/artifacts"]
+
+
+def compose(*overrides: str):
+    return load("train", list(overrides))

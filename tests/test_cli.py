@@ -1,0 +1,41 @@
+"""The installed command lines, run as a user runs them."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+
+BIN = Path(sys.executable).parent
+
+
+def _run(*args, env_extra=None):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env_extra or {})}
+    return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_multirun_gives_one_grouped_run_per_job(small_data, tmp_path):
+    db = tmp_path / "mlflow.db"
+    proc = _run(
+        "catdog-train", "--multirun", "model=cnn,augmented", f"data.dir={small_data}",
+        "train.epochs=1", "train.log_model=false", "tracking.experiment=sweep-test",
+        f"tracking.uri=sqlite:///{db}", f"tracking.artifact_root={tmp_path}/artifacts",
+        f"hydra.sweep.dir={tmp_path}/multirun/sweep-a",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "val_accuracy:" in proc.stdout  # Keras progress: one line per epoch
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    runs = mlflow.search_runs(experiment_names=["sweep-test"], output_format="list")
+    assert sorted(r.data.tags["variant"] for r in runs) == ["augmented", "cnn"]
+    assert {r.data.tags["sweep"] for r in runs} == {"sweep-a"}
+    assert sorted(r.data.tags["sweep_job"] for r in runs) == ["0", "1"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_bad_input_is_one_line_and_leaves_nothing(tmp_path):
+    proc = _run("catdog-train", f"data.dir={tmp_path}/nowhere", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+                f"hydra.run.dir={tmp_path}/out")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == f"catdog-train: error: data.dir {tmp_path}/nowhere is not a folder"
+    assert not (tmp_path / "mlflow.db").exists()

@@ -1,0 +1,81 @@
+"""Every variant composes with hydra.compose and builds the reference's architecture."""
+
+import pytest
+from omegaconf import OmegaConf
+
+from catdog import PROJECT_ROOT
+from catdog.models import build_model
+
+from conftest import compose
+
+# Trainable / non-trainable parameter counts of the reference models at 160x160.
+EXPECTED = {
+    "cnn": (1_355_938, 0),
+    "augmented": (1_355_938, 0),
+    "preprocessed": (1_355_938, 0),
+    "transfer": (2_048_194, 2_257_984),
+}
+
+
+def _counts(model):
+    trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
+    frozen = sum(int(w.numpy().size) for w in model.non_trainable_weights)
+    return trainable, frozen
+
+
+@pytest.mark.parametrize("variant", sorted(EXPECTED))
+def test_variant_builds_reference_architecture(variant, weights):
+    cfg = compose(f"model={variant}", f"model.backbone.weights={weights}" if variant == "transfer" else "seed=0")
+    assert cfg.model.name == variant
+    model = build_model(cfg.model, cfg.data.image_size)
+    assert _counts(model) == EXPECTED[variant]
+    assert model.output_shape == (None, 2)
+
+
+def test_variant_settings_match_reference():
+    models = {v: compose(f"model={v}").model for v in EXPECTED}
+    assert models["cnn"].rotation_factor is None and models["cnn"].flip_mode is None
+    assert models["augmented"].rotation_factor == 0.5 and not models["augmented"].preprocess
+    assert models["preprocessed"].rotation_factor == 0.2 and models["preprocessed"].preprocess
+    assert models["transfer"].backbone.trainable is False
+    assert all(m.dropout == 0.2 and m.dense_units == 64 for m in models.values())
+
+
+def test_overrides_reach_the_model():
+    cfg = compose("model=augmented", "model.dropout=0.35", "model.dense_units=128", "model.rotation_factor=0.1")
+    model = build_model(cfg.model, cfg.data.image_size)
+    assert model.get_layer("random_rotation").factor == (-0.1, 0.1)
+    assert [l.rate for l in model.layers if l.__class__.__name__ == "Dropout"] == [0.35, 0.35]
+    assert model.layers[-2].units == 128
+
+
+def test_tracking_store_is_anchored_at_the_project_root(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    cfg = compose()
+    assert cfg.tracking.uri == f"sqlite:///{PROJECT_ROOT}/mlruns/mlflow.db"
+    assert cfg.tracking.artifact_root == f"{PROJECT_ROOT}/mlruns/artifacts"
+    assert cfg.tracking.experiment == "catdog-study"
+
+
+def test_mlflow_environment_overrides_tracking(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "team-review")
+    cfg = compose()
+    assert (cfg.tracking.uri, cfg.tracking.experiment) == ("http://127.0.0.1:5000", "team-review")
+
+
+def test_public_sources_stay_the_defaults(monkeypatch):
+    monkeypatch.delenv("CATDOG_DATA_URL", raising=False)
+    monkeypatch.delenv("CATDOG_BACKBONE_WEIGHTS", raising=False)
+    cfg = compose("model=transfer")
+    assert cfg.data.url == "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
+    assert cfg.model.backbone.weights == "imagenet"
+
+
+def test_experiment_preset_is_global():
+    cfg = compose("experiment=reference", "model=transfer")
+    assert cfg.tracking.experiment == "reference-study"
+    assert cfg.train.epochs == 20
+    OmegaConf.resolve(cfg)
