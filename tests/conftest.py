@@ -82,13 +82,15 @@ def store(tmp_path) -> list[str]:
     return [
         f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
         f"tracking.artifact_root={tmp_path}/artifacts",
+        f"features.cache_dir={tmp_path}/features",
     ]
 
 
 @pytest.fixture(scope="session")
 def shared_store(tmp_path_factory) -> list[str]:
     root = tmp_path_factory.mktemp("store")
-    return [f"tracking.uri=sqlite:///{root}/mlflow.db", f"tracking.artifact_root={root}/artifacts"]
+    return [f"tracking.uri=sqlite:///{root}/mlflow.db", f"tracking.artifact_root={root}/artifacts",
+            f"features.cache_dir={root}/features"]
 
 
 def compose(*overrides: str):

@@ -50,6 +50,23 @@ def train(cfg) -> float:
     return result.val_accuracy
 
 
+@hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="tune")
+def tune(cfg) -> float:
+    """catdog-tune: a Keras Tuner search, one parent run with a nested run per trial."""
+    from catdog import tuning
+
+    try:
+        summary = tuning.tune(cfg, tags=_sweep_tags())
+    except CatdogError as exc:
+        _fail("catdog-tune", exc)
+    line = f"search {summary['search_id']} (run {summary['parent_run_id']}): best {summary['best']}"
+    for label in ("best_test", "reference_test"):
+        if label in summary:
+            line += f"; {label.replace('_', ' ')} accuracy {summary[label]['mean']:.1%} ± {summary[label]['sd']:.1%}"
+    log.info(line)
+    return summary["best_score"]
+
+
 def _tracking_defaults():
     from catdog.config import load
 

@@ -10,32 +10,36 @@ from keras import layers
 from catdog import CatdogError
 
 
-def build_model(model_cfg, image_size, num_classes: int = 2) -> keras.Model:
-    """Input -> [scaling] -> [augmentation] -> conv body or frozen backbone + head -> logits."""
+def build_model(model_cfg, image_size, num_classes: int = 2, head: keras.Model | None = None) -> keras.Model:
+    """Input -> [scaling] -> [augmentation] -> conv body, or frozen backbone + head -> logits.
+
+    `head`: an already trained head (from cached features) to put on the backbone."""
     inputs = keras.Input(shape=(*image_size, 3), name="image")
     x = inputs
     for layer in input_layers(model_cfg):
         x = layer(x)
     if model_cfg.backbone:
+        backbone = build_backbone(model_cfg.backbone, image_size)
         # training=False keeps the frozen backbone's batch-norm statistics fixed.
-        x = build_backbone(model_cfg.backbone, image_size)(x, training=False)
-        head = head_layers(model_cfg, num_classes)
+        x = backbone(x, training=False)
+        x = (head or build_head(model_cfg, backbone.output_shape[1:], num_classes))(x)
     else:
-        head = cnn_layers(model_cfg, num_classes)
-    for layer in head:
-        x = layer(x)
+        for layer in cnn_layers(model_cfg, num_classes):
+            x = layer(x)
     return keras.Model(inputs, x, name=model_cfg.name)
 
 
 def input_layers(model_cfg) -> list[layers.Layer]:
     """Scaling and augmentation; augmentation layers are identity at inference."""
-    out = []
-    if model_cfg.preprocess:
-        # Same arithmetic as mobilenet_v2.preprocess_input (x / 127.5 - 1), as a layer so
-        # saved models load without custom code.
-        out.append(layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale_to_unit_range"))
-    out.extend(augmentation_layers(model_cfg))
-    return out
+    return scaling_layers(model_cfg) + augmentation_layers(model_cfg)
+
+
+def scaling_layers(model_cfg) -> list[layers.Layer]:
+    if not model_cfg.preprocess:
+        return []
+    # Same arithmetic as mobilenet_v2.preprocess_input (x / 127.5 - 1), as a layer so
+    # saved models load without custom code.
+    return [layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale_to_unit_range")]
 
 
 def augmentation_layers(model_cfg) -> list[layers.Layer]:
@@ -66,24 +70,34 @@ def cnn_layers(model_cfg, num_classes: int) -> list[layers.Layer]:
     return out
 
 
-def head_layers(model_cfg, num_classes: int) -> list[layers.Layer]:
-    """The trainable part on top of a frozen backbone."""
-    return [
-        layers.Dropout(model_cfg.dropout),
-        layers.Flatten(),
-        layers.Dense(model_cfg.dense_units, activation="relu"),
-        layers.Dense(num_classes, name="logits"),
-    ]
+def build_head(model_cfg, feature_shape, num_classes: int = 2) -> keras.Model:
+    """The trainable part on top of a frozen backbone, a model of its own."""
+    features = keras.Input(shape=tuple(feature_shape), name="features")
+    x = layers.Dropout(model_cfg.dropout)(features)
+    x = layers.Flatten()(x)
+    x = layers.Dense(model_cfg.dense_units, activation="relu")(x)
+    return keras.Model(features, layers.Dense(num_classes, name="logits")(x), name="head")
+
+
+def check_model(model_cfg) -> None:
+    """Settings that would only fail deep inside Keras, refused with a one-line message."""
+    if not 0.0 <= model_cfg.dropout < 1.0:
+        raise CatdogError(f"model.dropout must be in [0, 1), got {model_cfg.dropout}")
+    if model_cfg.dense_units < 1:
+        raise CatdogError(f"model.dense_units must be positive, got {model_cfg.dense_units}")
+    if model_cfg.rotation_factor is not None and model_cfg.rotation_factor < 0:
+        raise CatdogError(f"model.rotation_factor must be >= 0, got {model_cfg.rotation_factor}")
+    backbone = model_cfg.backbone
+    if backbone:
+        if backbone.name != "mobilenet_v2":
+            raise CatdogError(f"model.backbone.name {backbone.name!r} is not supported (mobilenet_v2)")
+        if backbone.weights not in (None, "imagenet") and not Path(backbone.weights).is_file():
+            raise CatdogError(f"model.backbone.weights {backbone.weights}: no such file (use 'imagenet' or a .h5 path)")
 
 
 def build_backbone(backbone_cfg, image_size) -> keras.Model:
-    if backbone_cfg.name != "mobilenet_v2":
-        raise CatdogError(f"model.backbone.name {backbone_cfg.name!r} is not supported (mobilenet_v2)")
-    weights = backbone_cfg.weights
-    if weights not in (None, "imagenet") and not Path(weights).is_file():
-        raise CatdogError(f"model.backbone.weights {weights}: no such file (use 'imagenet' or a .h5 path)")
     backbone = keras.applications.MobileNetV2(
-        input_shape=(*image_size, 3), include_top=False, weights=weights
+        input_shape=(*image_size, 3), include_top=False, weights=backbone_cfg.weights
     )
     backbone.trainable = bool(backbone_cfg.trainable)
     return backbone

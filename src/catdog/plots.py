@@ -88,3 +88,16 @@ def variant_comparison(rows, baseline: float | None = None, title: str = ""):
     ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def objective_against(values, scores, xlabel: str, objective: str, running_best: bool = False):
+    """A search's objective against one hyperparameter (or the trial number)."""
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    ax.scatter(values, scores, color="#1f77b4", zorder=3, label="trial")
+    if running_best:
+        ax.step(values, np.maximum.accumulate(scores), where="post", color="#ff7f0e", label="best so far")
+        ax.legend(loc="lower right")
+    ax.set(xlabel=xlabel, ylabel=objective, title=f"{objective} vs {xlabel}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import keras
 import mlflow
 
-from catdog import plots, tracking
+from catdog import features, plots, tracking
 from catdog.data import StudyData, load_study_data, to_dataset
 from catdog.evaluation import evaluate_split
-from catdog.models import augmentation_layers, build_model
+from catdog.features import ViewSampler
+from catdog.models import augmentation_layers, build_head, build_model, check_model
 
 log = logging.getLogger(__name__)
 
@@ -87,28 +88,82 @@ def log_results(model, history: dict, data: StudyData, batch_size: int, log_mode
     return test
 
 
-def train(cfg, tags: dict | None = None) -> RunResult:
-    """Train one variant as configured and log the run; returns its id and scores."""
+def trainable_model(cfg, data: StudyData, model_cfg, cache=None) -> keras.Model:
+    """The compiled model that fit() trains: the whole network, or only the head when the
+    backbone's features come from the cache."""
+    n_classes = len(data.class_names)
+    if cache is None:
+        model = build_model(model_cfg, data.image_size, n_classes)
+    else:
+        model = build_head(model_cfg, cache.feature_shape, n_classes)
+    return compile_model(model, cfg.train)
+
+
+def fit_variant(cfg, data: StudyData, model, model_cfg, cache=None, callbacks=(), **fit_kwargs):
+    """Fit a `trainable_model` on the training split, validating each epoch."""
+    batch_size = cfg.data.batch_size
+    fit_kwargs = {"epochs": cfg.train.epochs, "verbose": cfg.train.verbose, **fit_kwargs}
+    callbacks = [*fit_callbacks(cfg.train), *callbacks]
+    if cache is None:
+        return model.fit(
+            to_dataset(data.train, batch_size, shuffle_seed=cfg.seed),
+            validation_data=to_dataset(data.val, batch_size),
+            callbacks=callbacks,
+            shuffle=False,  # the training dataset reshuffles itself every epoch
+            **fit_kwargs,
+        )
+    train_views, val = cache.train_features(model_cfg), cache.eval_features()[0]
+    return model.fit(
+        ViewSampler(train_views, data.train.labels, batch_size, seed=cfg.seed),
+        validation_data=(val.astype("float32"), data.val.labels),
+        callbacks=callbacks,
+        **fit_kwargs,
+    )
+
+
+def image_model(model, model_cfg, data: StudyData, cache=None) -> keras.Model:
+    """A model on raw images: a head trained on cached features goes back on its backbone."""
+    if cache is None:
+        return model
+    return build_model(model_cfg, data.image_size, len(data.class_names), head=model)
+
+
+def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=None, parent_run_id=None) -> RunResult:
+    """Train one variant as configured and log the run; returns its id and scores.
+
+    `data`/`cache` let a caller (the tuner) share decoded images and cached features;
+    `parent_run_id` nests the run under a search."""
     keras.utils.set_random_seed(cfg.seed)
-    data = load_study_data(cfg.data)
+    data = data or load_study_data(cfg.data)
+    if cache is None and features.usable(cfg):
+        cache = features.FeatureCache(data, cfg.model, cfg.features)
     tracking.configure(cfg.tracking)
-    # Built before the run starts: bad model settings fail without leaving a run behind.
-    model = compile_model(build_model(cfg.model, data.image_size, len(data.class_names)), cfg.train)
+    # Bad model settings fail here, before a run is started and left behind.
+    check_model(cfg.model)
     run_name = f"{cfg.model.name}-seed{cfg.seed}"
+    kind = "retrain" if parent_run_id else "train"
     with tracking.tracked_run(
-        run_name=run_name, tags=tracking.run_tags("train", variant=cfg.model.name, seed=cfg.seed, **(tags or {}))
+        run_name=run_name,
+        parent_run_id=parent_run_id,
+        nested=parent_run_id is not None,
+        tags=tracking.run_tags(kind, variant=cfg.model.name, seed=cfg.seed, **(tags or {})),
     ) as run:
         tracking.log_config(cfg)
         tracking.log_data(data)
+        mlflow.log_param("features.cached", cache is not None)
         log_data_views(data, cfg.model)
-        log.info("Run %s (%s): training %d epochs", run.info.run_id, run_name, cfg.train.epochs)
-        history = model.fit(
-            to_dataset(data.train, cfg.data.batch_size, shuffle_seed=cfg.seed),
-            validation_data=to_dataset(data.val, cfg.data.batch_size),
-            epochs=cfg.train.epochs,
-            callbacks=fit_callbacks(cfg.train),
-            verbose=cfg.train.verbose,
-            shuffle=False,  # the training dataset reshuffles itself every epoch
-        ).history
-        test = log_results(model, history, data, cfg.data.batch_size, cfg.train.log_model)
-    return RunResult(run.info.run_id, history["val_accuracy"][-1], test["accuracy"], data.baseline_accuracy)
+        log.info("Run %s (%s): training %d epochs%s", run.info.run_id, run_name, cfg.train.epochs,
+                 " on cached backbone features" if cache else "")
+        trained = trainable_model(cfg, data, cfg.model, cache)
+        history = fit_variant(cfg, data, trained, cfg.model, cache)
+        model = image_model(trained, cfg.model, data, cache)
+        if cache is not None:
+            mlflow.log_text(_summary(model), "model_summary.txt")  # the callback saw only the head
+        test = log_results(model, history.history, data, cfg.data.batch_size, cfg.train.log_model)
+    return RunResult(run.info.run_id, history.history["val_accuracy"][-1], test["accuracy"], data.baseline_accuracy)
+
+
+def _summary(model: keras.Model) -> str:
+    lines = []
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+    return "\n".join(lines)

@@ -1,0 +1,165 @@
+"""Cached backbone features for frozen-backbone variants.
+
+With a frozen backbone nearly all the time of a run goes to its forward pass, so each
+distinct image view is pushed through it once, kept on disk, and every later epoch, run or
+trial trains only the small head on the stored features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from catdog.data import StudyData
+from catdog.models import augmentation_layers, build_backbone, scaling_layers
+
+log = logging.getLogger(__name__)
+
+
+def usable(cfg) -> bool:
+    backbone = cfg.model.backbone
+    return bool(cfg.features.enabled and backbone and not backbone.trainable)
+
+
+def _weights_id(weights) -> str:
+    if weights in (None, "imagenet"):
+        return str(weights)
+    return hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+
+
+def _key(parts: dict) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+class FeatureCache:
+    """Disk cache of backbone features keyed by everything that changes them. Features are
+    float16 (half the memory; the head's accuracy does not notice); the latest training
+    views stay in memory so consecutive trials with the same augmentation share them."""
+
+    def __init__(self, data: StudyData, model_cfg, features_cfg):
+        self.data = data
+        self.model_cfg = model_cfg
+        self.cfg = features_cfg
+        self.dir = Path(features_cfg.cache_dir)
+        self.base_key = {
+            "data": data.data_hash,
+            "image_size": list(data.image_size),
+            "backbone": model_cfg.backbone.name,
+            "weights": _weights_id(model_cfg.backbone.weights),
+            "preprocess": bool(model_cfg.preprocess),
+        }
+        self._backbone = None
+        self._eval = None
+        self._train = (None, None)
+        self.computed = 0  # images pushed through the backbone so far (0: all from disk)
+
+    def _backbone_model(self):
+        if self._backbone is None:
+            self._backbone = build_backbone(self.model_cfg.backbone, self.data.image_size)
+        return self._backbone
+
+    def _load_or_build(self, key: dict, build) -> np.ndarray:
+        path = self.dir / f"{_key(key)}.npy"
+        if path.exists():
+            return np.load(path)
+        start = time.perf_counter()
+        array, computed = build()
+        self.computed += computed
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, array)
+        tmp.replace(path)  # atomic: a parallel job never reads half a file
+        log.info("Cached %s features of %d image views in %.0fs: %s", key["split"], computed, time.perf_counter() - start, path.name)
+        return array
+
+    def _forward(self, images: np.ndarray, layers_: list, training: bool) -> np.ndarray:
+        import tensorflow as tf
+
+        backbone = self._backbone_model()
+
+        @tf.function
+        def extract(x):
+            for layer in layers_:
+                x = layer(x, training=training)
+            return backbone(x, training=False)
+
+        size = self.cfg.batch_size
+        out = None
+        for start in range(0, len(images), size):
+            batch = extract(tf.constant(images[start : start + size], tf.float32)).numpy()
+            if out is None:
+                out = np.empty((len(images), *batch.shape[1:]), np.float16)
+            out[start : start + len(batch)] = batch
+        return out
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        return self.eval_features()[0].shape[1:]
+
+    def eval_features(self) -> tuple[np.ndarray, np.ndarray]:
+        """Validation and test features: one un-augmented view each."""
+        if self._eval is None:
+            n_val = len(self.data.val)
+
+            def build():
+                images = np.concatenate([self.data.val.images, self.data.test.images])
+                return self._forward(images, scaling_layers(self.model_cfg), training=False), len(images)
+
+            both = self._load_or_build({**self.base_key, "split": "val+test"}, build)
+            self._eval = (both[:n_val], both[n_val:])
+        return self._eval
+
+    def train_features(self, model_cfg) -> np.ndarray:
+        """`train_views` augmented views of every training image for MODEL_CFG's augmentation."""
+        augment = augmentation_layers(model_cfg)
+        views = self.cfg.train_views if augment else 1
+        key = {
+            **self.base_key,
+            "split": "train",
+            "views": views,
+            "view_seed": self.cfg.seed,
+            "flip_mode": model_cfg.flip_mode,
+            "rotation_factor": model_cfg.rotation_factor,
+            "fill_mode": model_cfg.fill_mode,
+        }
+
+        def build():
+            keras.utils.set_random_seed(self.cfg.seed)
+            layers_ = scaling_layers(model_cfg) + augment
+            images = self.data.train.images
+            stacked = np.stack([self._forward(images, layers_, training=True) for _ in range(views)])
+            return stacked, views * len(images)
+
+        if self._train[0] != key:
+            self._train = (None, None)  # free the previous views before loading the next
+            self._train = (key, self._load_or_build(key, build))
+        return self._train[1]
+
+
+class ViewSampler(keras.utils.PyDataset):
+    """Training batches from cached views: each epoch shuffles the images and draws one of
+    the stored augmented views of each, as on-the-fly augmentation would."""
+
+    def __init__(self, views: np.ndarray, labels: np.ndarray, batch_size: int, seed: int):
+        super().__init__()
+        self.views, self.labels, self.batch_size = views, labels, batch_size
+        self.rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __getitem__(self, index):
+        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        return self.views[self.choice[rows], rows].astype(np.float32), self.labels[rows]
+
+    def on_epoch_end(self):
+        self.order = self.rng.permutation(len(self.labels))
+        self.choice = self.rng.integers(len(self.views), size=len(self.labels))

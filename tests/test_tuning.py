@@ -1,0 +1,146 @@
+"""Real Keras Tuner searches on a small real subset, tracked in a real SQLite store."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from catdog import CatdogError, features, tracking
+from catdog.config import load
+from catdog.data import load_study_data
+from catdog.tuning import tune
+
+
+def _cfg(small_data, weights, tmp_path, *extra):
+    return load("tune", [
+        "model=transfer", f"model.backbone.weights={weights}", f"data.dir={small_data}",
+        "tuner.max_trials=2", "tuner.epochs=1", "train.epochs=1", "train.verbose=0", "search.retrain_seeds=1",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_root={tmp_path}/artifacts",
+        f"features.cache_dir={tmp_path}/features", f"search.project_dir={tmp_path}/tuner", *extra,
+    ])
+
+
+def _children(parent_id, kind):
+    return mlflow.search_runs(
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and tags.{tracking.KIND_TAG} = '{kind}'",
+        output_format="list",
+    )
+
+
+def test_search_logs_parent_trials_retrains_and_leaderboard(small_data, weights, tmp_path):
+    summary = tune(_cfg(small_data, weights, tmp_path))
+    client = MlflowClient()
+    parent = client.get_run(summary["parent_run_id"])
+    assert parent.info.status == "FINISHED" and parent.data.tags[tracking.KIND_TAG] == "search"
+    trials = _children(parent.info.run_id, "trial")
+    assert len(trials) == 2 and {t.info.status for t in trials} == {"FINISHED"}
+    for trial in trials:
+        assert {"dropout", "dense_units", "rotation_factor"} <= set(trial.data.params)
+        assert [m.step for m in client.get_metric_history(trial.info.run_id, "val_accuracy")] == [0]
+        assert "score" in trial.data.metrics
+    retrains = _children(parent.info.run_id, "retrain")
+    assert sorted(r.data.tags["hparams"] for r in retrains) == ["best", "reference"]
+    assert all("test_accuracy" in r.data.metrics for r in retrains)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"leaderboard.json", "search_summary.json", "config.yaml"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert {"plots/objective_vs_trial.png", "plots/objective_vs_dropout.png", "plots/objective_vs_rotation_factor.png"} <= plots
+    for key in ("best.dropout", "best.dense_units", "best.rotation_factor", "data_hash"):
+        assert key in parent.data.params
+    assert {"best_test_accuracy_mean", "reference_test_accuracy_mean", "best_test_lift_over_baseline"} <= set(parent.data.metrics)
+
+
+def test_interrupted_search_resumes_without_duplicates(small_data, weights, tmp_path):
+    overrides = [
+        "model=transfer", f"model.backbone.weights={weights}", f"data.dir={small_data}",
+        "tuner.max_trials=2", "tuner.epochs=1", "train.verbose=0", "search.retrain_seeds=0",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_root={tmp_path}/artifacts",
+        f"features.cache_dir={tmp_path}/features", f"search.project_dir={tmp_path}/tuner",
+        f"hydra.run.dir={tmp_path}/out",
+    ]
+    command = [os.path.join(os.path.dirname(sys.executable), "catdog-tune"), *overrides]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    for line in proc.stdout:  # Ctrl-C as soon as the first trial has reported
+        if line.startswith("trial 1/2"):
+            proc.send_signal(signal.SIGINT)
+            break
+    proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert "RUNNING" not in {r.info.status for r in runs}
+    [parent] = [r for r in runs if r.data.tags[tracking.KIND_TAG] == "search"]
+    assert parent.info.status == "KILLED"
+
+    rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "trial 1/2" not in rerun.stdout  # the finished trial is not run again
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    parents = [r for r in runs if r.data.tags[tracking.KIND_TAG] == "search"]
+    assert [p.info.run_id for p in parents] == [parent.info.run_id]
+    assert parents[0].info.status == "FINISHED"
+    trials = [r for r in runs if r.data.tags[tracking.KIND_TAG] == "trial"]
+    assert sorted(t.data.tags["trial_id"] for t in trials) == ["0", "1"]
+    assert {t.info.status for t in trials} == {"FINISHED"}
+
+
+def test_feature_cache_is_reused_and_invalidated(small_data, weights, tmp_path):
+    cfg = _cfg(small_data, weights, tmp_path)
+    data = load_study_data(cfg.data)
+    first = features.FeatureCache(data, cfg.model, cfg.features)
+    views = first.train_features(cfg.model)
+    assert views.shape == (cfg.features.train_views, 48, 5, 5, 1280) and first.feature_shape == (5, 5, 1280)
+    assert first.computed == 3 * 48 + 40
+
+    again = features.FeatureCache(data, cfg.model, cfg.features)
+    assert (again.train_features(cfg.model) == views).all() and again.eval_features()[0].shape[0] == 32
+    assert again.computed == 0  # everything came from disk: no backbone forward pass
+
+    rotated = again.train_features(load("tune", ["model=transfer", "model.rotation_factor=0.3"]).model)
+    assert again.computed == 3 * 48 and rotated.shape == views.shape
+
+    smaller = _cfg(small_data, weights, tmp_path, "data.image_size=[96,96]")
+    small = features.FeatureCache(load_study_data(smaller.data), smaller.model, smaller.features)
+    assert small.feature_shape == (3, 3, 1280) and small.computed == 40
+
+    other = tmp_path / "other.h5"
+    other.write_bytes(open(weights, "rb").read() + b"\0")
+    changed = features.FeatureCache(data, load("tune", ["model=transfer", f"model.backbone.weights={other}"]).model, cfg.features)
+    assert changed.base_key["weights"] != first.base_key["weights"]
+
+
+def test_cached_head_gives_the_same_model_as_the_image_pipeline(small_data, weights, tmp_path):
+    """The head trained on cached features, put back on its backbone, scores raw test images
+    exactly as the head scores the cached test features."""
+    from catdog import training
+    from catdog.evaluation import evaluate_split
+
+    cfg = _cfg(small_data, weights, tmp_path)
+    data = load_study_data(cfg.data)
+    cache = features.FeatureCache(data, cfg.model, cfg.features)
+    head = training.trainable_model(cfg, data, cfg.model, cache)
+    training.fit_variant(cfg, data, head, cfg.model, cache, callbacks=[], epochs=2)
+    full = training.image_model(head, cfg.model, data, cache)
+    from_features = head.predict(cache.eval_features()[1].astype("float32"), verbose=0).argmax(axis=1)
+    assert evaluate_split(full, data.test)["accuracy"] == pytest.approx((from_features == data.test.labels).mean())
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("search.dropout.min=0.6", "min .* must not exceed max"),
+        ("search.dropout.min=-0.1", "must lie in"),
+        ("search.dense_units=[]", "non-empty list"),
+        ("search.rotation_factor.max=-1", "must not exceed max|must lie in"),
+        ("tuner.max_trials=0", "at least 1"),
+    ],
+)
+def test_invalid_spaces_fail_before_anything_runs(small_data, weights, tmp_path, override, message):
+    with pytest.raises(CatdogError, match=message):
+        tune(_cfg(small_data, weights, tmp_path, override))
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "tuner").exists()
