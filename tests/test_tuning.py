@@ -93,12 +93,12 @@ def test_feature_cache_is_reused_and_invalidated(small_data, weights, tmp_path):
     cfg = _cfg(small_data, weights, tmp_path)
     data = load_study_data(cfg.data)
     first = features.FeatureCache(data, cfg.model, cfg.features)
-    views = first.train_features(cfg.model)
+    views = first.train_features(cfg.model).numpy()
     assert views.shape == (cfg.features.train_views, 48, 5, 5, 1280) and first.feature_shape == (5, 5, 1280)
     assert first.computed == 3 * 48 + 40
 
     again = features.FeatureCache(data, cfg.model, cfg.features)
-    assert (again.train_features(cfg.model) == views).all() and again.eval_features()[0].shape[0] == 32
+    assert (again.train_features(cfg.model).numpy() == views).all() and again.eval_features()[0].shape[0] == 32
     assert again.computed == 0  # everything came from disk: no backbone forward pass
 
     rotated = again.train_features(load("tune", ["model=transfer", "model.rotation_factor=0.3"]).model)

@@ -20,6 +20,11 @@ def _fail(prog: str, exc: Exception) -> None:
     raise SystemExit(2)
 
 
+def _interrupted(prog: str, hint: str = "") -> None:
+    print(f"{prog}: interrupted; the run is marked KILLED in MLflow.{hint}", file=sys.stderr)
+    raise SystemExit(130)
+
+
 def _sweep_tags() -> dict:
     """In a multirun, tags that group the sweep's runs: filter `tags.sweep = '<id>'`."""
     from hydra.core.hydra_config import HydraConfig
@@ -40,6 +45,8 @@ def train(cfg) -> float:
         result = training.train(cfg, tags=_sweep_tags())
     except CatdogError as exc:
         _fail("catdog-train", exc)
+    except KeyboardInterrupt:
+        _interrupted("catdog-train")
     log.info(
         "run %s: val accuracy %.1f%%, test accuracy %.1f%% (baseline %.1f%%)",
         result.run_id,
@@ -59,6 +66,8 @@ def tune(cfg) -> float:
         summary = tuning.tune(cfg, tags=_sweep_tags())
     except CatdogError as exc:
         _fail("catdog-tune", exc)
+    except KeyboardInterrupt:
+        _interrupted("catdog-tune", " Run the same command again to resume the search.")
     line = f"search {summary['search_id']} (run {summary['parent_run_id']}): best {summary['best']}"
     for label in ("best_test", "reference_test"):
         if label in summary:

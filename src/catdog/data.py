@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Split:
-    images: np.ndarray  # uint8, (n, height, width, 3): decoded once, ~75 KB an image
+    images: np.ndarray  # uint8 (n, height, width, 3), decoded once; or cached backbone features
     labels: np.ndarray  # int32, (n,)
 
     def __len__(self) -> int:
@@ -121,7 +121,7 @@ def load_folder(folder, image_size, class_names) -> Split:
             label_mode="int",
             class_names=list(class_names),
             image_size=tuple(image_size),
-            batch_size=256,
+            batch_size=64,  # float32 batches are transient; small ones keep peak memory low
             shuffle=False,
             verbose=False,
         )
@@ -170,9 +170,14 @@ def to_dataset(split: Split, batch_size: int, shuffle_seed: int | None = None):
     ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
     if shuffle_seed is not None:
         ds = ds.shuffle(len(split), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y)).prefetch(1)
-    # tf.data's autotuner stalls some epochs for seconds on small CPU machines; the data
-    # is already in memory, so a fixed one-batch prefetch is all the pipeline needs.
+    return no_autotune(ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y)).prefetch(1))
+
+
+def no_autotune(ds):
+    """tf.data's autotuner stalls some epochs for seconds on small CPU machines; the data
+    is already in memory, so a fixed one-batch prefetch is all a pipeline needs."""
+    import tensorflow as tf
+
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.with_options(options)

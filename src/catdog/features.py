@@ -7,17 +7,17 @@ trial trains only the small head on the stored features.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
-import math
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from catdog.data import StudyData
+from catdog.data import StudyData, no_autotune
 from catdog.models import augmentation_layers, build_backbone, scaling_layers
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,8 @@ class FeatureCache:
         log.info("Cached %s features of %d image views in %.0fs: %s", key["split"], computed, time.perf_counter() - start, path.name)
         return array
 
-    def _forward(self, images: np.ndarray, layers_: list, training: bool) -> np.ndarray:
+    def _forward(self, images: np.ndarray, layers_: list, training: bool, out: np.ndarray | None = None) -> np.ndarray:
+        """Backbone outputs of IMAGES after LAYERS_, written into OUT (allocated if None)."""
         import tensorflow as tf
 
         backbone = self._backbone_model()
@@ -91,7 +92,6 @@ class FeatureCache:
             return backbone(x, training=False)
 
         size = self.cfg.batch_size
-        out = None
         for start in range(0, len(images), size):
             batch = extract(tf.constant(images[start : start + size], tf.float32)).numpy()
             if out is None:
@@ -116,8 +116,10 @@ class FeatureCache:
             self._eval = (both[:n_val], both[n_val:])
         return self._eval
 
-    def train_features(self, model_cfg) -> np.ndarray:
-        """`train_views` augmented views of every training image for MODEL_CFG's augmentation."""
+    def train_features(self, model_cfg):
+        """`train_views` augmented views of every training image for MODEL_CFG's augmentation,
+        as one float16 tensor (views, n, ...). The latest set stays in memory as a tensor, so
+        trials with the same augmentation share it without another copy."""
         augment = augmentation_layers(model_cfg)
         views = self.cfg.train_views if augment else 1
         key = {
@@ -134,32 +136,38 @@ class FeatureCache:
             keras.utils.set_random_seed(self.cfg.seed)
             layers_ = scaling_layers(model_cfg) + augment
             images = self.data.train.images
-            stacked = np.stack([self._forward(images, layers_, training=True) for _ in range(views)])
+            first = self._forward(images, layers_, training=True)
+            stacked = np.empty((views, *first.shape), np.float16)
+            stacked[0] = first
+            del first
+            for view in range(1, views):
+                self._forward(images, layers_, training=True, out=stacked[view])
             return stacked, views * len(images)
 
         if self._train[0] != key:
-            self._train = (None, None)  # free the previous views before loading the next
-            self._train = (key, self._load_or_build(key, build))
+            import tensorflow as tf
+
+            # Free the previous views before loading the next: datasets and traced functions
+            # of earlier trials hold them in reference cycles that only the collector breaks.
+            self._train = (None, None)
+            gc.collect()
+            self._train = (key, tf.constant(self._load_or_build(key, build)))
         return self._train[1]
 
 
-class ViewSampler(keras.utils.PyDataset):
+def view_dataset(views: np.ndarray, labels: np.ndarray, batch_size: int, seed: int):
     """Training batches from cached views: each epoch shuffles the images and draws one of
-    the stored augmented views of each, as on-the-fly augmentation would."""
+    the stored augmented views of each, as on-the-fly augmentation would. All in tf.data
+    (no Python per batch: ~1.6x faster epochs than a keras.utils.PyDataset here)."""
+    import tensorflow as tf
 
-    def __init__(self, views: np.ndarray, labels: np.ndarray, batch_size: int, seed: int):
-        super().__init__()
-        self.views, self.labels, self.batch_size = views, labels, batch_size
-        self.rng = np.random.default_rng(seed)
-        self.on_epoch_end()
+    n_views, n = views.shape[:2]
+    views_t, labels_t = tf.convert_to_tensor(views), tf.constant(labels)
 
-    def __len__(self) -> int:
-        return math.ceil(len(self.labels) / self.batch_size)
+    def gather(rows):
+        choice = tf.random.uniform(tf.shape(rows), maxval=n_views, dtype=tf.int64, seed=seed)
+        picked = tf.gather_nd(views_t, tf.stack([choice, rows], axis=1))
+        return tf.cast(picked, tf.float32), tf.gather(labels_t, rows)
 
-    def __getitem__(self, index):
-        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        return self.views[self.choice[rows], rows].astype(np.float32), self.labels[rows]
-
-    def on_epoch_end(self):
-        self.order = self.rng.permutation(len(self.labels))
-        self.choice = self.rng.integers(len(self.views), size=len(self.labels))
+    ds = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    return no_autotune(ds.batch(batch_size).map(gather).prefetch(1))

@@ -9,9 +9,9 @@ import keras
 import mlflow
 
 from catdog import features, plots, tracking
-from catdog.data import StudyData, load_study_data, to_dataset
+from catdog.data import Split, StudyData, load_study_data, to_dataset
 from catdog.evaluation import evaluate_split
-from catdog.features import ViewSampler
+from catdog.features import view_dataset
 from catdog.models import augmentation_layers, build_head, build_model, check_model
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ def compile_model(model: keras.Model, train_cfg) -> keras.Model:
 
 
 def fit_callbacks(train_cfg) -> list[keras.callbacks.Callback]:
-    callbacks = [EpochMetricsCallback()]
+    # Outside a run MLflow's callback would silently start one in a default store.
+    callbacks = [EpochMetricsCallback()] if mlflow.active_run() else []
     if train_cfg.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -114,9 +115,10 @@ def fit_variant(cfg, data: StudyData, model, model_cfg, cache=None, callbacks=()
         )
     train_views, val = cache.train_features(model_cfg), cache.eval_features()[0]
     return model.fit(
-        ViewSampler(train_views, data.train.labels, batch_size, seed=cfg.seed),
-        validation_data=(val.astype("float32"), data.val.labels),
+        view_dataset(train_views, data.train.labels, batch_size, seed=cfg.seed),
+        validation_data=to_dataset(Split(val, data.val.labels), batch_size),
         callbacks=callbacks,
+        shuffle=False,  # the view dataset reshuffles itself every epoch
         **fit_kwargs,
     )
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import signal
 import statistics
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import keras_tuner as kt
@@ -84,12 +86,35 @@ class VariantHyperModel(kt.HyperModel):
 class TrackedTrials:
     """Mixed into a Keras Tuner class: each trial is a nested MLflow run under the search's
     parent run, and one progress line is printed per trial. A trial re-run after an
-    interruption reopens its earlier run instead of adding a duplicate."""
+    interruption reopens its earlier run instead of adding a duplicate.
+
+    Ctrl-C stops training at once, but is held back while Keras Tuner writes its state
+    files (which it does not write atomically: an interrupt there leaves an unreadable
+    oracle.json and a search that cannot resume) and raised at the next safe point."""
 
     def __init__(self, *args, parent_run_id: str, **kwargs):
         super().__init__(*args, **kwargs)
         self.parent_run_id = parent_run_id
         self.started = time.perf_counter()
+        self._interrupted = False
+
+    def _hold_interrupt(self, signum, frame):
+        self._interrupted = True
+
+    def _raise_if_interrupted(self):
+        if self._interrupted:
+            raise KeyboardInterrupt
+
+    def search(self, *args, **kwargs):
+        try:
+            previous = signal.signal(signal.SIGINT, self._hold_interrupt)
+        except ValueError:  # not the main thread: signals cannot be handled here
+            return super().search(*args, **kwargs)
+        try:
+            super().search(*args, **kwargs)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        self._raise_if_interrupted()
 
     def _trial_run_id(self, trial_id: str) -> str | None:
         runs = mlflow.search_runs(
@@ -99,8 +124,9 @@ class TrackedTrials:
         return runs[0].info.run_id if runs else None
 
     def run_trial(self, trial, *args, **kwargs):
+        self._raise_if_interrupted()
         values = trial.hyperparameters.values
-        with tracking.tracked_run(
+        with _interruptible(), tracking.tracked_run(
             run_id=self._trial_run_id(trial.trial_id),
             run_name=f"trial-{trial.trial_id}",
             parent_run_id=self.parent_run_id,
@@ -126,6 +152,21 @@ class TrackedTrials:
             f"{self.oracle.objective.name}={score}  best={best_score}  elapsed {elapsed / 60:.1f} min",
             flush=True,
         )
+        self._raise_if_interrupted()
+
+
+@contextmanager
+def _interruptible():
+    """Ctrl-C raises KeyboardInterrupt right away inside this block."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _fmt(value) -> str:

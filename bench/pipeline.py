@@ -1,0 +1,145 @@
+"""Naive reference pipeline vs ours, measured in one run on the full data.
+
+naive: image_dataset_from_directory + prefetch(AUTOTUNE), decoding every image every epoch,
+       the whole model run on every batch (what the reference study does).
+ours:  images decoded once into memory, fixed prefetch; for the frozen-backbone variant,
+       backbone features computed once (timed, cold cache) and only the head trained.
+
+Each pipeline runs in its own process so that its peak RSS is its own.
+Usage: python bench/pipeline.py [--transfer-epochs 20] [--cnn-epochs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+
+
+def _cfg(variant: str, epochs: int, cache_dir: str):
+    from catdog.config import load
+
+    return load("train", [f"model={variant}", f"train.epochs={epochs}", "train.verbose=0",
+                          f"features.cache_dir={cache_dir}"])
+
+
+class EpochTimer:
+    def __init__(self):
+        import keras
+
+        class _Timer(keras.callbacks.Callback):
+            def on_epoch_begin(inner, epoch, logs=None):
+                inner.start = time.perf_counter()
+
+            def on_epoch_end(inner, epoch, logs=None):
+                self.seconds.append(time.perf_counter() - inner.start)
+
+        self.seconds: list[float] = []
+        self.callback = _Timer()
+
+
+def run_naive(variant: str, epochs: int) -> dict:
+    import keras
+    import tensorflow as tf
+
+    from catdog.data import resolve_root
+    from catdog.training import compile_model
+    from catdog.models import build_model
+
+    cfg = _cfg(variant, epochs, tempfile.mkdtemp())
+    keras.utils.set_random_seed(0)
+    root = resolve_root(cfg.data)
+    load = lambda split: keras.utils.image_dataset_from_directory(  # noqa: E731
+        root / split, image_size=(160, 160), batch_size=32, shuffle=True, seed=0, verbose=False)
+    train, val = load("train"), load("validation")
+    n_val = sum(1 for _ in val.unbatch())
+    test_batches = val.cardinality() // 5  # the reference carves test out of validation batches
+    val = val.skip(test_batches)
+    train, val = train.prefetch(tf.data.AUTOTUNE), val.prefetch(tf.data.AUTOTUNE)
+    model = compile_model(build_model(cfg.model, (160, 160)), cfg.train)
+    timer = EpochTimer()
+    start = time.perf_counter()
+    history = model.fit(train, validation_data=val, epochs=epochs, verbose=0, callbacks=[timer.callback])
+    total = time.perf_counter() - start
+    return {"total_s": total, "epoch_s": timer.seconds, "val_accuracy": history.history["val_accuracy"][-1],
+            "images": 2000 + n_val - int(test_batches) * 32}
+
+
+def run_ours(variant: str, epochs: int) -> dict:
+    import keras
+
+    from catdog import features, training
+    from catdog.data import load_study_data
+
+    cfg = _cfg(variant, epochs, tempfile.mkdtemp())
+    keras.utils.set_random_seed(0)
+    start = time.perf_counter()
+    data = load_study_data(cfg.data)
+    decode_s = time.perf_counter() - start
+    cache = features.FeatureCache(data, cfg.model, cfg.features) if features.usable(cfg) else None
+    feature_s = 0.0
+    if cache is not None:
+        t = time.perf_counter()
+        cache.train_features(cfg.model)
+        cache.eval_features()
+        feature_s = time.perf_counter() - t
+    model = training.trainable_model(cfg, data, cfg.model, cache)
+    timer = EpochTimer()
+    history = training.fit_variant(cfg, data, model, cfg.model, cache, callbacks=[timer.callback])
+    total = time.perf_counter() - start
+    return {"total_s": total, "epoch_s": timer.seconds, "decode_s": decode_s, "feature_s": feature_s,
+            "val_accuracy": history.history["val_accuracy"][-1], "images": len(data.train) + len(data.val)}
+
+
+def child(pipeline: str, variant: str, epochs: int) -> None:
+    result = (run_naive if pipeline == "naive" else run_ours)(variant, epochs)
+    result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def measure(pipeline: str, variant: str, epochs: int) -> dict:
+    print(f"running {pipeline} {variant}, {epochs} epochs ...", flush=True)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run([sys.executable, __file__, "--child", pipeline, variant, str(epochs)],
+                         capture_output=True, text=True, env=env, check=False)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
+    if not lines:
+        sys.exit(f"{pipeline} {variant} failed:\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--transfer-epochs", type=int, default=20)
+    parser.add_argument("--cnn-epochs", type=int, default=3)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], args.child[1], int(args.child[2]))
+        return
+    rows = []
+    for variant, epochs in (("transfer", args.transfer_epochs), ("cnn", args.cnn_epochs)):
+        naive, ours = measure("naive", variant, epochs), measure("ours", variant, epochs)
+        rows.append((variant, epochs, naive, ours))
+    print(f"\n## Benchmark {date.today()} ({os.cpu_count()} cores), full data, batch 32, 160x160\n")
+    print("| variant | epochs | pipeline | total s | median epoch s | img/s (train+val per epoch) | val acc (last epoch) | peak RSS GB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for variant, epochs, naive, ours in rows:
+        for name, r in (("naive", naive), ("ours", ours)):
+            median = sorted(r["epoch_s"])[len(r["epoch_s"]) // 2]
+            extra = f" (decode {r['decode_s']:.0f} s, features {r['feature_s']:.0f} s)" if name == "ours" else ""
+            print(f"| {variant} | {epochs} | {name}{extra} | {r['total_s']:.0f} | {median:.2f} | "
+                  f"{r['images'] / median:.0f} | {r['val_accuracy']:.3f} | {r['peak_rss_gb']:.2f} |")
+        print(f"| {variant} | | **ratio naive/ours** | **{naive['total_s'] / ours['total_s']:.1f}x** | "
+              f"{sorted(naive['epoch_s'])[len(naive['epoch_s']) // 2] / sorted(ours['epoch_s'])[len(ours['epoch_s']) // 2]:.1f}x | | "
+              f"{(ours['val_accuracy'] - naive['val_accuracy']) * 100:+.1f} pts | |")
+
+
+if __name__ == "__main__":
+    main()
