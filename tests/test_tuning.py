@@ -144,3 +144,17 @@ def test_invalid_spaces_fail_before_anything_runs(small_data, weights, tmp_path,
     with pytest.raises(CatdogError, match=message):
         tune(_cfg(small_data, weights, tmp_path, override))
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "tuner").exists()
+
+
+def test_a_run_trains_the_same_whether_the_cache_is_cold_or_warm(small_data, weights, tmp_path):
+    from catdog import training
+
+    cfg = load("train", [
+        "model=transfer", f"model.backbone.weights={weights}", f"data.dir={small_data}", "train.epochs=2",
+        "train.verbose=0", "train.log_model=false", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"tracking.artifact_root={tmp_path}/artifacts", f"features.cache_dir={tmp_path}/features",
+    ])
+    cold, warm = training.train(cfg), training.train(cfg)
+    history = lambda run: [m.value for m in MlflowClient().get_metric_history(run.run_id, "val_loss")]  # noqa: E731
+    assert history(cold) == history(warm) and cold.test_accuracy == warm.test_accuracy
+    assert MlflowClient().get_run(warm.run_id).data.params["features.cached"] == "True"

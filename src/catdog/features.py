@@ -116,11 +116,18 @@ class FeatureCache:
             self._eval = (both[:n_val], both[n_val:])
         return self._eval
 
+    def prepare(self, model_cfg) -> None:
+        """Load or build every feature set MODEL_CFG trains and validates on."""
+        self.eval_features()
+        self.train_features(model_cfg)
+
     def train_features(self, model_cfg):
         """`train_views` augmented views of every training image for MODEL_CFG's augmentation,
         as one float16 tensor (views, n, ...). The latest set stays in memory as a tensor, so
         trials with the same augmentation share it without another copy."""
-        augment = augmentation_layers(model_cfg)
+        # Own seeds: building views must not move the run's global random state, or a run
+        # would train differently depending on whether the cache was warm.
+        augment = augmentation_layers(model_cfg, seed=self.cfg.seed)
         views = self.cfg.train_views if augment else 1
         key = {
             **self.base_key,
@@ -133,7 +140,6 @@ class FeatureCache:
         }
 
         def build():
-            keras.utils.set_random_seed(self.cfg.seed)
             layers_ = scaling_layers(model_cfg) + augment
             images = self.data.train.images
             first = self._forward(images, layers_, training=True)

@@ -42,14 +42,15 @@ def scaling_layers(model_cfg) -> list[layers.Layer]:
     return [layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale_to_unit_range")]
 
 
-def augmentation_layers(model_cfg) -> list[layers.Layer]:
+def augmentation_layers(model_cfg, seed: int | None = None) -> list[layers.Layer]:
+    """`seed`: the layers draw from their own seeded generators, not the global one."""
     out = []
     if model_cfg.flip_mode:
-        out.append(layers.RandomFlip(model_cfg.flip_mode, name="random_flip"))
+        out.append(layers.RandomFlip(model_cfg.flip_mode, seed=seed, name="random_flip"))
     if model_cfg.rotation_factor:
         out.append(
             layers.RandomRotation(
-                model_cfg.rotation_factor, fill_mode=model_cfg.fill_mode, name="random_rotation"
+                model_cfg.rotation_factor, fill_mode=model_cfg.fill_mode, seed=seed, name="random_rotation"
             )
         )
     return out

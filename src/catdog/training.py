@@ -135,13 +135,17 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
 
     `data`/`cache` let a caller (the tuner) share decoded images and cached features;
     `parent_run_id` nests the run under a search."""
-    keras.utils.set_random_seed(cfg.seed)
+    # Bad model settings fail here, before a run is started and left behind.
+    check_model(cfg.model)
     data = data or load_study_data(cfg.data)
     if cache is None and features.usable(cfg):
         cache = features.FeatureCache(data, cfg.model, cfg.features)
+    if cache is not None:
+        # Before seeding: building features (and the backbone) draws random numbers only
+        # when the cache is cold, which must not change how the run trains.
+        cache.prepare(cfg.model)
+    keras.utils.set_random_seed(cfg.seed)
     tracking.configure(cfg.tracking)
-    # Bad model settings fail here, before a run is started and left behind.
-    check_model(cfg.model)
     run_name = f"{cfg.model.name}-seed{cfg.seed}"
     kind = "retrain" if parent_run_id else "train"
     with tracking.tracked_run(
