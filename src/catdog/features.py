@@ -49,6 +49,7 @@ class FeatureCache:
         self.cfg = features_cfg
         self.dir = Path(features_cfg.cache_dir)
         self.base_key = {
+            "format": 2,  # bump when the way views are computed changes
             "data": data.data_hash,
             "image_size": list(data.image_size),
             "backbone": model_cfg.backbone.name,
