@@ -14,7 +14,6 @@ import logging
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from catdog.data import StudyData, no_autotune
@@ -24,13 +23,14 @@ log = logging.getLogger(__name__)
 
 
 def usable(cfg) -> bool:
+    """Only a frozen backbone with fixed weights gives the same features every time."""
     backbone = cfg.model.backbone
-    return bool(cfg.features.enabled and backbone and not backbone.trainable)
+    return bool(cfg.features.enabled and backbone and not backbone.trainable and backbone.weights)
 
 
 def _weights_id(weights) -> str:
-    if weights in (None, "imagenet"):
-        return str(weights)
+    if weights == "imagenet":
+        return weights
     return hashlib.sha256(Path(weights).read_bytes()).hexdigest()
 
 
