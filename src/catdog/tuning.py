@@ -190,7 +190,7 @@ def search_id(cfg, data: StudyData) -> str:
     return f"{cfg.model.name}-{cfg.tuner.name}-{digest}"
 
 
-def make_tuner(cfg, hypermodel, project: str, parent_run_id: str):
+def make_tuner(cfg, hypermodel, project: str, parent_run_id: str, resume: bool):
     tuner_cfg = cfg.tuner
     base = TUNERS[tuner_cfg.name]
     common = dict(
@@ -199,7 +199,9 @@ def make_tuner(cfg, hypermodel, project: str, parent_run_id: str):
         seed=tuner_cfg.seed,
         directory=cfg.search.project_dir,
         project_name=project,
-        overwrite=cfg.search.overwrite,
+        # A tuner project without its MLflow parent run (say, the store was cleaned) would
+        # resume trials that the store has no record of: such a project starts over.
+        overwrite=not resume,
         parent_run_id=parent_run_id,
     )
     if tuner_cfg.name == "hyperband":
@@ -302,7 +304,7 @@ def tune(cfg, tags: dict | None = None) -> dict:
             tracking.log_config(cfg)
             tracking.log_data(data)
         hypermodel = VariantHyperModel(cfg, data, cache)
-        tuner = make_tuner(cfg, hypermodel, project, parent_id)
+        tuner = make_tuner(cfg, hypermodel, project, parent_id, resume=resumed is not None)
         epochs = cfg.tuner.max_epochs if cfg.tuner.name == "hyperband" else cfg.tuner.epochs
         tuner.search(epochs=epochs, verbose=0)
 
