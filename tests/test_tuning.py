@@ -49,8 +49,8 @@ def test_search_logs_parent_trials_retrains_and_leaderboard(small_data, weights,
     assert {"leaderboard.json", "search_summary.json", "config.yaml"} <= artifacts
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert {"plots/objective_vs_trial.png", "plots/objective_vs_dropout.png", "plots/objective_vs_rotation_factor.png"} <= plots
-    for key in ("best.dropout", "best.dense_units", "best.rotation_factor", "data_hash"):
-        assert key in parent.data.params
+    assert {"best.dropout", "best.dense_units", "best.rotation_factor", "best.trial"} <= set(parent.data.tags)
+    assert "data_hash" in parent.data.params and "search.dropout.min" in parent.data.params
     assert {"best_test_accuracy_mean", "reference_test_accuracy_mean", "best_test_lift_over_baseline"} <= set(parent.data.metrics)
 
 
@@ -158,3 +158,24 @@ def test_a_run_trains_the_same_whether_the_cache_is_cold_or_warm(small_data, wei
     history = lambda run: [m.value for m in MlflowClient().get_metric_history(run.run_id, "val_loss")]  # noqa: E731
     assert history(cold) == history(warm) and cold.test_accuracy == warm.test_accuracy
     assert MlflowClient().get_run(warm.run_id).data.params["features.cached"] == "True"
+
+
+def test_a_tuner_project_without_its_parent_run_starts_over(small_data, weights, tmp_path):
+    """Trials must never be skipped as 'done' when the tracking store has no record of them."""
+    first = _cfg(small_data, weights, tmp_path, "search.retrain_seeds=0")
+    tune(first)
+    fresh_store = tmp_path / "fresh"
+    second = _cfg(small_data, weights, tmp_path, "search.retrain_seeds=0",
+                  f"tracking.uri=sqlite:///{fresh_store}/mlflow.db", f"tracking.artifact_root={fresh_store}/artifacts")
+    summary = tune(second)
+    trials = _children(summary["parent_run_id"], "trial")
+    assert len(trials) == 2 and {t.info.status for t in trials} == {"FINISHED"}
+
+
+def test_a_finished_search_can_be_extended(small_data, weights, tmp_path):
+    first = tune(_cfg(small_data, weights, tmp_path, "search.retrain_seeds=0"))
+    extended = tune(_cfg(small_data, weights, tmp_path, "search.retrain_seeds=0", "tuner.max_trials=3"))
+    assert extended["parent_run_id"] == first["parent_run_id"] and extended["trials"] == 3
+    trials = _children(first["parent_run_id"], "trial")
+    assert sorted(t.data.tags["trial_id"] for t in trials) == ["0", "1", "2"]
+    assert MlflowClient().get_run(first["parent_run_id"]).info.status == "FINISHED"

@@ -18,6 +18,9 @@ KIND_TAG = "kind"  # train | search | trial | retrain: lets reports pick the run
 
 def configure(tracking_cfg) -> str:
     """Point MLflow at the configured store and experiment; returns the experiment id."""
+    if tracking_cfg.uri.startswith("sqlite:///"):
+        # SQLite creates the database file but not the folder it goes in.
+        Path(tracking_cfg.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(tracking_cfg.uri)
     name = tracking_cfg.experiment
     experiment = mlflow.get_experiment_by_name(name)

@@ -308,14 +308,16 @@ def tune(cfg, tags: dict | None = None) -> dict:
         epochs = cfg.tuner.max_epochs if cfg.tuner.name == "hyperband" else cfg.tuner.epochs
         tuner.search(epochs=epochs, verbose=0)
 
-        rows = leaderboard(tuner)
-        mlflow.log_table({k: [r.get(k) for r in rows] for k in rows[0]} if rows else {}, "leaderboard.json")
-        log_search_plots(rows, cfg.tuner.objective, hp_names)
         best_trials = tuner.oracle.get_best_trials(1)
         if not best_trials or best_trials[0].score is None:
             raise RuntimeError("no trial of the search finished; see the trial runs for their errors")
+        rows = leaderboard(tuner)
+        mlflow.log_table({k: [r.get(k) for r in rows] for k in rows[0]}, "leaderboard.json")
+        log_search_plots(rows, cfg.tuner.objective, hp_names)
         best = {k: v for k, v in best_trials[0].hyperparameters.values.items() if k in hp_names}
-        mlflow.log_params({f"best.{k}": v for k, v in best.items()} | {"best.trial": best_trials[0].trial_id})
+        # Tags, not params: an extended or resumed search may find a new best, and MLflow
+        # params cannot change once logged.
+        mlflow.set_tags({f"best.{k}": v for k, v in best.items()} | {"best.trial": best_trials[0].trial_id})
         mlflow.log_metric(f"best_{cfg.tuner.objective}", best_trials[0].score)
 
         summary = {"parent_run_id": parent_id, "search_id": project, "best": best, "best_score": best_trials[0].score,
