@@ -179,3 +179,12 @@ def test_a_finished_search_can_be_extended(small_data, weights, tmp_path):
     trials = _children(first["parent_run_id"], "trial")
     assert sorted(t.data.tags["trial_id"] for t in trials) == ["0", "1", "2"]
     assert MlflowClient().get_run(first["parent_run_id"]).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("tuner", ["bayesian", "hyperband"])
+def test_every_tuner_runs_its_trials(small_data, weights, tmp_path, tuner):
+    extra = ["tuner.max_trials=3", "search.retrain_seeds=0", f"tuner={tuner}"]
+    extra += ["tuner.num_initial_points=1"] if tuner == "bayesian" else ["tuner.max_epochs=2", "tuner.factor=2"]
+    summary = tune(_cfg(small_data, weights, tmp_path, *extra))
+    trials = _children(summary["parent_run_id"], "trial")
+    assert len(trials) == 3 and {t.info.status for t in trials} == {"FINISHED"}

@@ -20,9 +20,15 @@ def _fail(prog: str, exc: Exception) -> None:
     raise SystemExit(2)
 
 
-def _interrupted(prog: str, hint: str = "") -> None:
-    print(f"{prog}: interrupted; the run is marked KILLED in MLflow.{hint}", file=sys.stderr)
-    raise SystemExit(130)
+def _guarded(prog: str, work, interrupt_hint: str = ""):
+    """WORK(), with bad input and Ctrl-C reported in one line instead of a traceback."""
+    try:
+        return work()
+    except CatdogError as exc:
+        _fail(prog, exc)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; the run is marked KILLED in MLflow.{interrupt_hint}", file=sys.stderr)
+        raise SystemExit(130)
 
 
 def _sweep_tags() -> dict:
@@ -41,12 +47,7 @@ def train(cfg) -> float:
     """catdog-train: one tracked training run. Returns validation accuracy for sweepers."""
     from catdog import training
 
-    try:
-        result = training.train(cfg, tags=_sweep_tags())
-    except CatdogError as exc:
-        _fail("catdog-train", exc)
-    except KeyboardInterrupt:
-        _interrupted("catdog-train")
+    result = _guarded("catdog-train", lambda: training.train(cfg, tags=_sweep_tags()))
     log.info(
         "run %s: val accuracy %.1f%%, test accuracy %.1f%% (baseline %.1f%%)",
         result.run_id,
@@ -62,12 +63,11 @@ def tune(cfg) -> float:
     """catdog-tune: a Keras Tuner search, one parent run with a nested run per trial."""
     from catdog import tuning
 
-    try:
-        summary = tuning.tune(cfg, tags=_sweep_tags())
-    except CatdogError as exc:
-        _fail("catdog-tune", exc)
-    except KeyboardInterrupt:
-        _interrupted("catdog-tune", " Run the same command again to resume the search.")
+    summary = _guarded(
+        "catdog-tune",
+        lambda: tuning.tune(cfg, tags=_sweep_tags()),
+        " Run the same command again to resume the search.",
+    )
     line = f"search {summary['search_id']} (run {summary['parent_run_id']}): best {summary['best']}"
     for label in ("best_test", "reference_test"):
         if label in summary:

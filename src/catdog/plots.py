@@ -97,6 +97,7 @@ def objective_against(values, scores, xlabel: str, objective: str, running_best:
     if running_best:
         ax.step(values, np.maximum.accumulate(scores), where="post", color="#ff7f0e", label="best so far")
         ax.legend(loc="lower right")
+        ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set(xlabel=xlabel, ylabel=objective, title=f"{objective} vs {xlabel}")
     ax.grid(alpha=0.3)
     fig.tight_layout()

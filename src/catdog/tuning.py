@@ -52,6 +52,11 @@ def _rotates(model_cfg) -> bool:
     return model_cfg.rotation_factor is not None
 
 
+def _plain(value):
+    """Keras Tuner's Bayesian oracle proposes numpy scalars, which OmegaConf refuses."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def _float(hp, name: str, space):
     if space.min == space.max:
         return hp.Fixed(name, float(space.min))
@@ -74,7 +79,7 @@ class VariantHyperModel(kt.HyperModel):
         }
         if _rotates(self.cfg.model):
             values["rotation_factor"] = _float(hp, "rotation_factor", search.rotation_factor)
-        return OmegaConf.merge(self.cfg.model, values)
+        return OmegaConf.merge(self.cfg.model, {k: _plain(v) for k, v in values.items()})
 
     def build(self, hp):
         return training.trainable_model(self.cfg, self.data, self.model_cfg(hp), self.cache)
@@ -314,7 +319,7 @@ def tune(cfg, tags: dict | None = None) -> dict:
         rows = leaderboard(tuner)
         mlflow.log_table({k: [r.get(k) for r in rows] for k in rows[0]}, "leaderboard.json")
         log_search_plots(rows, cfg.tuner.objective, hp_names)
-        best = {k: v for k, v in best_trials[0].hyperparameters.values.items() if k in hp_names}
+        best = {k: _plain(v) for k, v in best_trials[0].hyperparameters.values.items() if k in hp_names}
         # Tags, not params: an extended or resumed search may find a new best, and MLflow
         # params cannot change once logged.
         mlflow.set_tags({f"best.{k}": v for k, v in best.items()} | {"best.trial": best_trials[0].trial_id})
