@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
+SEEDS ?= 0,1,2
+# One id per `make study`: names its Hydra sweep, tags its runs, and scopes its report.
+STUDY_ID ?= study-$(shell date +%Y%m%d-%H%M%S)
 
 # Machines without internet: fall back to the local copies of the dataset and the
 # ImageNet weights in ../shared when they exist and the caller has not chosen.
@@ -17,7 +20,7 @@ export CATDOG_BACKBONE_WEIGHTS ?= $(SHARED)/weights/mobilenet_v2_weights_tf_dim_
 endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install study train tune ui compare test test-full bench clean
+.PHONY: help install study report train tune ui compare test test-full bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -30,9 +33,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project (editable) with its pinned dependencies
 
-study: $(STAMP) ## the reference study: four variants, reference settings, one seed, then the comparison
-	$(BIN)/catdog-train --multirun experiment=reference model=cnn,augmented,preprocessed,transfer seed=0 $(ARGS)
-	$(BIN)/catdog compare --experiment reference-study --markdown experiments/reference-study/results.md --plot experiments/reference-study/accuracy.png
+study: $(STAMP) ## the reference study, 4 variants x SEEDS (0,1,2; SEEDS=0 for a quick one), then its report
+	@start=$$(date +%s); \
+	$(BIN)/catdog-train --multirun experiment=reference model=cnn,augmented,preprocessed,transfer seed=$(SEEDS) \
+		hydra.sweep.dir=$(CURDIR)/multirun/$(STUDY_ID) $(ARGS) && \
+	$(BIN)/catdog report --experiment reference-study --sweep $(STUDY_ID) && \
+	echo "make study: $$(( $$(date +%s) - start )) s wall for seeds $(SEEDS)"
+
+report: $(STAMP) ## the review report of an experiment (HTML + Markdown); ARGS="--experiment NAME"
+	$(BIN)/catdog report $(ARGS)
 
 train: $(STAMP) ## one training run; pass Hydra overrides in ARGS="model=transfer seed=1"
 	$(BIN)/catdog-train $(ARGS)

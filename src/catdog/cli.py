@@ -83,7 +83,7 @@ def _tracking_defaults():
 
 
 def main(argv: list[str] | None = None) -> None:
-    """catdog evaluate | compare: work on runs already in the tracking store."""
+    """catdog evaluate | compare | report: work on runs already in the tracking store."""
     parser = argparse.ArgumentParser(prog="catdog", description=main.__doc__)
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the project's store)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -93,11 +93,15 @@ def main(argv: list[str] | None = None) -> None:
     evaluate.add_argument("folder", help="a folder with one sub-folder per class (cats/, dogs/)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
 
-    compare = sub.add_parser("compare", help="runs of an experiment by variant")
+    compare = sub.add_parser("compare", help="runs of an experiment by variant, with 95%% intervals")
     compare.add_argument("--experiment", help="experiment name (default: the configured one)")
     compare.add_argument("--json", action="store_true", help="print the rows as JSON")
-    compare.add_argument("--markdown", metavar="PATH", help="also write the table as Markdown")
-    compare.add_argument("--plot", metavar="PATH", help="also write a bar chart (PNG)")
+
+    report = sub.add_parser("report", help="the study's review report (HTML + Markdown), logged to MLflow")
+    report.add_argument("--experiment", help="experiment name (default: the configured one)")
+    report.add_argument("--out", metavar="DIR", help="output folder (default: experiments/<experiment>/)")
+    report.add_argument("--sweep", help="only the runs of this multirun (its `sweep` tag)")
+    report.add_argument("--ui-url", help="MLflow UI address for run links (default: the tracking URI if it is a server)")
 
     args = parser.parse_args(argv)
     import mlflow
@@ -107,8 +111,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "evaluate":
             _evaluate(args)
-        else:
+        elif args.command == "compare":
             _compare(args, args.experiment or defaults.experiment)
+        else:
+            _report(args, args.experiment or defaults.experiment)
     except CatdogError as exc:
         _fail("catdog", exc)
 
@@ -127,21 +133,24 @@ def _evaluate(args) -> None:
 
 
 def _compare(args, experiment: str) -> None:
-    from catdog import plots, report
+    from catdog.report import runs, summary
 
-    rows = report.summarize(experiment)
+    rows = summary.variant_rows(runs.load_study(experiment))
     if args.json:
-        print(report.to_json(rows))
-    else:
-        print(f"Experiment {experiment}")
-        print(report.to_text(rows))
-        print(report.footnote(rows))
-    if args.markdown:
-        path = Path(args.markdown)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"{report.to_markdown(rows)}\n\n{report.footnote(rows)}\n")
-    if args.plot and rows:
-        path = Path(args.plot)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        baseline = rows[0]["baseline_accuracy"]
-        plots.variant_comparison(rows, baseline, f"{experiment}: test accuracy by variant").savefig(path, dpi=120)
+        print(json.dumps(summary.to_json(rows), indent=2))
+        return
+    print(f"Experiment {experiment}: test split of {rows[0]['n_test']} images, baseline {rows[0]['baseline_accuracy']:.1%}")
+    print(summary.to_text(rows))
+
+
+def _report(args, experiment: str) -> None:
+    from catdog import PROJECT_ROOT
+    from catdog.report import build, summary
+
+    out = Path(args.out) if args.out else PROJECT_ROOT / "experiments" / experiment
+    content = build.build_report(experiment, out, ui_url=args.ui_url, sweep=args.sweep)
+    print(summary.to_text(content["rows"]))
+    for c in content["comparisons"]:
+        print(f"  {c.a} vs {c.b}: {100 * c.difference:+.1f} pts "
+              f"[{100 * c.interval.low:+.1f}, {100 * c.interval.high:+.1f}], p(Holm) {c.p_holm:.3g}: {c.verdict}")
+    print(f"Report: {out / 'report.html'} (and report.md); logged as run {content['report_run_id']}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -20,9 +21,13 @@ log = logging.getLogger(__name__)
 class Split:
     images: np.ndarray  # uint8 (n, height, width, 3), decoded once; or cached backbone features
     labels: np.ndarray  # int32, (n,)
+    ids: np.ndarray | None = None  # str (n,): the file of each image, relative to its split folder
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def subset(self, rows) -> Split:
+        return Split(self.images[rows], self.labels[rows], None if self.ids is None else self.ids[rows])
 
     def counts(self, class_names) -> dict[str, int]:
         return {name: int((self.labels == i).sum()) for i, name in enumerate(class_names)}
@@ -60,7 +65,7 @@ class StudyData:
             for name, count in data.counts(self.class_names).items()
         }
 
-    @property
+    @functools.cached_property
     def data_hash(self) -> str:
         """Content hash of every split's pixels and labels (the split itself included)."""
         digest = hashlib.sha256()
@@ -133,7 +138,8 @@ def load_folder(folder, image_size, class_names) -> Split:
         labels.append(y.astype(np.int32))
     if not images:
         raise CatdogError(f"{folder} holds no images")
-    return Split(np.concatenate(images), np.concatenate(labels))
+    ids = np.array([Path(p).relative_to(folder).as_posix() for p in ds.file_paths])
+    return Split(np.concatenate(images), np.concatenate(labels), ids)
 
 
 def split_off_test(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
@@ -146,20 +152,36 @@ def split_off_test(split: Split, fraction: float, seed: int) -> tuple[Split, Spl
         members = np.flatnonzero(split.labels == label)
         n_test = int(round(len(members) * fraction))
         test_mask[rng.permutation(members)[:n_test]] = True
-    pick = lambda mask: Split(split.images[mask], split.labels[mask])  # noqa: E731
-    return pick(~test_mask), pick(test_mask)
+    return split.subset(~test_mask), split.subset(test_mask)
 
 
 def load_study_data(data_cfg) -> StudyData:
+    """The three splits of the configured data. Decoded once per process for the same files
+    and settings: the runs of a multirun, or a search and its retrains, share one copy."""
     root = resolve_root(data_cfg)
-    class_names = tuple(data_cfg.class_names)
-    log.info("Decoding images from %s", root)
-    train = load_folder(root / "train", data_cfg.image_size, class_names)
-    val, test = split_off_test(
-        load_folder(root / "validation", data_cfg.image_size, class_names),
-        data_cfg.test_fraction,
-        data_cfg.split_seed,
+    return _decode(
+        root, _listing(root), tuple(data_cfg.image_size), tuple(data_cfg.class_names),
+        float(data_cfg.test_fraction), int(data_cfg.split_seed),
     )
+
+
+def _listing(root: Path) -> tuple:
+    """Names, sizes and modification times of every file: changes when the images do."""
+    out = []
+    for folder, _, files in sorted(os.walk(root)):
+        for name in sorted(files):
+            stat = os.stat(os.path.join(folder, name))
+            out.append((folder, name, stat.st_size, stat.st_mtime_ns))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1)
+def _decode(root: Path, listing: tuple, image_size, class_names, test_fraction: float, split_seed: int) -> StudyData:
+    log.info("Decoding images from %s", root)
+    train = load_folder(root / "train", image_size, class_names)
+    val, test = split_off_test(load_folder(root / "validation", image_size, class_names), test_fraction, split_seed)
+    for split in (train, val, test):
+        split.images.flags.writeable = False  # shared by every run of this process
     return StudyData(train, val, test, class_names, source=str(root))
 
 

@@ -16,8 +16,8 @@ from catdog.data import Split, load_folder, to_dataset
 
 
 def evaluate_split(model: keras.Model, split: Split, batch_size: int = 32) -> dict:
-    """Accuracy, loss and confusion counts from one pass over a split."""
-    logits = model.predict(to_dataset(split, batch_size), verbose=0)
+    """Accuracy, loss, confusion counts and per-image class probabilities from one pass."""
+    logits = model.predict(to_dataset(split, batch_size), verbose=0).astype("float32")
     predicted = logits.argmax(axis=1)
     n_classes = logits.shape[1]
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(split.labels, logits)
@@ -27,7 +27,30 @@ def evaluate_split(model: keras.Model, split: Split, batch_size: int = 32) -> di
         "accuracy": float((predicted == split.labels).mean()),
         "loss": float(keras.ops.convert_to_numpy(loss)),
         "confusion": matrix,
+        "predicted": predicted,
+        "probabilities": keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=1)),
     }
+
+
+def predictions_table(split: Split, scores: dict, class_names) -> dict[str, list]:
+    """One row per image: file, true and predicted class, probability of each class."""
+    table = {
+        "image": [str(i) for i in split.ids] if split.ids is not None else list(range(len(split))),
+        "label": [class_names[i] for i in split.labels],
+        "predicted": [class_names[i] for i in scores["predicted"]],
+        "correct": (scores["predicted"] == split.labels).tolist(),
+    }
+    for i, name in enumerate(class_names):
+        table[f"p_{name}"] = [round(float(p), 6) for p in scores["probabilities"][:, i]]
+    return table
+
+
+def thumbnails(split: Split, rows, size: int = 96) -> np.ndarray:
+    """Small uint8 copies of some images, for galleries that must not need the data."""
+    if len(rows) == 0:
+        return np.zeros((0, size, size, 3), np.uint8)
+    resized = keras.ops.image.resize(split.images[rows].astype("float32"), (size, size), antialias=True)
+    return np.clip(np.rint(keras.ops.convert_to_numpy(resized)), 0, 255).astype(np.uint8)
 
 
 def evaluate_run(run_id: str, folder, batch_size: int = 32) -> dict:

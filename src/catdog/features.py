@@ -43,11 +43,13 @@ class FeatureCache:
     float16 (half the memory; the head's accuracy does not notice); the latest training
     views stay in memory so consecutive trials with the same augmentation share them."""
 
-    def __init__(self, data: StudyData, model_cfg, features_cfg):
+    def __init__(self, data: StudyData, cfg):
+        """CFG: a run's config; `cfg.model` names the backbone, `cfg.features` the cache."""
+        model_cfg = cfg.model
         self.data = data
         self.model_cfg = model_cfg
-        self.cfg = features_cfg
-        self.dir = Path(features_cfg.cache_dir)
+        self.cfg = cfg.features
+        self.dir = Path(self.cfg.cache_dir)
         self.base_key = {
             "format": 2,  # bump when the way views are computed changes
             "data": data.data_hash,
@@ -117,15 +119,17 @@ class FeatureCache:
             self._eval = (both[:n_val], both[n_val:])
         return self._eval
 
-    def prepare(self, model_cfg) -> None:
-        """Load or build every feature set MODEL_CFG trains and validates on."""
+    def prepare(self, cfg) -> None:
+        """Load or build every feature set a run of CFG trains and validates on."""
         self.eval_features()
-        self.train_features(model_cfg)
+        self.train_features(cfg)
 
-    def train_features(self, model_cfg):
-        """`train_views` augmented views of every training image for MODEL_CFG's augmentation,
-        as one float16 tensor (views, n, ...). The latest set stays in memory as a tensor, so
-        trials with the same augmentation share it without another copy."""
+    def train_features(self, cfg):
+        """`train_views` augmented views of every training image for `cfg.model`'s
+        augmentation (a trial's may differ from the search's), as one float16 tensor
+        (views, n, ...). The latest set stays in memory as a tensor, so trials with the same
+        augmentation share it without another copy."""
+        model_cfg = cfg.model
         # Own seeds: building views must not move the run's global random state, or a run
         # would train differently depending on whether the cache was warm.
         augment = augmentation_layers(model_cfg, seed=self.cfg.seed)

@@ -66,7 +66,7 @@ def cnn_layers(model_cfg, num_classes: int) -> list[layers.Layer]:
     out += [
         layers.Flatten(),
         layers.Dense(model_cfg.dense_units, activation="relu"),
-        layers.Dense(num_classes, name="logits"),
+        _logits(num_classes),
     ]
     return out
 
@@ -77,7 +77,12 @@ def build_head(model_cfg, feature_shape, num_classes: int = 2) -> keras.Model:
     x = layers.Dropout(model_cfg.dropout)(features)
     x = layers.Flatten()(x)
     x = layers.Dense(model_cfg.dense_units, activation="relu")(x)
-    return keras.Model(features, layers.Dense(num_classes, name="logits")(x), name="head")
+    return keras.Model(features, _logits(num_classes)(x), name="head")
+
+
+def _logits(num_classes: int) -> layers.Layer:
+    # float32 whatever the precision policy: softmax and loss stay exact under mixed bf16.
+    return layers.Dense(num_classes, name="logits", dtype="float32")
 
 
 def check_model(model_cfg) -> None:

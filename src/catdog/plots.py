@@ -41,12 +41,12 @@ def sample_grid(split, class_names, per_class: int = 3):
     return fig
 
 
-def augmentation_grid(image: np.ndarray, layer, title: str, n: int = 4, seed: int = 0):
-    """`n` random draws of one augmentation layer applied to one image."""
+def augmentation_grid(image: np.ndarray, layer, title: str, n: int = 4):
+    """`n` random draws of one augmentation layer applied to one image. Give the layer its
+    own seed: drawing here must not move the run's global random state."""
     import keras
 
     batch = np.repeat(image[None].astype("float32"), n, axis=0)
-    keras.utils.set_random_seed(seed)
     views = keras.ops.convert_to_numpy(layer(batch, training=True))
     side = int(np.ceil(np.sqrt(n)))
     fig, axes = plt.subplots(side, side, figsize=(2.6 * side, 2.6 * side), squeeze=False)
@@ -90,12 +90,12 @@ def variant_comparison(rows, baseline: float | None = None, title: str = ""):
     return fig
 
 
-def objective_against(values, scores, xlabel: str, objective: str, running_best: bool = False):
+def objective_against(values, scores, xlabel: str, objective: str, running_best: bool = False, maximize: bool = True):
     """A search's objective against one hyperparameter (or the trial number)."""
     fig, ax = plt.subplots(figsize=(5, 3.6))
     ax.scatter(values, scores, color="#1f77b4", zorder=3, label="trial")
     if running_best:
-        ax.step(values, np.maximum.accumulate(scores), where="post", color="#ff7f0e", label="best so far")
+        ax.step(values, (np.maximum if maximize else np.minimum).accumulate(scores), where="post", color="#ff7f0e", label="best so far")
         ax.legend(loc="lower right")
         ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set(xlabel=xlabel, ylabel=objective, title=f"{objective} vs {xlabel}")

@@ -40,6 +40,15 @@ def configure(tracking_cfg) -> str:
     return experiment_id
 
 
+def redact(uri: str) -> str:
+    """URI without a password, for logs, params and reports."""
+    parsed = urlparse(uri)
+    if parsed.password is None:
+        return uri
+    netloc = f"{parsed.username}:***@{parsed.hostname}" + (f":{parsed.port}" if parsed.port else "")
+    return parsed._replace(netloc=netloc).geturl()
+
+
 def _is_local(uri: str) -> bool:
     return urlparse(uri).scheme in ("sqlite", "file", "")
 

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import keras
 import mlflow
+import numpy as np
 
-from catdog import features, plots, tracking
+from catdog import features, plots, seeding, tracking
 from catdog.data import Split, StudyData, load_study_data, to_dataset
-from catdog.evaluation import evaluate_split
+from catdog.evaluation import evaluate_split, predictions_table, thumbnails
 from catdog.features import view_dataset
 from catdog.models import augmentation_layers, build_head, build_model, check_model
 
 log = logging.getLogger(__name__)
 
+PRECISIONS = ("float32", "mixed_bfloat16")
+
 
 @dataclass(frozen=True)
 class RunResult:
     run_id: str
-    val_accuracy: float
+    val_accuracy: float  # of the logged weights: the best epoch's under early stopping
     test_accuracy: float
     baseline_accuracy: float
 
@@ -31,6 +37,22 @@ class EpochMetricsCallback(mlflow.keras.MlflowCallback):
 
     def on_test_end(self, logs=None):
         pass
+
+
+@contextmanager
+def precision(policy: str):
+    """Keras' dtype policy for the layers built inside, restored afterwards. With
+    mixed_bfloat16 the logits layer stays float32 (see models.py)."""
+    if policy not in PRECISIONS:
+        from catdog import CatdogError
+
+        raise CatdogError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {policy!r}")
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def compile_model(model: keras.Model, train_cfg) -> keras.Model:
@@ -55,10 +77,19 @@ def fit_callbacks(train_cfg) -> list[keras.callbacks.Callback]:
     return callbacks
 
 
-def log_data_views(data: StudyData, model_cfg) -> None:
-    """The sample grid, and one flip and one rotation grid when the variant augments."""
+def kept_epoch(history: dict, train_cfg) -> int:
+    """The epoch (0-based) whose weights the run keeps: with early stopping, Keras restores
+    the first epoch of best validation accuracy; otherwise the last epoch's stay."""
+    if train_cfg.early_stopping_patience:
+        return int(np.argmax(history["val_accuracy"]))
+    return len(history["val_accuracy"]) - 1
+
+
+def log_data_views(data: StudyData, cfg) -> None:
+    """The sample grid, and one flip and one rotation grid when the variant augments. The
+    grids' layers draw from their own generators, seeded by the run's seed."""
     mlflow.log_figure(plots.sample_grid(data.train, data.class_names), "plots/samples.png")
-    for layer in augmentation_layers(model_cfg):
+    for layer in augmentation_layers(cfg.model, seed=cfg.seed):
         kind = "flip" if isinstance(layer, keras.layers.RandomFlip) else "rotation"
         fig = plots.augmentation_grid(data.train.images[0], layer, f"random {kind} ({layer.name})")
         mlflow.log_figure(fig, f"plots/augmentation_{kind}.png")
@@ -66,15 +97,20 @@ def log_data_views(data: StudyData, model_cfg) -> None:
 
 
 def log_results(model, history: dict, data: StudyData, batch_size: int, log_model: bool) -> dict:
+    """Test scores, per-image test predictions, plots and (optionally) the model."""
     test = evaluate_split(model, data.test, batch_size)
     baseline = data.baseline_accuracy
     mlflow.log_metrics(
         {
             "test_accuracy": test["accuracy"],
             "test_loss": test["loss"],
+            "test_correct": int((test["predicted"] == data.test.labels).sum()),
+            "n_test": len(data.test),
             "lift_over_baseline": test["accuracy"] - baseline,
         }
     )
+    mlflow.log_table(predictions_table(data.test, test, data.class_names), "predictions/test.json")
+    _log_misclassified(data.test, test["predicted"])
     mlflow.log_figure(plots.accuracy_curves(history, baseline, model.name), "plots/accuracy.png")
     mlflow.log_figure(
         plots.confusion_matrix(test["confusion"], data.class_names, f"test, n={len(data.test)}"),
@@ -89,45 +125,53 @@ def log_results(model, history: dict, data: StudyData, batch_size: int, log_mode
     return test
 
 
-def trainable_model(cfg, data: StudyData, model_cfg, cache=None) -> keras.Model:
+def _log_misclassified(split: Split, predicted) -> None:
+    """Thumbnails of the wrongly classified test images, so that a report can show them
+    from the tracking store alone."""
+    rows = np.flatnonzero(predicted != split.labels)
+    ids = split.ids[rows] if split.ids is not None else rows.astype(str)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "misclassified.npz")
+        np.savez_compressed(path, ids=ids, images=thumbnails(split, rows))
+        mlflow.log_artifact(path, "predictions")
+
+
+def trainable_model(cfg, data: StudyData, cache=None) -> keras.Model:
     """The compiled model that fit() trains: the whole network, or only the head when the
     backbone's features come from the cache."""
     n_classes = len(data.class_names)
     if cache is None:
-        model = build_model(model_cfg, data.image_size, n_classes)
+        model = build_model(cfg.model, data.image_size, n_classes)
     else:
-        model = build_head(model_cfg, cache.feature_shape, n_classes)
+        model = build_head(cfg.model, cache.feature_shape, n_classes)
     return compile_model(model, cfg.train)
 
 
-def fit_variant(cfg, data: StudyData, model, model_cfg, cache=None, callbacks=(), **fit_kwargs):
-    """Fit a `trainable_model` on the training split, validating each epoch."""
+def fit_variant(cfg, data: StudyData, model, cache=None, callbacks=(), **fit_kwargs):
+    """Fit a `trainable_model` on the training split, validating each epoch. The training
+    order, and the cached view drawn per image, follow `cfg.seed`."""
     batch_size = cfg.data.batch_size
     fit_kwargs = {"epochs": cfg.train.epochs, "verbose": cfg.train.verbose, **fit_kwargs}
     callbacks = [*fit_callbacks(cfg.train), *callbacks]
     if cache is None:
-        return model.fit(
-            to_dataset(data.train, batch_size, shuffle_seed=cfg.seed),
-            validation_data=to_dataset(data.val, batch_size),
-            callbacks=callbacks,
-            shuffle=False,  # the training dataset reshuffles itself every epoch
-            **fit_kwargs,
-        )
-    train_views, val = cache.train_features(model_cfg), cache.eval_features()[0]
+        train_ds, val = to_dataset(data.train, batch_size, shuffle_seed=cfg.seed), data.val
+    else:
+        train_ds = view_dataset(cache.train_features(cfg), data.train.labels, batch_size, seed=cfg.seed)
+        val = Split(cache.eval_features()[0], data.val.labels)
     return model.fit(
-        view_dataset(train_views, data.train.labels, batch_size, seed=cfg.seed),
-        validation_data=to_dataset(Split(val, data.val.labels), batch_size),
+        train_ds,
+        validation_data=to_dataset(val, batch_size),
         callbacks=callbacks,
-        shuffle=False,  # the view dataset reshuffles itself every epoch
+        shuffle=False,  # the training dataset reshuffles itself every epoch
         **fit_kwargs,
     )
 
 
-def image_model(model, model_cfg, data: StudyData, cache=None) -> keras.Model:
+def image_model(model, cfg, data: StudyData, cache=None) -> keras.Model:
     """A model on raw images: a head trained on cached features goes back on its backbone."""
     if cache is None:
         return model
-    return build_model(model_cfg, data.image_size, len(data.class_names), head=model)
+    return build_model(cfg.model, data.image_size, len(data.class_names), head=model)
 
 
 def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=None, parent_run_id=None) -> RunResult:
@@ -139,34 +183,37 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
     check_model(cfg.model)
     data = data or load_study_data(cfg.data)
     if cache is None and features.usable(cfg):
-        cache = features.FeatureCache(data, cfg.model, cfg.features)
+        cache = features.FeatureCache(data, cfg)
     if cache is not None:
-        # Before seeding: building features (and the backbone) draws random numbers only
-        # when the cache is cold, which must not change how the run trains.
-        cache.prepare(cfg.model)
-    keras.utils.set_random_seed(cfg.seed)
+        # Cold or warm, the cache draws only from its own seeded generators: the run below
+        # trains the same either way.
+        cache.prepare(cfg)
     tracking.configure(cfg.tracking)
     run_name = f"{cfg.model.name}-seed{cfg.seed}"
     kind = "retrain" if parent_run_id else "train"
-    with tracking.tracked_run(
+    with precision(cfg.train.precision), tracking.tracked_run(
         run_name=run_name,
         parent_run_id=parent_run_id,
         nested=parent_run_id is not None,
         tags=tracking.run_tags(kind, variant=cfg.model.name, seed=cfg.seed, **(tags or {})),
     ) as run:
+        seeding.seed_run(cfg.seed)
         tracking.log_config(cfg)
         tracking.log_data(data)
         mlflow.log_param("features.cached", cache is not None)
-        log_data_views(data, cfg.model)
+        log_data_views(data, cfg)
         log.info("Run %s (%s): training %d epochs%s", run.info.run_id, run_name, cfg.train.epochs,
                  " on cached backbone features" if cache else "")
-        trained = trainable_model(cfg, data, cfg.model, cache)
-        history = fit_variant(cfg, data, trained, cfg.model, cache)
-        model = image_model(trained, cfg.model, data, cache)
+        trained = trainable_model(cfg, data, cache)
+        mlflow.log_param("init_weights_digest", seeding.weights_digest(trained))
+        history = fit_variant(cfg, data, trained, cache).history
+        epoch = kept_epoch(history, cfg.train)
+        mlflow.log_metrics({"model_val_accuracy": history["val_accuracy"][epoch], "model_epoch": epoch})
+        model = image_model(trained, cfg, data, cache)
         if cache is not None:
             mlflow.log_text(_summary(model), "model_summary.txt")  # the callback saw only the head
-        test = log_results(model, history.history, data, cfg.data.batch_size, cfg.train.log_model)
-    return RunResult(run.info.run_id, history.history["val_accuracy"][-1], test["accuracy"], data.baseline_accuracy)
+        test = log_results(model, history, data, cfg.data.batch_size, cfg.train.log_model)
+    return RunResult(run.info.run_id, history["val_accuracy"][epoch], test["accuracy"], data.baseline_accuracy)
 
 
 def _summary(model: keras.Model) -> str:

@@ -1,0 +1,30 @@
+"""Figures written beside the report (for the Markdown) and embedded in the HTML."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+from catdog.plots import plt
+
+
+def png(data: bytes, name: str, out_dir: Path) -> dict:
+    path = Path(out_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return {"file": name, "data_uri": "data:image/png;base64," + base64.b64encode(data).decode()}
+
+
+def figure(fig, name: str, out_dir: Path) -> dict:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return png(buffer.getvalue(), name, out_dir)
+
+
+def thumbnail_uri(image) -> str:
+    """An image array as an inline PNG, for the HTML alone."""
+    buffer = io.BytesIO()
+    plt.imsave(buffer, image, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

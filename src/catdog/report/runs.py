@@ -1,0 +1,149 @@
+"""Reading a study's runs back from the tracking store: what a report is built from."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import mlflow
+import numpy as np
+from mlflow.exceptions import MlflowException
+
+from catdog import CatdogError
+from catdog.tracking import KIND_TAG
+
+VARIANT_ORDER = ["cnn", "augmented", "preprocessed", "transfer"]
+
+
+@dataclass
+class RunRecord:
+    """One finished training run, as the report sees it."""
+
+    run: mlflow.entities.Run
+    group: str  # the variant, or variant + hyperparameter label for a search's retrains
+
+    @property
+    def id(self) -> str:
+        return self.run.info.run_id
+
+    @property
+    def seed(self) -> str:
+        return self.run.data.tags.get("seed", "?")
+
+    def metric(self, name: str, default=None):
+        return self.run.data.metrics.get(name, default)
+
+    @property
+    def val_accuracy(self) -> float:
+        """Of the logged weights (older runs recorded only the last epoch's)."""
+        return self.metric("model_val_accuracy", self.metric("val_accuracy"))
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.metric("test_accuracy")
+
+    @property
+    def n_test(self) -> int:
+        return int(sum(int(v) for k, v in self.run.data.params.items() if k.startswith("n_test_")))
+
+    @property
+    def test_correct(self) -> int:
+        return int(round(self.metric("test_correct", self.test_accuracy * self.n_test)))
+
+
+@dataclass
+class Study:
+    """Every finished training run of one experiment, grouped, with the searches in it."""
+
+    experiment: mlflow.entities.Experiment
+    records: list[RunRecord]
+    searches: list[mlflow.entities.Run] = field(default_factory=list)
+
+    @property
+    def groups(self) -> dict[str, list[RunRecord]]:
+        out: dict[str, list[RunRecord]] = {}
+        for record in self.records:
+            out.setdefault(record.group, []).append(record)
+        order = lambda g: (VARIANT_ORDER.index(g.split(" ")[0]) if g.split(" ")[0] in VARIANT_ORDER else 99, g)  # noqa: E731
+        return {g: sorted(out[g], key=lambda r: r.seed) for g in sorted(out, key=order)}
+
+    def param(self, name: str) -> str | None:
+        values = {r.run.data.params.get(name) for r in self.records}
+        return values.pop() if len(values) == 1 else None
+
+    @property
+    def baseline(self) -> float:
+        return self.records[0].metric("baseline_accuracy")
+
+    @property
+    def span(self) -> tuple[datetime, datetime]:
+        start = min(r.run.info.start_time for r in self.records)
+        end = max(r.run.info.end_time or r.run.info.start_time for r in self.records)
+        return tuple(datetime.fromtimestamp(t / 1000, timezone.utc) for t in (start, end))
+
+
+def _group(run) -> str:
+    variant = run.data.tags.get("variant", "?")
+    if run.data.tags.get(KIND_TAG) == "retrain":
+        parent = run.data.tags.get("mlflow.parentRunId", "")[:8]
+        return f"{variant} ({run.data.tags.get('hparams', '?')} of search {parent})"
+    return variant
+
+
+def load_study(experiment_name: str, sweep: str | None = None) -> Study:
+    """FINISHED training and retraining runs with a test score, and FINISHED searches;
+    only the runs of one multirun when SWEEP names it. Refuses (one line) when the runs
+    were trained on different data."""
+    experiment = mlflow.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        raise CatdogError(f"no experiment named {experiment_name!r} in {mlflow.get_tracking_uri()}")
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment.experiment_id],
+        filter_string="attributes.status = 'FINISHED'" + (f" and tags.sweep = '{sweep}'" if sweep else ""),
+        output_format="list",
+    )
+    records = [RunRecord(r, _group(r)) for r in runs
+               if r.data.tags.get(KIND_TAG) in ("train", "retrain") and "test_accuracy" in r.data.metrics]
+    searches = [r for r in runs if r.data.tags.get(KIND_TAG) == "search"]
+    if not records:
+        scope = f" in sweep {sweep!r}" if sweep else ""
+        raise CatdogError(f"experiment {experiment_name!r} has no finished training runs{scope} to report on")
+    hashes = sorted({r.run.data.params.get("data_hash") for r in records} | {s.data.params.get("data_hash") for s in searches} - {None})
+    if len(hashes) > 1:
+        raise CatdogError(
+            f"experiment {experiment_name!r} mixes runs on different data (data_hash {', '.join(hashes)}); "
+            "their scores are not comparable: report each data set in its own experiment"
+        )
+    return Study(experiment, records, sorted(searches, key=lambda r: r.info.start_time))
+
+
+def predictions(record: RunRecord):
+    """The run's per-image test predictions (a DataFrame), or None for runs logged before
+    predictions were recorded."""
+    try:
+        return mlflow.MlflowClient().load_table(
+            record.run.info.experiment_id, "predictions/test.json", run_ids=[record.id]
+        )
+    except MlflowException:
+        return None
+
+
+def misclassified_thumbnails(record: RunRecord) -> dict[str, np.ndarray]:
+    try:
+        path = mlflow.artifacts.download_artifacts(f"runs:/{record.id}/predictions/misclassified.npz")
+    except (MlflowException, OSError):
+        return {}
+    with np.load(path) as npz:
+        return dict(zip(npz["ids"].tolist(), npz["images"]))
+
+
+def history(record: RunRecord, key: str) -> list[float]:
+    return [m.value for m in sorted(mlflow.MlflowClient().get_metric_history(record.id, key), key=lambda m: m.step)]
+
+
+def confusion(record: RunRecord) -> np.ndarray | None:
+    try:
+        return np.asarray(json.loads(mlflow.artifacts.load_text(f"runs:/{record.id}/confusion_matrix.json"))["matrix"])
+    except (MlflowException, OSError):
+        return None

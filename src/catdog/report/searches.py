@@ -1,0 +1,76 @@
+"""A Keras Tuner search in the report: leaderboard, objective plots, importance estimate."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from catdog.report import assets, figures
+
+LEADERBOARD_ROWS = 10
+
+
+def leaderboard(run) -> list[dict]:
+    try:
+        table = MlflowClient().load_table(run.info.experiment_id, "leaderboard.json", run_ids=[run.info.run_id])
+    except MlflowException:
+        return []
+    return table.to_dict("records")
+
+
+def importance(rows: list[dict], names: list[str], seed: int = 0) -> dict[str, float] | None:
+    """How much of the objective's variation each hyperparameter explains: a random
+    forest's impurity importances over the scored trials (None with fewer than 4)."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    scored = [r for r in rows if r.get("score") is not None and r["score"] == r["score"]]
+    varied = [n for n in names if len({r.get(n) for r in scored}) > 1]
+    if len(scored) < 4 or not varied:
+        return None
+    x = np.array([[float(r[n]) for n in varied] for r in scored])
+    y = np.array([r["score"] for r in scored])
+    forest = RandomForestRegressor(n_estimators=300, min_samples_leaf=2, random_state=seed).fit(x, y)
+    return dict(zip(varied, forest.feature_importances_.tolist()))
+
+
+def section(run, out_dir, link) -> dict:
+    """LINK(run_id): the run's page in the MLflow UI, or None."""
+    tags = run.data.tags
+    rows = leaderboard(run)
+    names = [k[len("best."):] for k in tags if k.startswith("best.") and k != "best.trial"]
+    search_id = tags.get("search_id", run.info.run_id[:8])
+    plots = []
+    client = MlflowClient()
+    for name in ["trial", *names]:
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                local = client.download_artifacts(run.info.run_id, f"plots/objective_vs_{name}.png", tmp)
+                plots.append({"name": name, **assets.png(Path(local).read_bytes(), f"{search_id}-{name}.png", out_dir)})
+        except (MlflowException, OSError):
+            continue
+    weights = importance(rows, names)
+    fig = None
+    if weights:
+        fig = assets.figure(figures.importance(list(weights), list(weights.values()), f"{search_id}: importance"),
+                  f"importance-{search_id}.png", out_dir)
+    return {
+        "id": search_id,
+        "run_id": run.info.run_id,
+        "link": link(run.info.run_id),
+        "tuner": tags.get("tuner"),
+        "variant": tags.get("variant"),
+        "objective": run.data.params.get("tuner.objective", "val_accuracy"),
+        "trials": len(rows),
+        "columns": ["trial", "score", *names],
+        "leaderboard": rows[:LEADERBOARD_ROWS],
+        "best": {n: tags.get(f"best.{n}") for n in names},
+        "plots": plots,
+        "importance": weights,
+        "importance_figure": fig,
+        "retrained": {k: run.data.metrics[k] for k in ("best_test_accuracy_mean", "reference_test_accuracy_mean")
+                      if k in run.data.metrics},
+    }

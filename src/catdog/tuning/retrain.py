@@ -1,0 +1,32 @@
+"""Retraining a search's chosen hyperparameters with several seeds, scored on the test split."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+from omegaconf import OmegaConf
+
+from catdog import training
+
+
+def retrain(cfg, model_values: dict, label: str, data, cache, parent_run_id) -> list[float]:
+    """Train MODEL_VALUES with `search.retrain_seeds` seeds under the parent; test accuracies.
+    Runs already finished for the same label and seed (a resumed search) are reused."""
+    accuracies = []
+    for seed in range(cfg.search.retrain_seeds):
+        done = mlflow.search_runs(
+            filter_string=(
+                f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.hparams = '{label}' "
+                f"and tags.seed = '{seed}' and attributes.status = 'FINISHED'"
+            ),
+            output_format="list",
+        )
+        if done and done[0].data.tags.get("hparams_values") == json.dumps(model_values, sort_keys=True):
+            accuracies.append(done[0].data.metrics["test_accuracy"])
+            continue
+        run_cfg = OmegaConf.merge(cfg, {"seed": seed, "model": model_values})
+        tags = {"hparams": label, "hparams_values": json.dumps(model_values, sort_keys=True)}
+        result = training.train(run_cfg, tags=tags, data=data, cache=cache, parent_run_id=parent_run_id)
+        accuracies.append(result.test_accuracy)
+    return accuracies

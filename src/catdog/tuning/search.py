@@ -1,0 +1,147 @@
+"""One search: its identity (to resume it), the tuner, and what the parent run records."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import statistics
+from pathlib import Path
+
+import keras_tuner as kt
+import mlflow
+from omegaconf import OmegaConf
+
+from catdog import features, tracking
+from catdog.data import StudyData, load_study_data
+from catdog.models import check_model
+from catdog.training import precision
+from catdog.tuning.hypermodel import VariantHyperModel
+from catdog.tuning.leaderboard import leaderboard, log_search_plots
+from catdog.tuning.retrain import retrain
+from catdog.tuning.space import check_space, hp_names, plain
+from catdog.tuning.tracked import TrackedTrials
+
+log = logging.getLogger(__name__)
+
+TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization, "hyperband": kt.Hyperband}
+
+
+def search_id(cfg, data: StudyData) -> str:
+    """Names the Keras Tuner project: the same search settings on the same data resume the
+    same project; changing them starts a new one. max_trials is left out so that a search
+    can be extended."""
+    parts = {
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "space": {k: OmegaConf.to_container(cfg.search[k], resolve=True) for k in ("dropout", "rotation_factor", "dense_units")},
+        "tuner": {k: v for k, v in OmegaConf.to_container(cfg.tuner, resolve=True).items() if k != "max_trials"},
+        "train": OmegaConf.to_container(cfg.train, resolve=True),
+        "features": features.usable(cfg) and cfg.features.train_views,
+        "data": data.data_hash,
+        "seed": cfg.seed,
+    }
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{cfg.model.name}-{cfg.tuner.name}-{digest}"
+
+
+def make_tuner(cfg, hypermodel, project: str, parent_run_id: str, resume: bool):
+    tuner_cfg = cfg.tuner
+    base = TUNERS[tuner_cfg.name]
+    common = dict(
+        # A metric's name is enough: Keras Tuner knows which way accuracy or loss improves.
+        objective=tuner_cfg.objective,
+        executions_per_trial=tuner_cfg.executions_per_trial,
+        seed=tuner_cfg.seed,
+        directory=cfg.search.project_dir,
+        project_name=project,
+        # A tuner project without its MLflow parent run (say, the store was cleaned) would
+        # resume trials that the store has no record of: such a project starts over.
+        overwrite=not resume,
+        parent_run_id=parent_run_id,
+        search_seed=cfg.seed,
+    )
+    if tuner_cfg.name == "hyperband":
+        extra = dict(max_epochs=tuner_cfg.max_epochs, factor=tuner_cfg.factor, hyperband_iterations=tuner_cfg.hyperband_iterations)
+    elif tuner_cfg.name == "bayesian":
+        extra = dict(max_trials=tuner_cfg.max_trials, num_initial_points=tuner_cfg.num_initial_points)
+    else:
+        extra = dict(max_trials=tuner_cfg.max_trials)
+    tuner = type(f"Tracked{base.__name__}", (TrackedTrials, base), {})(hypermodel, **common, **extra)
+    # Hyperband sizes its brackets from max_epochs, but the base oracle still honours a cap
+    # on trials, which keeps `tuner.max_trials` meaningful for every tuner.
+    tuner.oracle.max_trials = tuner_cfg.max_trials
+    return tuner
+
+
+def _parent_run_id(cfg, project: str) -> str | None:
+    """The parent run of an earlier, interrupted or finished, run of the same search."""
+    if cfg.search.overwrite:
+        return None
+    runs = mlflow.search_runs(
+        filter_string=f"tags.{tracking.KIND_TAG} = 'search' and tags.search_id = '{project}'",
+        order_by=["attributes.start_time DESC"],
+        output_format="list",
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def _mean_sd(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def tune(cfg, tags: dict | None = None) -> dict:
+    """Run (or resume) the configured search, retrain the winner, log it all; returns a summary."""
+    check_space(cfg)
+    check_model(cfg.model)
+    data = load_study_data(cfg.data)
+    cache = features.FeatureCache(data, cfg) if features.usable(cfg) else None
+    if cache is not None:
+        cache.prepare(cfg)
+    tracking.configure(cfg.tracking)
+    project = search_id(cfg, data)
+    names = hp_names(cfg.model)
+    resumed = _parent_run_id(cfg, project)
+    with precision(cfg.train.precision), tracking.tracked_run(
+        run_id=resumed,
+        run_name=f"search-{project}",
+        tags=tracking.run_tags("search", variant=cfg.model.name, search_id=project, tuner=cfg.tuner.name, **(tags or {})),
+    ) as parent:
+        parent_id = parent.info.run_id
+        log.info("%s search %s (parent run %s) in %s", "Resuming" if resumed else "Starting", project, parent_id,
+                 Path(cfg.search.project_dir) / project)
+        if not resumed:
+            tracking.log_config(cfg)
+            tracking.log_data(data)
+        tuner = make_tuner(cfg, VariantHyperModel(cfg, data, cache), project, parent_id, resume=resumed is not None)
+        epochs = cfg.tuner.max_epochs if cfg.tuner.name == "hyperband" else cfg.tuner.epochs
+        tuner.search(epochs=epochs, verbose=0)
+
+        best_trials = tuner.oracle.get_best_trials(1)
+        if not best_trials or best_trials[0].score is None:
+            raise RuntimeError("no trial of the search finished; see the trial runs for their errors")
+        rows = leaderboard(tuner)
+        mlflow.log_table({k: [r.get(k) for r in rows] for k in rows[0]}, "leaderboard.json")
+        mlflow.set_tag("objective_direction", tuner.oracle.objective.direction)
+        log_search_plots(rows, tuner.oracle.objective, names)
+        best = {k: plain(v) for k, v in best_trials[0].hyperparameters.values.items() if k in names}
+        # Tags, not params: an extended or resumed search may find a new best, and MLflow
+        # params cannot change once logged.
+        mlflow.set_tags({f"best.{k}": v for k, v in best.items()} | {"best.trial": best_trials[0].trial_id})
+        mlflow.log_metric(f"best_{cfg.tuner.objective}", best_trials[0].score)
+
+        summary = {"parent_run_id": parent_id, "search_id": project, "best": best, "best_score": best_trials[0].score,
+                   "trials": len(rows), "baseline_accuracy": data.baseline_accuracy}
+        if cfg.search.retrain_seeds:
+            summary["best_test"] = _mean_sd(retrain(cfg, best, "best", data, cache, parent_id))
+            if cfg.search.reference:
+                reference = {k: cfg.model[k] for k in names}
+                summary["reference_test"] = _mean_sd(retrain(cfg, reference, "reference", data, cache, parent_id))
+            for label in ("best_test", "reference_test"):
+                if label in summary:
+                    mlflow.log_metrics({
+                        f"{label}_accuracy_mean": summary[label]["mean"],
+                        f"{label}_accuracy_sd": summary[label]["sd"],
+                        f"{label}_lift_over_baseline": summary[label]["mean"] - data.baseline_accuracy,
+                    })
+        mlflow.log_dict(summary, "search_summary.json")
+    return summary

@@ -1,0 +1,118 @@
+"""A Keras Tuner mixin: every trial a nested, seeded MLflow run, and Ctrl-C that never
+corrupts the tuner's state files."""
+
+from __future__ import annotations
+
+import signal
+import time
+from contextlib import contextmanager
+
+import mlflow
+
+from catdog import seeding, tracking
+
+
+class TrackedTrials:
+    """Mixed into a Keras Tuner class: each trial is a nested MLflow run under the search's
+    parent run, trains with a seed derived from the search's seed and the trial (recorded
+    as the run's `seed` tag), and prints one progress line. A trial re-run after an
+    interruption reopens its earlier run instead of adding a duplicate.
+
+    Ctrl-C stops training at once, but is held back while Keras Tuner writes its state
+    files (which it does not write atomically: an interrupt there leaves an unreadable
+    oracle.json and a search that cannot resume) and raised at the next safe point."""
+
+    def __init__(self, *args, parent_run_id: str, search_seed: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.parent_run_id = parent_run_id
+        self.search_seed = search_seed
+        self.started = time.perf_counter()
+        self._interrupted = False
+        self._execution = 0
+
+    def trial_seed(self, trial_id: str, execution: int = 0) -> int:
+        return seeding.derive(self.search_seed, int(trial_id), execution)
+
+    def _hold_interrupt(self, signum, frame):
+        self._interrupted = True
+
+    def _raise_if_interrupted(self):
+        if self._interrupted:
+            raise KeyboardInterrupt
+
+    def search(self, *args, **kwargs):
+        try:
+            previous = signal.signal(signal.SIGINT, self._hold_interrupt)
+        except ValueError:  # not the main thread: signals cannot be handled here
+            return super().search(*args, **kwargs)
+        try:
+            super().search(*args, **kwargs)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        self._raise_if_interrupted()
+
+    def _trial_run_id(self, trial_id: str) -> str | None:
+        runs = mlflow.search_runs(
+            filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}' and tags.trial_id = '{trial_id}'",
+            output_format="list",
+        )
+        return runs[0].info.run_id if runs else None
+
+    def run_trial(self, trial, *args, **kwargs):
+        self._raise_if_interrupted()
+        self._execution = 0
+        seeds = [self.trial_seed(trial.trial_id, e) for e in range(self.executions_per_trial)]
+        tags = tracking.run_tags("trial", variant=self.hypermodel.name, trial_id=trial.trial_id, seed=seeds[0])
+        if len(seeds) > 1:
+            tags["execution_seeds"] = ",".join(map(str, seeds))
+        with _interruptible(), tracking.tracked_run(
+            run_id=self._trial_run_id(trial.trial_id),
+            run_name=f"trial-{trial.trial_id}",
+            parent_run_id=self.parent_run_id,
+            nested=True,
+            tags=tags,
+        ):
+            mlflow.log_params(trial.hyperparameters.values)
+            return super().run_trial(trial, *args, **kwargs)
+
+    def _build_and_fit_model(self, trial, *args, **kwargs):
+        # Keras Tuner's per-execution hook: each repeated fit of a trial gets its own seed.
+        self.hypermodel.seed = self.trial_seed(trial.trial_id, self._execution)
+        self._execution += 1
+        return super()._build_and_fit_model(trial, *args, **kwargs)
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        trial = self.oracle.get_trial(trial.trial_id)
+        run_id = self._trial_run_id(trial.trial_id)
+        if trial.score is not None and run_id:
+            mlflow.MlflowClient().log_metric(run_id, "score", trial.score)
+        best = self.oracle.get_best_trials(1)
+        shown = " ".join(f"{k}={_fmt(v)}" for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/"))
+        score = "failed" if trial.score is None else f"{trial.score:.4f}"
+        best_score = f"{best[0].score:.4f}" if best and best[0].score is not None else "-"
+        elapsed = time.perf_counter() - self.started
+        print(
+            f"trial {len(self.oracle.trials)}/{self.oracle.max_trials or '?'}  {shown}  "
+            f"{self.oracle.objective.name}={score}  best={best_score}  elapsed {elapsed / 60:.1f} min",
+            flush=True,
+        )
+        self._raise_if_interrupted()
+
+
+@contextmanager
+def _interruptible():
+    """Ctrl-C raises KeyboardInterrupt right away inside this block."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _fmt(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
