@@ -7,7 +7,9 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 SEEDS ?= 0,1,2
 # One id per `make study`: names its Hydra sweep, tags its runs, and scopes its report.
-STUDY_ID ?= study-$(shell date +%Y%m%d-%H%M%S)
+ifndef STUDY_ID
+STUDY_ID := study-$(shell date +%Y%m%d-%H%M%S)
+endif
 
 # Machines without internet: fall back to the local copies of the dataset and the
 # ImageNet weights in ../shared when they exist and the caller has not chosen.
@@ -19,8 +21,9 @@ ifneq ($(wildcard $(SHARED)/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kern
 export CATDOG_BACKBONE_WEIGHTS ?= $(SHARED)/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5
 endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install study report train tune ui compare test test-full bench clean
+.PHONY: help install study report train tune ui compare test test-full lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -58,8 +61,14 @@ ui: $(STAMP) ## the MLflow UI on the project's store, http://127.0.0.1:5000
 test: $(STAMP) ## fast tests (real Keras training on small real image sets, real MLflow store)
 	$(BIN)/pytest
 
-test-full: $(STAMP) ## slow full-data tests (pytest -m slow)
+test-full: $(STAMP) ## slow tests (pytest -m slow): full data, and the report in a real headless Chromium
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; } \
+		|| echo "make test-full: could not install chromium; the browser test will be skipped"
 	$(BIN)/pytest -m slow
+
+lint: $(STAMP) ## ruff: lint and check formatting (configured in pyproject.toml)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(STAMP) ## benchmark our pipeline against the naive reference pipeline on the full data
 	$(BIN)/python bench/pipeline.py $(ARGS)

@@ -6,9 +6,11 @@ ours:  images decoded once into memory, fixed prefetch; for the frozen-backbone 
        backbone features computed once and only the head trained. "cold": the feature
        cache starts empty (its build is timed in); "warm": a second run reusing it, as every
        later run and search trial does.
+bf16:  ours with train.precision=mixed_bfloat16 beside ours in float32, same seeds.
 
-Each pipeline runs in its own process so that its peak RSS is its own.
-Usage: python bench/pipeline.py [--transfer-epochs 20] [--cnn-epochs 3]
+Each pipeline runs in its own process so that its peak RSS is its own; temporary feature
+caches are removed at the end. The last `make study` in the project's store is reported too.
+Usage: python bench/pipeline.py [--transfer-epochs 20] [--cnn-epochs 3] [--seeds 3]
 """
 
 from __future__ import annotations
@@ -25,138 +27,234 @@ import time
 from datetime import date
 
 
-def _cfg(variant: str, epochs: int, cache_dir: str, seed: int = 0):
+def _cfg(variant: str, epochs: int, cache_dir: str, seed: int = 0, precision: str = "float32"):
     from catdog.config import load
 
-    return load("train", [f"model={variant}", f"train.epochs={epochs}", "train.verbose=0",
-                          f"features.cache_dir={cache_dir}", f"seed={seed}"])
+    return load(
+        "train",
+        [
+            f"model={variant}",
+            f"train.epochs={epochs}",
+            "train.verbose=0",
+            f"features.cache_dir={cache_dir}",
+            f"seed={seed}",
+            f"train.precision={precision}",
+        ],
+    )
 
 
-class EpochTimer:
-    def __init__(self):
-        import keras
+def _epoch_timer(seconds: list[float]):
+    import keras
 
-        class _Timer(keras.callbacks.Callback):
-            def on_epoch_begin(inner, epoch, logs=None):
-                inner.start = time.perf_counter()
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
 
-            def on_epoch_end(inner, epoch, logs=None):
-                self.seconds.append(time.perf_counter() - inner.start)
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.start)
 
-        self.seconds: list[float] = []
-        self.callback = _Timer()
+    return EpochTimer()
 
 
-def run_naive(variant: str, epochs: int, cache_dir: str) -> dict:
+def run_naive(variant: str, epochs: int, cache_dir: str, seed: int, precision: str) -> dict:
     import keras
     import tensorflow as tf
 
+    from catdog import seeding
     from catdog.data import resolve_root
-    from catdog.training import compile_model
     from catdog.models import build_model
-
-    cfg = _cfg(variant, epochs, cache_dir)
-    keras.utils.set_random_seed(0)
-    root = resolve_root(cfg.data)
-    load = lambda split: keras.utils.image_dataset_from_directory(  # noqa: E731
-        root / split, image_size=(160, 160), batch_size=32, shuffle=True, seed=0, verbose=False)
-    train, val = load("train"), load("validation")
-    n_val = sum(1 for _ in val.unbatch())
-    test_batches = val.cardinality() // 5  # the reference carves test out of validation batches
-    val = val.skip(test_batches)
-    train, val = train.prefetch(tf.data.AUTOTUNE), val.prefetch(tf.data.AUTOTUNE)
-    model = compile_model(build_model(cfg.model, (160, 160)), cfg.train)
-    timer = EpochTimer()
-    start = time.perf_counter()
-    history = model.fit(train, validation_data=val, epochs=epochs, verbose=0, callbacks=[timer.callback])
-    total = time.perf_counter() - start
-    return {"total_s": total, "epoch_s": timer.seconds, "val_history": history.history["val_accuracy"],
-            "images": 2000 + n_val - int(test_batches) * 32}
-
-
-def run_ours(variant: str, epochs: int, cache_dir: str, seed: int = 0) -> dict:
-    import keras
-
-    from catdog import features, training
-    from catdog.data import load_study_data
+    from catdog.training import compile_model
 
     cfg = _cfg(variant, epochs, cache_dir, seed)
+    seeding.seed_run(seed)
+    root = resolve_root(cfg.data)
+    size, batch = tuple(cfg.data.image_size), cfg.data.batch_size
+
+    def load(split):
+        return keras.utils.image_dataset_from_directory(
+            root / split, image_size=size, batch_size=batch, shuffle=True, seed=seed, verbose=False
+        )
+
+    train, val = load("train"), load("validation")
+    test_batches = int(val.cardinality()) // 5  # the reference carves test out of validation batches
+    n_images = len(train.file_paths) + len(val.file_paths) - test_batches * batch
+    val = val.skip(test_batches)
+    train, val = train.prefetch(tf.data.AUTOTUNE), val.prefetch(tf.data.AUTOTUNE)
+    model = compile_model(build_model(cfg.model, size), cfg.train)
+    seconds: list[float] = []
+    start = time.perf_counter()
+    history = model.fit(train, validation_data=val, epochs=epochs, verbose=0, callbacks=[_epoch_timer(seconds)])
+    total = time.perf_counter() - start
+    return {
+        "total_s": total,
+        "epoch_s": seconds,
+        "val_history": history.history["val_accuracy"],
+        "images": n_images,
+    }
+
+
+def run_ours(variant: str, epochs: int, cache_dir: str, seed: int, precision: str) -> dict:
+    from catdog import features, seeding, training
+    from catdog.data import load_study_data
+
+    cfg = _cfg(variant, epochs, cache_dir, seed, precision)
     start = time.perf_counter()
     data = load_study_data(cfg.data)
     decode_s = time.perf_counter() - start
-    cache = features.FeatureCache(data, cfg.model, cfg.features) if features.usable(cfg) else None
+    cache = features.FeatureCache(data, cfg) if features.usable(cfg) else None
     feature_s = 0.0
     if cache is not None:
         t = time.perf_counter()
-        cache.prepare(cfg.model)
+        cache.prepare(cfg)
         feature_s = time.perf_counter() - t
-    keras.utils.set_random_seed(seed)  # as training.train does: seed after the features
-    model = training.trainable_model(cfg, data, cfg.model, cache)
-    timer = EpochTimer()
-    history = training.fit_variant(cfg, data, model, cfg.model, cache, callbacks=[timer.callback])
+    seconds: list[float] = []
+    with training.precision(precision):
+        seeding.seed_run(seed)  # as training.train does: seed after the features
+        model = training.trainable_model(cfg, data, cache)
+        history = training.fit_variant(cfg, data, model, cache, callbacks=[_epoch_timer(seconds)])
     total = time.perf_counter() - start
-    return {"total_s": total, "epoch_s": timer.seconds, "decode_s": decode_s, "feature_s": feature_s,
-            "val_history": history.history["val_accuracy"], "images": len(data.train) + len(data.val)}
+    return {
+        "total_s": total,
+        "epoch_s": seconds,
+        "decode_s": decode_s,
+        "feature_s": feature_s,
+        "val_history": history.history["val_accuracy"],
+        "images": len(data.train) + len(data.val),
+        "cached": cache is not None,
+    }
 
 
-def child(pipeline: str, variant: str, epochs: int, cache_dir: str, seed: int) -> None:
-    if pipeline == "naive":
-        result = run_naive(variant, epochs, cache_dir)
-    else:
-        result = run_ours(variant, epochs, cache_dir, seed)
+def child(pipeline: str, variant: str, epochs: int, cache_dir: str, seed: int, precision: str) -> None:
+    run = run_naive if pipeline == "naive" else run_ours
+    result = run(variant, epochs, cache_dir, seed, precision)
     result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def measure(pipeline: str, variant: str, epochs: int, cache_dir: str, seed: int = 0) -> dict:
-    print(f"running {pipeline} {variant}, {epochs} epochs, seed {seed} ...", flush=True)
+def measure(pipeline: str, variant: str, epochs: int, cache_dir: str, seed: int = 0, precision: str = "float32"):
+    print(f"running {pipeline} {variant} ({precision}), {epochs} epochs, seed {seed} ...", flush=True)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    out = subprocess.run([sys.executable, __file__, "--child", pipeline, variant, str(epochs), cache_dir, str(seed)],
-                         capture_output=True, text=True, env=env, check=False)
-    lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
-    if not lines:
+    args = [sys.executable, __file__, "--child", pipeline, variant, str(epochs), cache_dir, str(seed), precision]
+    out = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
+    results = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    if not results:
         sys.exit(f"{pipeline} {variant} failed:\n{out.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(results[-1][len("RESULT ") :])
+
+
+def last_study() -> str | None:
+    """Wall time of the last `make study` recorded in the project's store."""
+    import mlflow
+
+    from catdog.config import load
+
+    cfg = load("train", ["experiment=reference"])
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    if mlflow.get_experiment_by_name(cfg.tracking.experiment) is None:
+        return None
+    runs = mlflow.search_runs(
+        experiment_names=[cfg.tracking.experiment], filter_string="tags.sweep LIKE 'study-%'", output_format="list"
+    )
+    if not runs:
+        return None
+    sweep = max(runs, key=lambda r: r.info.start_time).data.tags["sweep"]
+    mine = [r for r in runs if r.data.tags["sweep"] == sweep]
+    wall = (max(r.info.end_time or r.info.start_time for r in mine) - min(r.info.start_time for r in mine)) / 60000
+    seeds = sorted({r.data.tags["seed"] for r in mine})
+    states = {r.info.status for r in mine}
+    return (
+        f"`make study` {sweep}: {len(mine)} runs ({len(seeds)} seeds x {len(mine) // max(len(seeds), 1)} variants, "
+        f"{', '.join(sorted(states))}), {wall:.1f} min from the first run's start to the last run's end"
+    )
+
+
+def _row(variant, epochs, name, r, reference) -> str:
+    median = lambda rr: statistics.median(rr["epoch_s"])
+    detail = ""
+    if r.get("cached"):
+        detail = f" (decode {r['decode_s']:.0f} s, features {r['feature_s']:.0f} s)"
+    elif "decode_s" in r:
+        detail = f" (decode {r['decode_s']:.0f} s)"
+    ratio = (
+        "" if r is reference else f"{reference['total_s'] / r['total_s']:.1f}x / {median(reference) / median(r):.1f}x"
+    )
+    late = statistics.fmean(r["val_history"][-5:])
+    return (
+        f"| {variant} | {epochs} | {name}{detail} | {r['total_s']:.0f} | {median(r):.2f} | "
+        f"{r['images'] / median(r):.0f} | {r['val_history'][-1]:.3f} / {late:.3f} | {r['peak_rss_gb']:.2f} | {ratio} |"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--transfer-epochs", type=int, default=20)
     parser.add_argument("--cnn-epochs", type=int, default=3)
-    parser.add_argument("--seeds", type=int, default=3, help="seeds of the warm-cache transfer runs")
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the warm-cache transfer and the bf16 runs")
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], int(args.child[2]), args.child[3], int(args.child[4]))
+        pipeline, variant, epochs, cache_dir, seed, precision = args.child
+        child(pipeline, variant, int(epochs), cache_dir, int(seed), precision)
         return
-    rows = []
-    for variant, epochs in (("transfer", args.transfer_epochs), ("cnn", args.cnn_epochs)):
-        cache_dir = tempfile.mkdtemp(prefix="catdog-bench-features-")
-        runs = {"naive": measure("naive", variant, epochs, cache_dir)}
-        runs["ours, cold cache"] = measure("ours", variant, epochs, cache_dir)
-        if variant == "transfer":
-            runs["ours, warm cache"] = measure("ours", variant, epochs, cache_dir)
-            seeds = [runs["ours, warm cache"]] + [measure("ours", variant, epochs, cache_dir, s) for s in range(1, args.seeds)]
-        rows.append((variant, epochs, runs))
-    median = lambda r: sorted(r["epoch_s"])[len(r["epoch_s"]) // 2]  # noqa: E731
-    print(f"\n## Benchmark {date.today()} ({os.cpu_count()} cores), full data, batch 32, 160x160\n")
-    print("| variant | epochs | pipeline | total s | median epoch s | img/s per epoch (train+val) | val acc: last epoch / mean of last 5 | peak RSS GB | speed-up vs naive (total / epoch) |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for variant, epochs, runs in rows:
-        naive = runs["naive"]
-        for name, r in runs.items():
-            detail = f" (decode {r['decode_s']:.0f} s, features {r['feature_s']:.0f} s)" if "decode_s" in r else ""
-            ratio = "" if r is naive else f"{naive['total_s'] / r['total_s']:.1f}x / {median(naive) / median(r):.1f}x"
-            print(f"| {variant} | {epochs} | {name}{detail} | {r['total_s']:.0f} | {median(r):.2f} | "
-                  f"{r['images'] / median(r):.0f} | {r['val_history'][-1]:.3f} / {statistics.fmean(r['val_history'][-5:]):.3f} | "
-                  f"{r['peak_rss_gb']:.2f} | {ratio} |")
-    print("\nSeed 0 for every row; validation = 800 images (naive: the reference's split of validation batches).")
-    if args.seeds > 1:
+    tables, notes = [], []
+    with tempfile.TemporaryDirectory(prefix="catdog-bench-features-") as cache_dir:
+        runs = {"naive": measure("naive", "transfer", args.transfer_epochs, cache_dir)}
+        runs["ours, cold cache"] = measure("ours", "transfer", args.transfer_epochs, cache_dir)
+        runs["ours, warm cache"] = measure("ours", "transfer", args.transfer_epochs, cache_dir)
+        seeds = [runs["ours, warm cache"]]
+        seeds += [measure("ours", "transfer", args.transfer_epochs, cache_dir, s) for s in range(1, args.seeds)]
+        tables.append(("transfer", args.transfer_epochs, runs, runs["naive"]))
         late = [statistics.fmean(r["val_history"][-5:]) for r in seeds]
-        naive_late = statistics.fmean(rows[0][2]["naive"]["val_history"][-5:])
-        print(f"transfer, ours over seeds 0-{args.seeds - 1} (warm cache): val acc mean of last 5 epochs "
-              f"{statistics.fmean(late):.3f} ± {statistics.stdev(late):.3f} (sd), seconds per run "
-              f"{statistics.fmean(r['total_s'] for r in seeds):.0f}; naive, seed 0: {naive_late:.3f}")
+        if len(late) > 1:
+            notes.append(
+                f"transfer, ours over seeds 0-{args.seeds - 1} (warm cache): val acc mean of last 5 epochs "
+                f"{statistics.fmean(late):.3f} ± {statistics.stdev(late):.3f} (sd), seconds per run "
+                f"{statistics.fmean(r['total_s'] for r in seeds):.0f}; naive, seed 0: "
+                f"{statistics.fmean(runs['naive']['val_history'][-5:]):.3f}"
+            )
+        cnn = {
+            "naive": measure("naive", "cnn", args.cnn_epochs, cache_dir),
+            "ours": measure("ours", "cnn", args.cnn_epochs, cache_dir),
+        }
+        tables.append(("cnn", args.cnn_epochs, cnn, cnn["naive"]))
+        # Mixed bfloat16 beside float32, same seeds, on the variant that dominates `make study`.
+        pairs = [
+            (
+                measure("ours", "preprocessed", args.cnn_epochs, cache_dir, s),
+                measure("ours", "preprocessed", args.cnn_epochs, cache_dir, s, "mixed_bfloat16"),
+            )
+            for s in range(args.seeds)
+        ]
+        for s, (fp32, bf16) in enumerate(pairs):
+            tables.append(
+                (
+                    "preprocessed",
+                    args.cnn_epochs,
+                    {f"ours float32, seed {s}": fp32, f"ours mixed_bfloat16, seed {s}": bf16},
+                    fp32,
+                )
+            )
+        speed = [p[0]["total_s"] / p[1]["total_s"] for p in pairs]
+        val_gap = [p[1]["val_history"][-1] - p[0]["val_history"][-1] for p in pairs]
+        notes.append(
+            f"preprocessed, mixed_bfloat16 vs float32 over {len(pairs)} seeds: {statistics.fmean(speed):.2f}x "
+            f"faster per run; last-epoch val acc difference (bf16 - fp32) {statistics.fmean(val_gap):+.3f} "
+            f"(per seed {', '.join(f'{g:+.3f}' for g in val_gap)})"
+        )
+    print(f"\n## Benchmark {date.today()} ({os.cpu_count()} cores), full data\n")
+    print(
+        "| variant | epochs | pipeline | total s | median epoch s | img/s per epoch (train+val) | "
+        "val acc: last epoch / mean of last 5 | peak RSS GB | speed-up vs first row (total / epoch) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for variant, epochs, runs, reference in tables:
+        for name, r in runs.items():
+            print(_row(variant, epochs, name, r, reference))
+    print("\nValidation = 800 images (naive: the reference's split of validation batches).")
+    for note in notes:
+        print(note)
+    study = last_study()
+    print(study or "No `make study` in the project's store yet: run it to time the main job.")
 
 
 if __name__ == "__main__":

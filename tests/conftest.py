@@ -16,9 +16,7 @@ from catdog import PROJECT_ROOT
 from catdog.config import load
 
 SHARED = PROJECT_ROOT.parent / "shared"
-ARCHIVE = Path(
-    urlparse(os.environ.get("CATDOG_DATA_URL", "")).path or SHARED / "data" / "cats_and_dogs_filtered.zip"
-)
+ARCHIVE = Path(urlparse(os.environ.get("CATDOG_DATA_URL", "")).path or SHARED / "data" / "cats_and_dogs_filtered.zip")
 WEIGHTS = Path(
     os.environ.get("CATDOG_BACKBONE_WEIGHTS")
     or SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
@@ -76,22 +74,38 @@ def write_images(folder: Path, counts: dict[str, int], size=(40, 56), seed=0) ->
     return folder
 
 
+def store_overrides(root: Path) -> list[str]:
+    """A fresh SQLite store under ROOT, with the artifacts, feature cache and tuner projects
+    that hang off `paths.mlruns_dir`. The URI is explicit so MLFLOW_TRACKING_URI cannot win."""
+    return [f"paths.mlruns_dir={root}", f"tracking.uri=sqlite:///{root}/mlflow.db"]
+
+
 @pytest.fixture()
 def store(tmp_path) -> list[str]:
-    """Overrides pointing a run at a fresh SQLite store with its own artifact root."""
-    return [
-        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
-        f"tracking.artifact_root={tmp_path}/artifacts",
-        f"features.cache_dir={tmp_path}/features",
-    ]
+    return store_overrides(tmp_path)
 
 
 @pytest.fixture(scope="session")
 def shared_store(tmp_path_factory) -> list[str]:
-    root = tmp_path_factory.mktemp("store")
-    return [f"tracking.uri=sqlite:///{root}/mlflow.db", f"tracking.artifact_root={root}/artifacts",
-            f"features.cache_dir={root}/features"]
+    return store_overrides(tmp_path_factory.mktemp("store"))
 
 
-def compose(*overrides: str):
-    return load("train", list(overrides))
+def compose(*overrides: str, config: str = "train"):
+    return load(config, list(overrides))
+
+
+@pytest.fixture(scope="session")
+def make_cfg(small_data, weights):
+    """The one way tests build a run's config: `make_cfg("transfer", store, "seed=1")`
+    composes CONFIG with the small real subset, one quiet epoch, the local backbone
+    weights for transfer variants, the store overrides and any extra overrides."""
+
+    def make(variant: str, store: list[str], *extra: str, config: str = "train"):
+        overrides = [f"model={variant}", f"data.dir={small_data}", "train.epochs=1", "train.verbose=0", *store]
+        if variant == "transfer":
+            overrides.append(f"model.backbone.weights={weights}")
+        if config == "tune":
+            overrides += ["tuner.max_trials=2", "tuner.epochs=1", "search.retrain_seeds=1"]
+        return compose(*overrides, *extra, config=config)
+
+    return make

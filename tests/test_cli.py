@@ -18,9 +18,15 @@ def _run(*args, env_extra=None):
 def test_multirun_gives_one_grouped_run_per_job(small_data, tmp_path):
     db = tmp_path / "mlflow.db"
     proc = _run(
-        "catdog-train", "--multirun", "model=cnn,augmented", f"data.dir={small_data}",
-        "train.epochs=1", "train.log_model=false", "tracking.experiment=sweep-test",
-        f"tracking.uri=sqlite:///{db}", f"tracking.artifact_root={tmp_path}/artifacts",
+        "catdog-train",
+        "--multirun",
+        "model=cnn,augmented",
+        f"data.dir={small_data}",
+        "train.epochs=1",
+        "train.log_model=false",
+        "tracking.experiment=sweep-test",
+        f"tracking.uri=sqlite:///{db}",
+        f"tracking.artifact_root={tmp_path}/artifacts",
         f"hydra.sweep.dir={tmp_path}/multirun/sweep-a",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -34,8 +40,12 @@ def test_multirun_gives_one_grouped_run_per_job(small_data, tmp_path):
 
 
 def test_bad_input_is_one_line_and_leaves_nothing(tmp_path):
-    proc = _run("catdog-train", f"data.dir={tmp_path}/nowhere", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
-                f"hydra.run.dir={tmp_path}/out")
+    proc = _run(
+        "catdog-train",
+        f"data.dir={tmp_path}/nowhere",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"hydra.run.dir={tmp_path}/out",
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == f"catdog-train: error: data.dir {tmp_path}/nowhere is not a folder"
     assert not (tmp_path / "mlflow.db").exists()

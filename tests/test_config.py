@@ -5,7 +5,6 @@ from omegaconf import OmegaConf
 
 from catdog import PROJECT_ROOT
 from catdog.models import build_model
-
 from conftest import compose
 
 # Trainable / non-trainable parameter counts of the reference models at 160x160.
@@ -45,7 +44,7 @@ def test_overrides_reach_the_model():
     cfg = compose("model=augmented", "model.dropout=0.35", "model.dense_units=128", "model.rotation_factor=0.1")
     model = build_model(cfg.model, cfg.data.image_size)
     assert model.get_layer("random_rotation").factor == (-0.1, 0.1)
-    assert [l.rate for l in model.layers if l.__class__.__name__ == "Dropout"] == [0.35, 0.35]
+    assert [layer.rate for layer in model.layers if layer.__class__.__name__ == "Dropout"] == [0.35, 0.35]
     assert model.layers[-2].units == 128
 
 
@@ -79,3 +78,29 @@ def test_experiment_preset_is_global():
     assert cfg.tracking.experiment == "reference-study"
     assert cfg.train.epochs == 20
     OmegaConf.resolve(cfg)
+
+
+PRESETS = sorted(p.stem for p in (PROJECT_ROOT / "conf" / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_experiment_preset_composes_and_runs(preset, make_cfg, store):
+    """Each preset trains for real (one epoch on the small subset) into its own experiment."""
+    from mlflow.tracking import MlflowClient
+
+    from catdog import training
+
+    preset_cfg = compose(f"experiment={preset}")
+    cfg = make_cfg("cnn", store, f"experiment={preset}", "train.log_model=false")
+    assert cfg.tracking.experiment == preset_cfg.tracking.experiment
+    run_id = training.train(cfg).run_id
+    run = MlflowClient().get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert MlflowClient().get_experiment(run.info.experiment_id).name == preset_cfg.tracking.experiment
+
+
+def test_tracking_uris_are_logged_without_passwords():
+    from catdog.tracking import redact
+
+    assert redact("http://ana:s3cret@tracking.example:5000/x") == "http://ana:***@tracking.example:5000/x"
+    assert redact("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"

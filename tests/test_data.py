@@ -8,7 +8,6 @@ import pytest
 
 from catdog import CatdogError
 from catdog.data import load_folder, load_study_data, split_off_test, to_dataset
-
 from conftest import compose, write_images
 
 
@@ -51,9 +50,12 @@ def test_real_images_from_a_folder(small_data):
     data = load_study_data(compose(f"data.dir={small_data}").data)
     assert data.image_size == (160, 160)
     assert data.summary() == {
-        "n_train_cats": 24, "n_train_dogs": 24,
-        "n_val_cats": 16, "n_val_dogs": 16,
-        "n_test_cats": 4, "n_test_dogs": 4,
+        "n_train_cats": 24,
+        "n_train_dogs": 24,
+        "n_val_cats": 16,
+        "n_val_dogs": 16,
+        "n_test_cats": 4,
+        "n_test_dogs": 4,
     }
     assert data.baseline_accuracy == 0.5
     assert data.data_hash == load_study_data(compose(f"data.dir={small_data}").data).data_hash

@@ -4,7 +4,6 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from catdog import training
-
 from conftest import compose
 
 
@@ -14,8 +13,13 @@ def test_transfer_on_the_full_data(archive, weights, store, tmp_path):
     images). Measured here on our fixed 800 / 200 split: 94.6-96.5% validation and
     92.5-95.5% test over 7 runs, so the bars sit at what the data supports, far above the
     50% baseline; a 95% test bar would fail most seeds on a 200-image split."""
-    cfg = compose("model=transfer", f"data.url=file://{archive}", f"model.backbone.weights={weights}",
-                  f"data.cache_dir={tmp_path}/data", *store)
+    cfg = compose(
+        "model=transfer",
+        f"data.url=file://{archive}",
+        f"model.backbone.weights={weights}",
+        f"data.cache_dir={tmp_path}/data",
+        *store,
+    )
     result = training.train(cfg)
     run = MlflowClient().get_run(result.run_id)
     assert run.info.status == "FINISHED"

@@ -9,22 +9,21 @@ from mlflow.tracking import MlflowClient
 
 from catdog import CatdogError, tracking, training
 from catdog.cli import main as catdog_main
-from catdog.report import summarize
-
+from catdog.report.runs import load_study
+from catdog.report.summary import variant_rows
 from conftest import compose
 
 VARIANTS = ["cnn", "augmented", "preprocessed", "transfer"]
 COMMON_ARTIFACTS = {
-    "config.yaml", "model_summary.txt", "confusion_matrix.json",
-    "plots/accuracy.png", "plots/samples.png", "plots/confusion_matrix.png",
+    "config.yaml",
+    "model_summary.txt",
+    "confusion_matrix.json",
+    "predictions/test.json",
+    "predictions/misclassified.npz",
+    "plots/accuracy.png",
+    "plots/samples.png",
+    "plots/confusion_matrix.png",
 }
-
-
-def _overrides(variant, small_data, store, weights, *extra):
-    out = [f"model={variant}", f"data.dir={small_data}", "train.epochs=1", "train.verbose=0", *store, *extra]
-    if variant == "transfer":
-        out.append(f"model.backbone.weights={weights}")
-    return out
 
 
 def _artifacts(client, run_id, path=None):
@@ -35,12 +34,10 @@ def _artifacts(client, run_id, path=None):
 
 
 @pytest.fixture(scope="module")
-def trained(small_data, shared_store, weights):
-    """One logged run per variant, trained once for the tests of this module."""
-    results = {}
-    for variant in VARIANTS:
-        cfg = compose(*_overrides(variant, small_data, shared_store, weights, "seed=3"))
-        results[variant] = training.train(cfg)
+def trained(make_cfg, shared_store):
+    """One logged run per variant (two seeds of cnn), trained once for this module."""
+    results = {variant: training.train(make_cfg(variant, shared_store, "seed=3")) for variant in VARIANTS}
+    results["cnn seed 4"] = training.train(make_cfg("cnn", shared_store, "seed=4", "train.log_model=false"))
     return results
 
 
@@ -51,13 +48,23 @@ def test_run_is_logged_completely(trained, variant, small_data):
     assert run.info.status == "FINISHED"
     assert run.data.tags["variant"] == variant and run.data.tags["seed"] == "3"
     assert run.data.tags[tracking.KIND_TAG] == "train"
-    assert run.data.tags.get("mlflow.source.git.commit") == tracking.git_commit()
+    commit = run.data.tags["mlflow.source.git.commit"]
+    assert len(commit) == 40 and commit == tracking.git_commit()
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         history = client.get_metric_history(run.info.run_id, key)
         assert [m.step for m in history] == [0]
     metrics = run.data.metrics
-    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["test_loss"] > 0
-    assert metrics["baseline_accuracy"] == 0.5
+    assert metrics["model_val_accuracy"] == metrics["val_accuracy"] and metrics["model_epoch"] == 0
+    assert metrics["test_loss"] > 0 and metrics["baseline_accuracy"] == 0.5
+    # The per-image predictions are the test score, row by row.
+    table = client.load_table(run.info.experiment_id, "predictions/test.json", run_ids=[run.info.run_id])
+    assert len(table) == 8 and table["image"].is_unique
+    assert set(table["label"]) == {"cats", "dogs"} and all(table["image"].str.startswith(("cats/", "dogs/")))
+    assert table["correct"].mean() == pytest.approx(metrics["test_accuracy"])
+    assert (table["correct"] == (table["label"] == table["predicted"])).all()
+    assert np.allclose(table["p_cats"] + table["p_dogs"], 1.0, atol=1e-4)
+    assert ((table["p_dogs"] > 0.5) == (table["predicted"] == "dogs")).all()
+    assert metrics["test_correct"] == table["correct"].sum()
     assert metrics["lift_over_baseline"] == pytest.approx(metrics["test_accuracy"] - 0.5)
     params = run.data.params
     assert params["model.name"] == variant and params["data.dir"] == str(small_data)
@@ -90,8 +97,9 @@ def test_evaluate_an_unseen_folder(trained, small_data, tmp_path, capsys):
     run_id = trained["cnn"].run_id
     catdog_main(["--tracking-uri", mlflow.get_tracking_uri(), "evaluate", run_id, str(folder), "--json"])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["n"] == 5 and 0.0 <= result["accuracy"] <= 1.0
-    assert {k: v["n"] for k, v in result["per_class"].items()} == {"cats": 3, "dogs": 2}
+    per_class = result["per_class"]
+    assert result["n"] == 5 and {k: v["n"] for k, v in per_class.items()} == {"cats": 3, "dogs": 2}
+    assert result["accuracy"] == pytest.approx((per_class["cats"]["correct"] + per_class["dogs"]["correct"]) / 5)
     run = MlflowClient().get_run(run_id)
     assert run.data.metrics["eval_never-seen_accuracy"] == result["accuracy"]
     assert run.info.status == "FINISHED"
@@ -105,14 +113,30 @@ def test_evaluate_errors_are_one_line(trained, tmp_path, capsys):
     assert err.startswith("catdog: error:") and "\n" not in err
 
 
-def test_compare_groups_runs_by_variant(trained, capsys):
+def test_compare_groups_runs_by_variant_and_picks_the_best_by_validation(trained, capsys):
     experiment = "catdog-study"
-    rows = summarize(experiment)
+    rows = variant_rows(load_study(experiment))
     assert [r["variant"] for r in rows] == VARIANTS
-    assert all(r["runs"] == 1 and r["baseline_accuracy"] == 0.5 for r in rows)
-    assert rows[-1]["best_run_id"] == trained["transfer"].run_id
+    by_variant = {r["variant"]: r for r in rows}
+    assert by_variant["cnn"]["runs"] == 2 and by_variant["cnn"]["seeds"] == ["3", "4"]
+    cnn_runs = [MlflowClient().get_run(trained[k].run_id) for k in ("cnn", "cnn seed 4")]
+    best = max(cnn_runs, key=lambda r: r.data.metrics["model_val_accuracy"])
+    assert by_variant["cnn"]["best_run_id"] == best.info.run_id
+    assert by_variant["cnn"]["test_accuracy_mean"] == pytest.approx(
+        np.mean([r.data.metrics["test_accuracy"] for r in cnn_runs])
+    )
     catdog_main(["--tracking-uri", mlflow.get_tracking_uri(), "compare", "--experiment", experiment, "--json"])
     assert [r["variant"] for r in json.loads(capsys.readouterr().out)] == VARIANTS
+
+
+def test_early_stopping_reports_the_kept_epoch(make_cfg, store):
+    """With restore_best_weights the logged model is the best epoch's: so are its scores."""
+    cfg = make_cfg("transfer", store, "train.epochs=4", "train.early_stopping_patience=10", "train.log_model=false")
+    result = training.train(cfg)
+    run = MlflowClient().get_run(result.run_id)
+    history = [m.value for m in MlflowClient().get_metric_history(result.run_id, "val_accuracy")]
+    assert result.val_accuracy == max(history) == run.data.metrics["model_val_accuracy"]
+    assert run.data.metrics["model_epoch"] == history.index(max(history))
 
 
 def test_failed_and_interrupted_runs_never_stay_running(store):
@@ -129,8 +153,8 @@ def test_failed_and_interrupted_runs_never_stay_running(store):
     assert mlflow.active_run() is None
 
 
-def test_bad_weights_path_fails_before_any_run(small_data, store, tmp_path):
-    cfg = compose(*_overrides("transfer", small_data, store, None), f"model.backbone.weights={tmp_path}/none.h5")
+def test_bad_weights_path_fails_before_any_run(make_cfg, store, tmp_path):
+    cfg = make_cfg("transfer", store, f"model.backbone.weights={tmp_path}/none.h5")
     with pytest.raises(CatdogError, match="no such file"):
         training.train(cfg)
     assert not (tmp_path / "mlflow.db").exists()  # no store, experiment or run was touched

@@ -4,24 +4,22 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from catdog import CatdogError, features, tracking
-from catdog.config import load
+from catdog import CatdogError, features, seeding, tracking
 from catdog.data import load_study_data
 from catdog.tuning import tune
+from conftest import store_overrides
 
 
-def _cfg(small_data, weights, tmp_path, *extra):
-    return load("tune", [
-        "model=transfer", f"model.backbone.weights={weights}", f"data.dir={small_data}",
-        "tuner.max_trials=2", "tuner.epochs=1", "train.epochs=1", "train.verbose=0", "search.retrain_seeds=1",
-        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_root={tmp_path}/artifacts",
-        f"features.cache_dir={tmp_path}/features", f"search.project_dir={tmp_path}/tuner", *extra,
-    ])
+@pytest.fixture()
+def search_cfg(make_cfg, tmp_path):
+    """A 2-trial, 1-epoch transfer search in a fresh store under tmp_path."""
+    return lambda *extra: make_cfg("transfer", store_overrides(tmp_path), *extra, config="tune")
 
 
 def _children(parent_id, kind):
@@ -31,8 +29,8 @@ def _children(parent_id, kind):
     )
 
 
-def test_search_logs_parent_trials_retrains_and_leaderboard(small_data, weights, tmp_path):
-    summary = tune(_cfg(small_data, weights, tmp_path))
+def test_search_logs_parent_trials_retrains_and_leaderboard(search_cfg):
+    summary = tune(search_cfg())
     client = MlflowClient()
     parent = client.get_run(summary["parent_run_id"])
     assert parent.info.status == "FINISHED" and parent.data.tags[tracking.KIND_TAG] == "search"
@@ -40,6 +38,7 @@ def test_search_logs_parent_trials_retrains_and_leaderboard(small_data, weights,
     assert len(trials) == 2 and {t.info.status for t in trials} == {"FINISHED"}
     for trial in trials:
         assert {"dropout", "dense_units", "rotation_factor"} <= set(trial.data.params)
+        assert trial.data.tags["seed"] == str(seeding.derive(0, int(trial.data.tags["trial_id"]), 0))
         assert [m.step for m in client.get_metric_history(trial.info.run_id, "val_accuracy")] == [0]
         assert "score" in trial.data.metrics
     retrains = _children(parent.info.run_id, "retrain")
@@ -48,18 +47,28 @@ def test_search_logs_parent_trials_retrains_and_leaderboard(small_data, weights,
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"leaderboard.json", "search_summary.json", "config.yaml"} <= artifacts
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
-    assert {"plots/objective_vs_trial.png", "plots/objective_vs_dropout.png", "plots/objective_vs_rotation_factor.png"} <= plots
+    assert {
+        "plots/objective_vs_trial.png",
+        "plots/objective_vs_dropout.png",
+        "plots/objective_vs_rotation_factor.png",
+    } <= plots
     assert {"best.dropout", "best.dense_units", "best.rotation_factor", "best.trial"} <= set(parent.data.tags)
     assert "data_hash" in parent.data.params and "search.dropout.min" in parent.data.params
-    assert {"best_test_accuracy_mean", "reference_test_accuracy_mean", "best_test_lift_over_baseline"} <= set(parent.data.metrics)
+    assert {"best_test_accuracy_mean", "reference_test_accuracy_mean", "best_test_lift_over_baseline"} <= set(
+        parent.data.metrics
+    )
 
 
 def test_interrupted_search_resumes_without_duplicates(small_data, weights, tmp_path):
     overrides = [
-        "model=transfer", f"model.backbone.weights={weights}", f"data.dir={small_data}",
-        "tuner.max_trials=2", "tuner.epochs=1", "train.verbose=0", "search.retrain_seeds=0",
-        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_root={tmp_path}/artifacts",
-        f"features.cache_dir={tmp_path}/features", f"search.project_dir={tmp_path}/tuner",
+        "model=transfer",
+        f"model.backbone.weights={weights}",
+        f"data.dir={small_data}",
+        "tuner.max_trials=2",
+        "tuner.epochs=1",
+        "train.verbose=0",
+        "search.retrain_seeds=0",
+        *store_overrides(tmp_path),
         f"hydra.run.dir={tmp_path}/out",
     ]
     command = [os.path.join(os.path.dirname(sys.executable), "catdog-tune"), *overrides]
@@ -89,43 +98,43 @@ def test_interrupted_search_resumes_without_duplicates(small_data, weights, tmp_
     assert {t.info.status for t in trials} == {"FINISHED"}
 
 
-def test_feature_cache_is_reused_and_invalidated(small_data, weights, tmp_path):
-    cfg = _cfg(small_data, weights, tmp_path)
+def test_feature_cache_is_reused_and_invalidated(search_cfg, weights, tmp_path):
+    cfg = search_cfg()
     data = load_study_data(cfg.data)
-    first = features.FeatureCache(data, cfg.model, cfg.features)
-    views = first.train_features(cfg.model).numpy()
+    first = features.FeatureCache(data, cfg)
+    views = first.train_features(cfg).numpy()
     assert views.shape == (cfg.features.train_views, 48, 5, 5, 1280) and first.feature_shape == (5, 5, 1280)
     assert first.computed == 3 * 48 + 40
 
-    again = features.FeatureCache(data, cfg.model, cfg.features)
-    assert (again.train_features(cfg.model).numpy() == views).all() and again.eval_features()[0].shape[0] == 32
+    again = features.FeatureCache(data, cfg)
+    assert (again.train_features(cfg).numpy() == views).all() and again.eval_features()[0].shape[0] == 32
     assert again.computed == 0  # everything came from disk: no backbone forward pass
 
-    rotated = again.train_features(load("tune", ["model=transfer", "model.rotation_factor=0.3"]).model)
+    rotated = again.train_features(search_cfg("model.rotation_factor=0.3"))
     assert again.computed == 3 * 48 and rotated.shape == views.shape
 
-    smaller = _cfg(small_data, weights, tmp_path, "data.image_size=[96,96]")
-    small = features.FeatureCache(load_study_data(smaller.data), smaller.model, smaller.features)
+    smaller = search_cfg("data.image_size=[96,96]")
+    small = features.FeatureCache(load_study_data(smaller.data), smaller)
     assert small.feature_shape == (3, 3, 1280) and small.computed == 40
 
     other = tmp_path / "other.h5"
-    other.write_bytes(open(weights, "rb").read() + b"\0")
-    changed = features.FeatureCache(data, load("tune", ["model=transfer", f"model.backbone.weights={other}"]).model, cfg.features)
+    other.write_bytes(Path(weights).read_bytes() + b"\0")
+    changed = features.FeatureCache(data, search_cfg(f"model.backbone.weights={other}"))
     assert changed.base_key["weights"] != first.base_key["weights"]
 
 
-def test_cached_head_gives_the_same_model_as_the_image_pipeline(small_data, weights, tmp_path):
+def test_cached_head_gives_the_same_model_as_the_image_pipeline(search_cfg):
     """The head trained on cached features, put back on its backbone, scores raw test images
     exactly as the head scores the cached test features."""
     from catdog import training
     from catdog.evaluation import evaluate_split
 
-    cfg = _cfg(small_data, weights, tmp_path)
+    cfg = search_cfg()
     data = load_study_data(cfg.data)
-    cache = features.FeatureCache(data, cfg.model, cfg.features)
-    head = training.trainable_model(cfg, data, cfg.model, cache)
-    training.fit_variant(cfg, data, head, cfg.model, cache, callbacks=[], epochs=2)
-    full = training.image_model(head, cfg.model, data, cache)
+    cache = features.FeatureCache(data, cfg)
+    head = training.trainable_model(cfg, data, cache)
+    training.fit_variant(cfg, data, head, cache, callbacks=[], epochs=2)
+    full = training.image_model(head, cfg, data, cache)
     from_features = head.predict(cache.eval_features()[1].astype("float32"), verbose=0).argmax(axis=1)
     assert evaluate_split(full, data.test)["accuracy"] == pytest.approx((from_features == data.test.labels).mean())
 
@@ -140,41 +149,40 @@ def test_cached_head_gives_the_same_model_as_the_image_pipeline(small_data, weig
         ("tuner.max_trials=0", "at least 1"),
     ],
 )
-def test_invalid_spaces_fail_before_anything_runs(small_data, weights, tmp_path, override, message):
+def test_invalid_spaces_fail_before_anything_runs(search_cfg, tmp_path, override, message):
     with pytest.raises(CatdogError, match=message):
-        tune(_cfg(small_data, weights, tmp_path, override))
+        tune(search_cfg(override))
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "tuner").exists()
 
 
-def test_a_run_trains_the_same_whether_the_cache_is_cold_or_warm(small_data, weights, tmp_path):
+def test_a_run_trains_the_same_whether_the_cache_is_cold_or_warm(make_cfg, tmp_path):
     from catdog import training
 
-    cfg = load("train", [
-        "model=transfer", f"model.backbone.weights={weights}", f"data.dir={small_data}", "train.epochs=2",
-        "train.verbose=0", "train.log_model=false", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
-        f"tracking.artifact_root={tmp_path}/artifacts", f"features.cache_dir={tmp_path}/features",
-    ])
+    cfg = make_cfg("transfer", store_overrides(tmp_path), "train.epochs=2", "train.log_model=false")
     cold, warm = training.train(cfg), training.train(cfg)
     history = lambda run: [m.value for m in MlflowClient().get_metric_history(run.run_id, "val_loss")]  # noqa: E731
     assert history(cold) == history(warm) and cold.test_accuracy == warm.test_accuracy
     assert MlflowClient().get_run(warm.run_id).data.params["features.cached"] == "True"
 
 
-def test_a_tuner_project_without_its_parent_run_starts_over(small_data, weights, tmp_path):
+def test_a_tuner_project_without_its_parent_run_starts_over(search_cfg, tmp_path):
     """Trials must never be skipped as 'done' when the tracking store has no record of them."""
-    first = _cfg(small_data, weights, tmp_path, "search.retrain_seeds=0")
+    first = search_cfg("search.retrain_seeds=0")
     tune(first)
     fresh_store = tmp_path / "fresh"
-    second = _cfg(small_data, weights, tmp_path, "search.retrain_seeds=0",
-                  f"tracking.uri=sqlite:///{fresh_store}/mlflow.db", f"tracking.artifact_root={fresh_store}/artifacts")
+    second = search_cfg(
+        "search.retrain_seeds=0",
+        f"tracking.uri=sqlite:///{fresh_store}/mlflow.db",
+        f"tracking.artifact_root={fresh_store}/artifacts",
+    )
     summary = tune(second)
     trials = _children(summary["parent_run_id"], "trial")
     assert len(trials) == 2 and {t.info.status for t in trials} == {"FINISHED"}
 
 
-def test_a_finished_search_can_be_extended(small_data, weights, tmp_path):
-    first = tune(_cfg(small_data, weights, tmp_path, "search.retrain_seeds=0"))
-    extended = tune(_cfg(small_data, weights, tmp_path, "search.retrain_seeds=0", "tuner.max_trials=3"))
+def test_a_finished_search_can_be_extended(search_cfg):
+    first = tune(search_cfg("search.retrain_seeds=0"))
+    extended = tune(search_cfg("search.retrain_seeds=0", "tuner.max_trials=3"))
     assert extended["parent_run_id"] == first["parent_run_id"] and extended["trials"] == 3
     trials = _children(first["parent_run_id"], "trial")
     assert sorted(t.data.tags["trial_id"] for t in trials) == ["0", "1", "2"]
@@ -182,9 +190,9 @@ def test_a_finished_search_can_be_extended(small_data, weights, tmp_path):
 
 
 @pytest.mark.parametrize("tuner", ["bayesian", "hyperband"])
-def test_every_tuner_runs_its_trials(small_data, weights, tmp_path, tuner):
+def test_every_tuner_runs_its_trials(search_cfg, tuner):
     extra = ["tuner.max_trials=3", "search.retrain_seeds=0", f"tuner={tuner}"]
     extra += ["tuner.num_initial_points=1"] if tuner == "bayesian" else ["tuner.max_epochs=2", "tuner.factor=2"]
-    summary = tune(_cfg(small_data, weights, tmp_path, *extra))
+    summary = tune(search_cfg(*extra))
     trials = _children(summary["parent_run_id"], "trial")
     assert len(trials) == 3 and {t.info.status for t in trials} == {"FINISHED"}

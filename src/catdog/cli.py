@@ -28,7 +28,7 @@ def _guarded(prog: str, work, interrupt_hint: str = ""):
         _fail(prog, exc)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; the run is marked KILLED in MLflow.{interrupt_hint}", file=sys.stderr)
-        raise SystemExit(130)
+        raise SystemExit(130) from None
 
 
 def _sweep_tags() -> dict:
@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> None:
     report.add_argument("--experiment", help="experiment name (default: the configured one)")
     report.add_argument("--out", metavar="DIR", help="output folder (default: experiments/<experiment>/)")
     report.add_argument("--sweep", help="only the runs of this multirun (its `sweep` tag)")
-    report.add_argument("--ui-url", help="MLflow UI address for run links (default: the tracking URI if it is a server)")
+    report.add_argument(
+        "--ui-url", help="MLflow UI address for run links (default: the tracking URI if it is a server)"
+    )
 
     args = parser.parse_args(argv)
     import mlflow
@@ -139,7 +141,8 @@ def _compare(args, experiment: str) -> None:
     if args.json:
         print(json.dumps(summary.to_json(rows), indent=2))
         return
-    print(f"Experiment {experiment}: test split of {rows[0]['n_test']} images, baseline {rows[0]['baseline_accuracy']:.1%}")
+    first = rows[0]
+    print(f"Experiment {experiment}: test split of {first['n_test']} images, baseline {first['baseline_accuracy']:.1%}")
     print(summary.to_text(rows))
 
 
@@ -151,6 +154,8 @@ def _report(args, experiment: str) -> None:
     content = build.build_report(experiment, out, ui_url=args.ui_url, sweep=args.sweep)
     print(summary.to_text(content["rows"]))
     for c in content["comparisons"]:
-        print(f"  {c.a} vs {c.b}: {100 * c.difference:+.1f} pts "
-              f"[{100 * c.interval.low:+.1f}, {100 * c.interval.high:+.1f}], p(Holm) {c.p_holm:.3g}: {c.verdict}")
+        print(
+            f"  {c.a} vs {c.b}: {100 * c.difference:+.1f} pts "
+            f"[{100 * c.interval.low:+.1f}, {100 * c.interval.high:+.1f}], p(Holm) {c.p_holm:.3g}: {c.verdict}"
+        )
     print(f"Report: {out / 'report.html'} (and report.md); logged as run {content['report_run_id']}")

@@ -118,7 +118,9 @@ def load_folder(folder, image_size, class_names) -> Split:
     folder = Path(folder)
     missing = [name for name in class_names if not (folder / name).is_dir()]
     if missing:
-        raise CatdogError(f"{folder} has no {'/, '.join(missing)}/ folder (expected one per class: {', '.join(class_names)})")
+        raise CatdogError(
+            f"{folder} has no {'/, '.join(missing)}/ folder (expected one per class: {', '.join(class_names)})"
+        )
     try:
         ds = keras.utils.image_dataset_from_directory(
             folder,
@@ -160,8 +162,12 @@ def load_study_data(data_cfg) -> StudyData:
     and settings: the runs of a multirun, or a search and its retrains, share one copy."""
     root = resolve_root(data_cfg)
     return _decode(
-        root, _listing(root), tuple(data_cfg.image_size), tuple(data_cfg.class_names),
-        float(data_cfg.test_fraction), int(data_cfg.split_seed),
+        root,
+        _listing(root),
+        tuple(data_cfg.image_size),
+        tuple(data_cfg.class_names),
+        float(data_cfg.test_fraction),
+        int(data_cfg.split_seed),
     )
 
 

@@ -79,7 +79,13 @@ class FeatureCache:
         tmp = path.with_suffix(".tmp.npy")
         np.save(tmp, array)
         tmp.replace(path)  # atomic: a parallel job never reads half a file
-        log.info("Cached %s features of %d image views in %.0fs: %s", key["split"], computed, time.perf_counter() - start, path.name)
+        log.info(
+            "Cached %s features of %d image views in %.0fs: %s",
+            key["split"],
+            computed,
+            time.perf_counter() - start,
+            path.name,
+        )
         return array
 
     def _forward(self, images: np.ndarray, layers_: list, training: bool, out: np.ndarray | None = None) -> np.ndarray:

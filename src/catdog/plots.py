@@ -29,7 +29,9 @@ def accuracy_curves(history: dict, baseline: float | None = None, title: str = "
 
 def sample_grid(split, class_names, per_class: int = 3):
     """One row per class, the first `per_class` images of each, titled with the class."""
-    fig, axes = plt.subplots(len(class_names), per_class, figsize=(2.5 * per_class, 2.6 * len(class_names)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(class_names), per_class, figsize=(2.5 * per_class, 2.6 * len(class_names)), squeeze=False
+    )
     for label, row in enumerate(axes):
         members = np.flatnonzero(split.labels == label)[:per_class]
         for ax, index in zip(row, members):
@@ -67,8 +69,15 @@ def confusion_matrix(matrix: np.ndarray, class_names, title: str = ""):
         color = "white" if count > matrix.max() / 2 else "black"
         ax.text(j, i, str(count), ha="center", va="center", color=color, fontsize=12)
     ticks = range(len(class_names))
-    ax.set(xticks=ticks, yticks=ticks, xticklabels=class_names, yticklabels=class_names,
-           xlabel="predicted", ylabel="true", title=title)
+    ax.set(
+        xticks=ticks,
+        yticks=ticks,
+        xticklabels=class_names,
+        yticklabels=class_names,
+        xlabel="predicted",
+        ylabel="true",
+        title=title,
+    )
     fig.tight_layout()
     return fig
 
@@ -95,7 +104,13 @@ def objective_against(values, scores, xlabel: str, objective: str, running_best:
     fig, ax = plt.subplots(figsize=(5, 3.6))
     ax.scatter(values, scores, color="#1f77b4", zorder=3, label="trial")
     if running_best:
-        ax.step(values, (np.maximum if maximize else np.minimum).accumulate(scores), where="post", color="#ff7f0e", label="best so far")
+        ax.step(
+            values,
+            (np.maximum if maximize else np.minimum).accumulate(scores),
+            where="post",
+            color="#ff7f0e",
+            label="best so far",
+        )
         ax.legend(loc="lower right")
         ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set(xlabel=xlabel, ylabel=objective, title=f"{objective} vs {xlabel}")

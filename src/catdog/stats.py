@@ -78,7 +78,11 @@ def paired_permutation(correct_a, correct_b, seed: int = 0, n_resamples: int = 9
     if not diffs.any():
         return 1.0
     result = stats.permutation_test(
-        (diffs,), np.mean, permutation_type="samples", vectorized=True, n_resamples=n_resamples,
+        (diffs,),
+        np.mean,
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=n_resamples,
         rng=np.random.default_rng(seed),
     )
     return float(result.pvalue)
@@ -93,8 +97,14 @@ def paired_bootstrap(correct_a, correct_b, seed: int = 0, n_resamples: int = 999
     if np.all(a == b):
         return diff, Interval(diff, diff)
     result = stats.bootstrap(
-        (a, b), lambda x, y, axis=-1: x.mean(axis=axis) - y.mean(axis=axis), paired=True, vectorized=True,
-        confidence_level=LEVEL, n_resamples=n_resamples, method="percentile", rng=np.random.default_rng(seed),
+        (a, b),
+        lambda x, y, axis=-1: x.mean(axis=axis) - y.mean(axis=axis),
+        paired=True,
+        vectorized=True,
+        confidence_level=LEVEL,
+        n_resamples=n_resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
     )
     return diff, Interval(float(result.confidence_interval.low), float(result.confidence_interval.high))
 
@@ -131,8 +141,9 @@ class Comparison:
         return "no detectable difference"
 
 
-def compare_variants(correct: dict[str, dict[str, np.ndarray]], accuracy: dict[str, dict[str, float]],
-                     seed: int = 0) -> list[Comparison]:
+def compare_variants(
+    correct: dict[str, dict[str, np.ndarray]], accuracy: dict[str, dict[str, float]], seed: int = 0
+) -> list[Comparison]:
     """Every pair of variants. CORRECT[variant][seed]: per-image 0/1 on the same test
     images in the same order; ACCURACY[variant][seed]: that run's test accuracy.
     One run each: exact McNemar. Two or more shared seeds: paired t-test on per-seed

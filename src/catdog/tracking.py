@@ -20,7 +20,7 @@ def configure(tracking_cfg) -> str:
     """Point MLflow at the configured store and experiment; returns the experiment id."""
     if tracking_cfg.uri.startswith("sqlite:///"):
         # SQLite creates the database file but not the folder it goes in.
-        Path(tracking_cfg.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(tracking_cfg.uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(tracking_cfg.uri)
     name = tracking_cfg.experiment
     experiment = mlflow.get_experiment_by_name(name)
@@ -83,15 +83,14 @@ def flatten(cfg, prefix: str = "") -> dict[str, object]:
 def log_config(cfg) -> None:
     """Every resolved config value as a param, and the whole config as config.yaml."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved["tracking"]["uri"] = redact(resolved["tracking"]["uri"])
     mlflow.log_params(flatten(resolved))
     mlflow.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
 
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
-        )
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
     return out.stdout.strip()

@@ -56,7 +56,9 @@ def precision(policy: str):
 
 
 def compile_model(model: keras.Model, train_cfg) -> keras.Model:
-    optimizer = keras.optimizers.get({"class_name": train_cfg.optimizer, "config": {"learning_rate": train_cfg.learning_rate}})
+    optimizer = keras.optimizers.get(
+        {"class_name": train_cfg.optimizer, "config": {"learning_rate": train_cfg.learning_rate}}
+    )
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -191,19 +193,28 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
     tracking.configure(cfg.tracking)
     run_name = f"{cfg.model.name}-seed{cfg.seed}"
     kind = "retrain" if parent_run_id else "train"
-    with precision(cfg.train.precision), tracking.tracked_run(
-        run_name=run_name,
-        parent_run_id=parent_run_id,
-        nested=parent_run_id is not None,
-        tags=tracking.run_tags(kind, variant=cfg.model.name, seed=cfg.seed, **(tags or {})),
-    ) as run:
+    with (
+        precision(cfg.train.precision),
+        tracking.tracked_run(
+            run_name=run_name,
+            parent_run_id=parent_run_id,
+            nested=parent_run_id is not None,
+            tags=tracking.run_tags(kind, variant=cfg.model.name, seed=cfg.seed, **(tags or {})),
+        ) as run,
+    ):
+        # After start_run, which draws the run's name from Python's global `random`.
         seeding.seed_run(cfg.seed)
         tracking.log_config(cfg)
         tracking.log_data(data)
         mlflow.log_param("features.cached", cache is not None)
         log_data_views(data, cfg)
-        log.info("Run %s (%s): training %d epochs%s", run.info.run_id, run_name, cfg.train.epochs,
-                 " on cached backbone features" if cache else "")
+        log.info(
+            "Run %s (%s): training %d epochs%s",
+            run.info.run_id,
+            run_name,
+            cfg.train.epochs,
+            " on cached backbone features" if cache else "",
+        )
         trained = trainable_model(cfg, data, cache)
         mlflow.log_param("init_weights_digest", seeding.weights_digest(trained))
         history = fit_variant(cfg, data, trained, cache).history

@@ -4,7 +4,7 @@ the tracking store alone and logged back to it as a `kind=report` run."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -12,7 +12,7 @@ import mlflow
 import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from catdog import plots, stats, tracking
+from catdog import stats, tracking
 from catdog.report import assets, figures, searches
 from catdog.report.runs import Study, confusion, history, load_study, misclassified_thumbnails
 from catdog.report.summary import pairwise, per_image, variant_rows
@@ -35,13 +35,15 @@ def _gallery_items(study: Study, tables: dict) -> list[dict]:
     """Test images most often misclassified across every run, with their thumbnails."""
     wrong: dict[str, list] = {}
     for runs in tables.values():
-        for record, table in runs.values():
+        for _, table in runs.values():
             for image, row in table.iterrows():
                 entry = wrong.setdefault(image, [0, 0, [], row["label"]])
                 entry[0] += not row["correct"]
                 entry[1] += 1
                 entry[2].append(row[f"p_{row['label']}"])
-    ranked = sorted(((k, v) for k, v in wrong.items() if v[0]), key=lambda kv: (-kv[1][0] / kv[1][1], np.mean(kv[1][2])))
+    ranked = sorted(
+        ((k, v) for k, v in wrong.items() if v[0]), key=lambda kv: (-kv[1][0] / kv[1][1], np.mean(kv[1][2]))
+    )
     thumbs: dict[str, np.ndarray] = {}
     items = []
     records = [r for runs in tables.values() for r, _ in runs.values()]
@@ -51,14 +53,23 @@ def _gallery_items(study: Study, tables: dict) -> list[dict]:
                 break
             thumbs.update(misclassified_thumbnails(record))
         if image in thumbs:
-            items.append({"image": thumbs[image], "id": image, "label": label, "wrong": n_wrong, "runs": n_runs,
-                          "p_true": float(np.mean(p_true)),
-                          "title": f"{Path(image).name}\n{label}: wrong {n_wrong}/{n_runs}\np({label}) = {np.mean(p_true):.2f}"})
+            items.append(
+                {
+                    "image": thumbs[image],
+                    "id": image,
+                    "label": label,
+                    "wrong": n_wrong,
+                    "runs": n_runs,
+                    "p_true": float(np.mean(p_true)),
+                    "title": f"{Path(image).name}\n{label}: wrong {n_wrong}/{n_runs}\np(true) = {np.mean(p_true):.2f}",
+                }
+            )
     return items
 
 
-def build_report(experiment: str, out_dir, ui_url: str | None = None, sweep: str | None = None,
-                 log_run: bool = True) -> dict:
+def build_report(
+    experiment: str, out_dir, ui_url: str | None = None, sweep: str | None = None, log_run: bool = True
+) -> dict:
     """Write OUT_DIR/report.html and report.md (with their figures) for EXPERIMENT (only
     the runs of multirun SWEEP if given), log them as a report run, and return the
     report's content."""
@@ -72,10 +83,13 @@ def build_report(experiment: str, out_dir, ui_url: str | None = None, sweep: str
     base = ui_base(mlflow.get_tracking_uri(), ui_url)
     exp_id = study.experiment.experiment_id
     link = (lambda run_id: f"{base}/#/experiments/{exp_id}/runs/{run_id}") if base else (lambda run_id: None)
-    class_names = [k[len("n_test_"):] for k in sorted(study.records[0].run.data.params) if k.startswith("n_test_")]
+    class_names = [k[len("n_test_") :] for k in sorted(study.records[0].run.data.params) if k.startswith("n_test_")]
 
-    figs = {"accuracy": assets.figure(figures.test_accuracy_by_variant(rows), "accuracy.png", out_dir)}
-    curves = {g: {k: [history(r, k) for r in records] for k in ("accuracy", "val_accuracy")} for g, records in study.groups.items()}
+    figs = {"accuracy": assets.figure(figures.accuracy_by_variant(rows), "accuracy.png", out_dir)}
+    curves = {
+        g: {k: [history(r, k) for r in records] for k in ("accuracy", "val_accuracy")}
+        for g, records in study.groups.items()
+    }
     figs["curves"] = assets.figure(figures.curves_by_variant(curves, study.baseline), "curves.png", out_dir)
     matrices = {}
     for group, records in study.groups.items():
@@ -100,23 +114,42 @@ def build_report(experiment: str, out_dir, ui_url: str | None = None, sweep: str
         "experiment_link": f"{base}/#/experiments/{exp_id}?workflowType=machine_learning" if base else None,
         "data_source": study.param("data_source") or params.get("data_source"),
         "data_hash": study.param("data_hash"),
-        "splits": {s: sum(int(v) for k, v in params.items() if k.startswith(f"n_{s}_")) for s in ("train", "val", "test")},
+        "splits": {
+            s: sum(int(v) for k, v in params.items() if k.startswith(f"n_{s}_")) for s in ("train", "val", "test")
+        },
         "test_by_class": {c: params.get(f"n_test_{c}") for c in class_names},
         "baseline": study.baseline,
         "commits": sorted({r.run.data.tags.get("mlflow.source.git.commit", "unknown")[:10] for r in study.records}),
-        "start": start.strftime("%Y-%m-%d %H:%M UTC"), "end": end.strftime("%Y-%m-%d %H:%M UTC"),
+        "start": start.strftime("%Y-%m-%d %H:%M UTC"),
+        "end": end.strftime("%Y-%m-%d %H:%M UTC"),
         "wall_minutes": (end - start).total_seconds() / 60,
         "seeds": sorted({r.seed for r in study.records}, key=lambda s: (len(s), s)),
         "runs": len(study.records),
-        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
-    flagged = [{"variant": row["variant"], "run_id": run_id, "link": link(run_id)}
-               for row in rows for run_id in row["not_above_baseline"]]
-    content = {"setup": setup, "rows": rows, "comparisons": comparisons, "figures": figs, "gallery": gallery,
-               "flagged": flagged, "searches": search_sections, "link": link, "alpha": stats.ALPHA,
-               "missing_predictions": len(study.records) - sum(len(v) for v in tables.values())}
-    env = Environment(loader=PackageLoader("catdog.report", "templates"), autoescape=select_autoescape(["html"]),
-                      trim_blocks=True, lstrip_blocks=True)
+    flagged = [
+        {"variant": row["variant"], "run_id": run_id, "link": link(run_id)}
+        for row in rows
+        for run_id in row["not_above_baseline"]
+    ]
+    content = {
+        "setup": setup,
+        "rows": rows,
+        "comparisons": comparisons,
+        "figures": figs,
+        "gallery": gallery,
+        "flagged": flagged,
+        "searches": search_sections,
+        "link": link,
+        "alpha": stats.ALPHA,
+        "missing_predictions": len(study.records) - sum(len(v) for v in tables.values()),
+    }
+    env = Environment(
+        loader=PackageLoader("catdog.report", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(pct=_pct, pts=_pts, interval=_interval, pval=_pval, cell=_cell)
     (out_dir / "report.html").write_text(env.get_template("report.html.j2").render(**content))
     (out_dir / "report.md").write_text(env.get_template("report.md.j2").render(**content))
@@ -127,8 +160,9 @@ def build_report(experiment: str, out_dir, ui_url: str | None = None, sweep: str
 
 def _log_report_run(study: Study, out_dir: Path) -> str:
     mlflow.set_experiment(experiment_id=study.experiment.experiment_id)
-    with tracking.tracked_run(run_name=f"report-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}",
-                              tags=tracking.run_tags("report", runs=len(study.records))) as run:
+    with tracking.tracked_run(
+        run_name=f"report-{datetime.now(UTC):%Y%m%d-%H%M%S}", tags=tracking.run_tags("report", runs=len(study.records))
+    ) as run:
         mlflow.log_param("data_hash", study.param("data_hash"))
         mlflow.log_artifact(str(out_dir / "report.html"))
         mlflow.log_artifact(str(out_dir / "report.md"))

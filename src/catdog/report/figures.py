@@ -23,7 +23,13 @@ def curves_by_variant(curves: dict[str, dict[str, list[list[float]]]], baseline:
                 continue
             values = np.array([h[:length] for h in histories])
             epochs = np.arange(1, length + 1)
-            ax.plot(epochs, values.mean(axis=0), color=color, label=f"{label} (mean of {len(values)})")
+            ax.plot(
+                epochs,
+                values.mean(axis=0),
+                color=color,
+                marker="o" if length < 3 else None,
+                label=f"{label} (mean of {len(values)})",
+            )
             ax.fill_between(epochs, values.min(axis=0), values.max(axis=0), color=color, alpha=0.2, linewidth=0)
         ax.axhline(baseline, color="grey", linestyle="--", label=f"baseline {baseline:.0%}")
         ax.set(title=group, xlabel="epoch", ylim=(0.3, 1.02))
@@ -46,8 +52,14 @@ def confusion_grid(matrices: dict[str, np.ndarray], class_names):
         for (i, j), count in np.ndenumerate(matrix):
             ax.text(j, i, str(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
         ticks = range(len(class_names))
-        ax.set(xticks=ticks, yticks=ticks, xticklabels=class_names, yticklabels=class_names, xlabel="predicted",
-               title=group)
+        ax.set(
+            xticks=ticks,
+            yticks=ticks,
+            xticklabels=class_names,
+            yticklabels=class_names,
+            xlabel="predicted",
+            title=group,
+        )
     axes[0][0].set_ylabel("true")
     fig.tight_layout()
     return fig
@@ -74,7 +86,7 @@ def importance(names: list[str], values: list[float], title: str):
     return fig
 
 
-def test_accuracy_by_variant(rows: list[dict]):
+def accuracy_by_variant(rows: list[dict]):
     """Mean test accuracy per group with its 95% interval, every run as a dot."""
     fig, ax = plt.subplots(figsize=(1.7 * max(len(rows), 2) + 1.5, 4))
     x = np.arange(len(rows))
@@ -83,8 +95,13 @@ def test_accuracy_by_variant(rows: list[dict]):
     ax.bar(x, means, yerr=err, capsize=6, color="#8fb4d9", label="mean test accuracy, 95% interval")
     for i, row in enumerate(rows):
         ax.scatter([i] * len(row["test_accuracies"]), row["test_accuracies"], color="black", s=14, zorder=3)
-    ax.axhline(rows[0]["baseline_accuracy"], color="grey", linestyle="--", label=f"baseline {rows[0]['baseline_accuracy']:.0%}")
-    ax.set_xticks(x, [r["variant"] for r in rows], rotation=15 if len(rows) > 4 else 0)
+    ax.axhline(
+        rows[0]["baseline_accuracy"], color="grey", linestyle="--", label=f"baseline {rows[0]['baseline_accuracy']:.0%}"
+    )
+    long_names = max(len(r["variant"]) for r in rows) > 12
+    ax.set_xticks(
+        x, [r["variant"] for r in rows], rotation=20 if long_names else 0, ha="right" if long_names else "center"
+    )
     ax.set(ylabel="test accuracy", ylim=(0, 1.02))
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import mlflow
 import numpy as np
@@ -80,7 +80,7 @@ class Study:
     def span(self) -> tuple[datetime, datetime]:
         start = min(r.run.info.start_time for r in self.records)
         end = max(r.run.info.end_time or r.run.info.start_time for r in self.records)
-        return tuple(datetime.fromtimestamp(t / 1000, timezone.utc) for t in (start, end))
+        return tuple(datetime.fromtimestamp(t / 1000, UTC) for t in (start, end))
 
 
 def _group(run) -> str:
@@ -103,13 +103,19 @@ def load_study(experiment_name: str, sweep: str | None = None) -> Study:
         filter_string="attributes.status = 'FINISHED'" + (f" and tags.sweep = '{sweep}'" if sweep else ""),
         output_format="list",
     )
-    records = [RunRecord(r, _group(r)) for r in runs
-               if r.data.tags.get(KIND_TAG) in ("train", "retrain") and "test_accuracy" in r.data.metrics]
+    records = [
+        RunRecord(r, _group(r))
+        for r in runs
+        if r.data.tags.get(KIND_TAG) in ("train", "retrain") and "test_accuracy" in r.data.metrics
+    ]
     searches = [r for r in runs if r.data.tags.get(KIND_TAG) == "search"]
     if not records:
         scope = f" in sweep {sweep!r}" if sweep else ""
         raise CatdogError(f"experiment {experiment_name!r} has no finished training runs{scope} to report on")
-    hashes = sorted({r.run.data.params.get("data_hash") for r in records} | {s.data.params.get("data_hash") for s in searches} - {None})
+    hashes = sorted(
+        {r.run.data.params.get("data_hash") for r in records}
+        | {s.data.params.get("data_hash") for s in searches} - {None}
+    )
     if len(hashes) > 1:
         raise CatdogError(
             f"experiment {experiment_name!r} mixes runs on different data (data_hash {', '.join(hashes)}); "

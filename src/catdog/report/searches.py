@@ -41,7 +41,7 @@ def section(run, out_dir, link) -> dict:
     """LINK(run_id): the run's page in the MLflow UI, or None."""
     tags = run.data.tags
     rows = leaderboard(run)
-    names = [k[len("best."):] for k in tags if k.startswith("best.") and k != "best.trial"]
+    names = [k[len("best.") :] for k in tags if k.startswith("best.") and k != "best.trial"]
     search_id = tags.get("search_id", run.info.run_id[:8])
     plots = []
     client = MlflowClient()
@@ -55,8 +55,11 @@ def section(run, out_dir, link) -> dict:
     weights = importance(rows, names)
     fig = None
     if weights:
-        fig = assets.figure(figures.importance(list(weights), list(weights.values()), f"{search_id}: importance"),
-                  f"importance-{search_id}.png", out_dir)
+        fig = assets.figure(
+            figures.importance(list(weights), list(weights.values()), f"{search_id}: importance"),
+            f"importance-{search_id}.png",
+            out_dir,
+        )
     return {
         "id": search_id,
         "run_id": run.info.run_id,
@@ -71,6 +74,9 @@ def section(run, out_dir, link) -> dict:
         "plots": plots,
         "importance": weights,
         "importance_figure": fig,
-        "retrained": {k: run.data.metrics[k] for k in ("best_test_accuracy_mean", "reference_test_accuracy_mean")
-                      if k in run.data.metrics},
+        "retrained": {
+            k: run.data.metrics[k]
+            for k in ("best_test_accuracy_mean", "reference_test_accuracy_mean")
+            if k in run.data.metrics
+        },
     }

@@ -25,8 +25,12 @@ def variant_row(group: str, records: list[RunRecord], baseline: float) -> dict:
         "variant": group,
         "runs": len(records),
         "seeds": [r.seed for r in records],
-        "val_accuracy_mean": val_mean, "val_accuracy_sd": val_sd, "val_ci": val_ci,
-        "test_accuracy_mean": test_mean, "test_accuracy_sd": test_sd, "test_ci": test_ci,
+        "val_accuracy_mean": val_mean,
+        "val_accuracy_sd": val_sd,
+        "val_ci": val_ci,
+        "test_accuracy_mean": test_mean,
+        "test_accuracy_sd": test_sd,
+        "test_ci": test_ci,
         "test_accuracies": tests,
         "baseline_accuracy": baseline,
         "lift_mean": test_mean - baseline,
@@ -43,7 +47,7 @@ def variant_rows(study: Study) -> list[dict]:
     return [variant_row(group, records, study.baseline) for group, records in study.groups.items()]
 
 
-def per_image(study: Study) -> dict[str, dict[str, "object"]]:
+def per_image(study: Study) -> dict[str, dict[str, object]]:
     """Each run's per-image predictions, keyed group -> seed -> DataFrame indexed by image.
     Runs without a predictions table are left out."""
     out: dict[str, dict] = {}
@@ -63,12 +67,24 @@ def pairwise(study: Study, tables: dict) -> list[stats.Comparison]:
     if len(tables) < 2:
         return []
     images = sorted(set.intersection(*(set(t.index) for runs in tables.values() for _, t in runs.values())))
-    correct = {g: {s: t.loc[images, "correct"].to_numpy(dtype=float) for s, (_, t) in runs.items()} for g, runs in tables.items()}
+    correct = {
+        g: {s: t.loc[images, "correct"].to_numpy(dtype=float) for s, (_, t) in runs.items()}
+        for g, runs in tables.items()
+    }
     accuracy = {g: {s: float(np.mean(c)) for s, c in seeds.items()} for g, seeds in correct.items()}
     return stats.compare_variants(correct, accuracy)
 
 
-COLUMNS = ["variant", "runs", "val accuracy", "test accuracy", "test 95% CI", "lift (95% CI)", "p vs baseline", "best run (by val)"]
+COLUMNS = [
+    "variant",
+    "runs",
+    "val accuracy",
+    "test accuracy",
+    "test 95% CI",
+    "lift (95% CI)",
+    "p vs baseline",
+    "best run (by val)",
+]
 
 
 def _cells(row) -> list[str]:
@@ -77,7 +93,8 @@ def _cells(row) -> list[str]:
     ci, lift = row["test_ci"], row["lift_ci"]
     p = row["p_vs_baseline"]
     return [
-        row["variant"], str(row["runs"]),
+        row["variant"],
+        str(row["runs"]),
         with_sd(row["val_accuracy_mean"], row["val_accuracy_sd"]),
         with_sd(row["test_accuracy_mean"], row["test_accuracy_sd"]),
         f"[{100 * ci.low:.1f}, {100 * ci.high:.1f}]",

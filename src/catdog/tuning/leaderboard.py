@@ -29,8 +29,9 @@ def log_search_plots(rows: list[dict], objective, hp_names: list[str]) -> None:
         return
     scores = [r["score"] for r in scored]
     maximize = objective.direction == "max"
-    fig = plots.objective_against([int(r["trial"]) for r in scored], scores, "trial", objective.name, running_best=True,
-                                  maximize=maximize)
+    fig = plots.objective_against(
+        [int(r["trial"]) for r in scored], scores, "trial", objective.name, running_best=True, maximize=maximize
+    )
     mlflow.log_figure(fig, "plots/objective_vs_trial.png")
     for name in hp_names:
         fig = plots.objective_against([r[name] for r in scored], scores, name, objective.name)

@@ -33,7 +33,10 @@ def search_id(cfg, data: StudyData) -> str:
     can be extended."""
     parts = {
         "model": OmegaConf.to_container(cfg.model, resolve=True),
-        "space": {k: OmegaConf.to_container(cfg.search[k], resolve=True) for k in ("dropout", "rotation_factor", "dense_units")},
+        "space": {
+            k: OmegaConf.to_container(cfg.search[k], resolve=True)
+            for k in ("dropout", "rotation_factor", "dense_units")
+        },
         "tuner": {k: v for k, v in OmegaConf.to_container(cfg.tuner, resolve=True).items() if k != "max_trials"},
         "train": OmegaConf.to_container(cfg.train, resolve=True),
         "features": features.usable(cfg) and cfg.features.train_views,
@@ -61,7 +64,11 @@ def make_tuner(cfg, hypermodel, project: str, parent_run_id: str, resume: bool):
         search_seed=cfg.seed,
     )
     if tuner_cfg.name == "hyperband":
-        extra = dict(max_epochs=tuner_cfg.max_epochs, factor=tuner_cfg.factor, hyperband_iterations=tuner_cfg.hyperband_iterations)
+        extra = dict(
+            max_epochs=tuner_cfg.max_epochs,
+            factor=tuner_cfg.factor,
+            hyperband_iterations=tuner_cfg.hyperband_iterations,
+        )
     elif tuner_cfg.name == "bayesian":
         extra = dict(max_trials=tuner_cfg.max_trials, num_initial_points=tuner_cfg.num_initial_points)
     else:
@@ -101,14 +108,24 @@ def tune(cfg, tags: dict | None = None) -> dict:
     project = search_id(cfg, data)
     names = hp_names(cfg.model)
     resumed = _parent_run_id(cfg, project)
-    with precision(cfg.train.precision), tracking.tracked_run(
-        run_id=resumed,
-        run_name=f"search-{project}",
-        tags=tracking.run_tags("search", variant=cfg.model.name, search_id=project, tuner=cfg.tuner.name, **(tags or {})),
-    ) as parent:
+    with (
+        precision(cfg.train.precision),
+        tracking.tracked_run(
+            run_id=resumed,
+            run_name=f"search-{project}",
+            tags=tracking.run_tags(
+                "search", variant=cfg.model.name, search_id=project, tuner=cfg.tuner.name, **(tags or {})
+            ),
+        ) as parent,
+    ):
         parent_id = parent.info.run_id
-        log.info("%s search %s (parent run %s) in %s", "Resuming" if resumed else "Starting", project, parent_id,
-                 Path(cfg.search.project_dir) / project)
+        log.info(
+            "%s search %s (parent run %s) in %s",
+            "Resuming" if resumed else "Starting",
+            project,
+            parent_id,
+            Path(cfg.search.project_dir) / project,
+        )
         if not resumed:
             tracking.log_config(cfg)
             tracking.log_data(data)
@@ -129,8 +146,14 @@ def tune(cfg, tags: dict | None = None) -> dict:
         mlflow.set_tags({f"best.{k}": v for k, v in best.items()} | {"best.trial": best_trials[0].trial_id})
         mlflow.log_metric(f"best_{cfg.tuner.objective}", best_trials[0].score)
 
-        summary = {"parent_run_id": parent_id, "search_id": project, "best": best, "best_score": best_trials[0].score,
-                   "trials": len(rows), "baseline_accuracy": data.baseline_accuracy}
+        summary = {
+            "parent_run_id": parent_id,
+            "search_id": project,
+            "best": best,
+            "best_score": best_trials[0].score,
+            "trials": len(rows),
+            "baseline_accuracy": data.baseline_accuracy,
+        }
         if cfg.search.retrain_seeds:
             summary["best_test"] = _mean_sd(retrain(cfg, best, "best", data, cache, parent_id))
             if cfg.search.reference:
@@ -138,10 +161,12 @@ def tune(cfg, tags: dict | None = None) -> dict:
                 summary["reference_test"] = _mean_sd(retrain(cfg, reference, "reference", data, cache, parent_id))
             for label in ("best_test", "reference_test"):
                 if label in summary:
-                    mlflow.log_metrics({
-                        f"{label}_accuracy_mean": summary[label]["mean"],
-                        f"{label}_accuracy_sd": summary[label]["sd"],
-                        f"{label}_lift_over_baseline": summary[label]["mean"] - data.baseline_accuracy,
-                    })
+                    mlflow.log_metrics(
+                        {
+                            f"{label}_accuracy_mean": summary[label]["mean"],
+                            f"{label}_accuracy_sd": summary[label]["sd"],
+                            f"{label}_lift_over_baseline": summary[label]["mean"] - data.baseline_accuracy,
+                        }
+                    )
         mlflow.log_dict(summary, "search_summary.json")
     return summary

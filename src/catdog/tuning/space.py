@@ -43,7 +43,10 @@ def plain(value):
 def model_values(hp, cfg) -> dict:
     """The trial's values of `hp_names`, declared in HP from `cfg.search` on first use."""
     search = cfg.search
-    values = {"dropout": _float(hp, "dropout", search.dropout), "dense_units": hp.Choice("dense_units", list(search.dense_units))}
+    values = {
+        "dropout": _float(hp, "dropout", search.dropout),
+        "dense_units": hp.Choice("dense_units", list(search.dense_units)),
+    }
     if "rotation_factor" in hp_names(cfg.model):
         values["rotation_factor"] = _float(hp, "rotation_factor", search.rotation_factor)
     return {k: plain(v) for k, v in values.items()}

@@ -65,12 +65,15 @@ class TrackedTrials:
         tags = tracking.run_tags("trial", variant=self.hypermodel.name, trial_id=trial.trial_id, seed=seeds[0])
         if len(seeds) > 1:
             tags["execution_seeds"] = ",".join(map(str, seeds))
-        with _interruptible(), tracking.tracked_run(
-            run_id=self._trial_run_id(trial.trial_id),
-            run_name=f"trial-{trial.trial_id}",
-            parent_run_id=self.parent_run_id,
-            nested=True,
-            tags=tags,
+        with (
+            _interruptible(),
+            tracking.tracked_run(
+                run_id=self._trial_run_id(trial.trial_id),
+                run_name=f"trial-{trial.trial_id}",
+                parent_run_id=self.parent_run_id,
+                nested=True,
+                tags=tags,
+            ),
         ):
             mlflow.log_params(trial.hyperparameters.values)
             return super().run_trial(trial, *args, **kwargs)
@@ -88,7 +91,9 @@ class TrackedTrials:
         if trial.score is not None and run_id:
             mlflow.MlflowClient().log_metric(run_id, "score", trial.score)
         best = self.oracle.get_best_trials(1)
-        shown = " ".join(f"{k}={_fmt(v)}" for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/"))
+        shown = " ".join(
+            f"{k}={_fmt(v)}" for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")
+        )
         score = "failed" if trial.score is None else f"{trial.score:.4f}"
         best_score = f"{best[0].score:.4f}" if best and best[0].score is not None else "-"
         elapsed = time.perf_counter() - self.started

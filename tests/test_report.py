@@ -1,0 +1,173 @@
+"""`catdog report` on a real store: two variants x two seeds and a two-trial search."""
+
+import base64
+import io
+import re
+from html.parser import HTMLParser
+
+import matplotlib.image
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from catdog import CatdogError, tracking, training
+from catdog.cli import main as catdog_main
+from catdog.report.build import build_report
+from catdog.tuning import tune
+from conftest import store_overrides
+
+EXPERIMENT = "review"
+
+
+class Tables(HTMLParser):
+    """Cell texts of every <table id=...> in a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self._current, self._cell = {}, None, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table":
+            self._current = self.tables.setdefault(attrs.get("id") or attrs.get("class"), [])
+        elif tag == "tr" and self._current is not None:
+            self._current.append([])
+        elif tag in ("td", "th") and self._current is not None:
+            self._cell = ""
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._current[-1].append(self._cell.strip())
+            self._cell = None
+        elif tag == "table":
+            self._current = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+
+@pytest.fixture(scope="module")
+def study(make_cfg, tmp_path_factory):
+    root = tmp_path_factory.mktemp("review")
+    store = [*store_overrides(root), f"tracking.experiment={EXPERIMENT}"]
+    runs = [
+        training.train(make_cfg(v, store, f"seed={s}", "train.log_model=false", "train.epochs=2"))
+        for v in ("cnn", "transfer")
+        for s in (0, 1)
+    ]
+    search = tune(make_cfg("transfer", store, "search.retrain_seeds=0", "tuner.max_trials=4", config="tune"))
+    out = root / "report"
+    content = build_report(EXPERIMENT, out)
+    return {
+        "root": root,
+        "store": store,
+        "runs": runs,
+        "search": search,
+        "out": out,
+        "content": content,
+        "html": (out / "report.html").read_text(),
+        "md": (out / "report.md").read_text(),
+    }
+
+
+def test_every_section_is_present(study):
+    html, md = study["html"], study["md"]
+    for anchor in (
+        "setup",
+        "variants",
+        "pairs",
+        "curves",
+        "confusion",
+        "gallery",
+        f"search-{study['search']['search_id']}",
+    ):
+        assert f'id="{anchor}"' in html, anchor
+    for heading in (
+        "## Set-up",
+        "## Variants",
+        "## Pairwise comparisons",
+        "## Training curves",
+        "## Confusion matrices",
+        "## Most often misclassified test images",
+        f"## Search {study['search']['search_id']}",
+    ):
+        assert heading in md, heading
+    assert "rough estimate" in html and "rough estimate" in md  # the importance warning with few trials
+    assert "http" not in re.sub(r'data:image/png;base64,[^"]+', "", html).replace("http://www.w3.org", "")  # no network
+
+
+def test_embedded_images_decode(study):
+    uris = re.findall(r'src="data:image/png;base64,([^"]+)"', study["html"])
+    assert len(uris) >= 6  # accuracy, curves, confusion, gallery thumbnails, search plots, importance
+    for data in uris:
+        image = matplotlib.image.imread(io.BytesIO(base64.b64decode(data)), format="png")
+        assert image.ndim == 3 and min(image.shape[:2]) >= 16
+    for name in ("accuracy.png", "curves.png", "confusion.png", "misclassified.png"):
+        assert (study["out"] / name).stat().st_size > 1000 and f"]({name})" in study["md"]
+
+
+def test_numbers_in_the_page_are_the_stores(study):
+    client = MlflowClient()
+    tables = Tables()
+    tables.feed(study["html"])
+    header, *rows = tables.tables["variant-table"]
+    cells = {row[0]: dict(zip(header, row)) for row in rows}
+    assert set(cells) == {"cnn", "transfer"}
+    for variant in ("cnn", "transfer"):
+        runs = [
+            client.get_run(r.run_id) for r in study["runs"] if client.get_run(r.run_id).data.tags["variant"] == variant
+        ]
+        tests = [r.data.metrics["test_accuracy"] for r in runs]
+        vals = [r.data.metrics["model_val_accuracy"] for r in runs]
+        row = cells[variant]
+        assert row["runs"] == "2"
+        assert row["test accuracy"] == f"{100 * np.mean(tests):.1f}% ± {100 * np.std(tests, ddof=1):.1f}%"
+        assert row["val accuracy"].startswith(f"{100 * np.mean(vals):.1f}%")
+        assert row["lift over baseline"] == f"{100 * (np.mean(tests) - 0.5):+.1f} pts"
+        best = max(runs, key=lambda r: r.data.metrics["model_val_accuracy"])
+        assert row["best run (by val)"] == best.info.run_id
+    [pair] = [r for r in tables.tables["pair-table"][1:] if r[0] == "cnn vs transfer"]
+    diff = np.mean([r.test_accuracy for r in study["runs"][:2]]) - np.mean([r.test_accuracy for r in study["runs"][2:]])
+    assert pair[1] == f"{100 * diff:+.1f} pts" and pair[3] == "paired t-test over seeds"
+    leaderboard = tables.tables["leaderboard"]
+    assert len(leaderboard) == 1 + 4 and leaderboard[0][:2] == ["trial", "score"]
+
+
+def test_the_report_is_logged_as_a_run(study):
+    run = MlflowClient().get_run(study["content"]["report_run_id"])
+    assert run.data.tags[tracking.KIND_TAG] == "report" and run.info.status == "FINISHED"
+    assert {a.path for a in MlflowClient().list_artifacts(run.info.run_id)} >= {"report.html", "report.md"}
+    html = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/report.html")
+    assert html == study["html"]
+
+
+def test_the_cli_prints_the_table_and_the_path(study, capsys):
+    out = study["root"] / "cli-report"
+    catdog_main(["--tracking-uri", mlflow.get_tracking_uri(), "report", "--experiment", EXPERIMENT, "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "cnn vs transfer" in printed and f"Report: {out / 'report.html'}" in printed
+    assert (out / "report.md").exists()
+
+
+def test_runs_on_different_data_are_not_compared(make_cfg, tmp_path, capsys):
+    store = [*store_overrides(tmp_path), "tracking.experiment=mixed", "train.log_model=false"]
+    training.train(make_cfg("cnn", store))
+    training.train(make_cfg("cnn", store, "data.split_seed=1"))
+    with pytest.raises(CatdogError, match="different data"):
+        build_report("mixed", tmp_path / "out")
+    with pytest.raises(SystemExit):
+        catdog_main(
+            [
+                "--tracking-uri",
+                f"sqlite:///{tmp_path}/mlflow.db",
+                "report",
+                "--experiment",
+                "mixed",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("catdog: error: experiment 'mixed' mixes runs on different data (data_hash ")
