@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -20,8 +21,15 @@ def _fail(prog: str, exc: Exception) -> None:
     raise SystemExit(2)
 
 
+def _terminate(signum, frame):
+    # Schedulers stop jobs with SIGTERM: end the run as Ctrl-C does (KILLED, resumable)
+    # instead of dying with the run left RUNNING.
+    raise KeyboardInterrupt
+
+
 def _guarded(prog: str, work, interrupt_hint: str = ""):
-    """WORK(), with bad input and Ctrl-C reported in one line instead of a traceback."""
+    """WORK(), with bad input, Ctrl-C and SIGTERM reported in one line instead of a traceback."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return work()
     except CatdogError as exc:
@@ -83,7 +91,7 @@ def _tracking_defaults():
 
 
 def main(argv: list[str] | None = None) -> None:
-    """catdog evaluate | compare | report: work on runs already in the tracking store."""
+    """catdog evaluate | compare | report | runs: work on runs already in the tracking store."""
     parser = argparse.ArgumentParser(prog="catdog", description=main.__doc__)
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the project's store)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -105,14 +113,24 @@ def main(argv: list[str] | None = None) -> None:
         "--ui-url", help="MLflow UI address for run links (default: the tracking URI if it is a server)"
     )
 
+    runs = sub.add_parser("runs", help="find runs left RUNNING by a process that is gone (killed, crashed)")
+    runs.add_argument("--stale", action="store_true", required=True, help="list RUNNING runs whose process has ended")
+    runs.add_argument("--experiment", help="only this experiment (default: all)")
+    runs.add_argument("--mark-failed", action="store_true", help="end each stale run as FAILED, with a note")
+
     args = parser.parse_args(argv)
     import mlflow
+
+    from catdog.tracking import check_reachable
 
     defaults = _tracking_defaults()
     mlflow.set_tracking_uri(args.tracking_uri or defaults.uri)
     try:
+        check_reachable(mlflow.get_tracking_uri())
         if args.command == "evaluate":
             _evaluate(args)
+        elif args.command == "runs":
+            _stale_runs(args)
         elif args.command == "compare":
             _compare(args, args.experiment or defaults.experiment)
         else:
@@ -159,3 +177,26 @@ def _report(args, experiment: str) -> None:
             f"[{100 * c.interval.low:+.1f}, {100 * c.interval.high:+.1f}], p(Holm) {c.p_holm:.3g}: {c.verdict}"
         )
     print(f"Report: {out / 'report.html'} (and report.md); logged as run {content['report_run_id']}")
+
+
+def _stale_runs(args) -> None:
+    import mlflow
+
+    from catdog import stale
+
+    ids = None
+    if args.experiment:
+        experiment = mlflow.get_experiment_by_name(args.experiment)
+        if experiment is None:
+            raise CatdogError(f"no experiment named {args.experiment!r} in {mlflow.get_tracking_uri()}")
+        ids = [experiment.experiment_id]
+    found = stale.find_stale(ids)
+    for run in found:
+        if args.mark_failed:
+            stale.mark_failed(run)
+        action = "marked FAILED" if args.mark_failed else "stale"
+        print(f"{run.run_id}  {run.name}  started {run.started}, process {run.pid} gone: {action}")
+    if not found:
+        print("No stale runs: every RUNNING run of this host still has its process.")
+    elif not args.mark_failed:
+        print("Run again with --mark-failed to end them as FAILED.")

@@ -11,6 +11,8 @@ import gc
 import hashlib
 import json
 import logging
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -71,14 +73,19 @@ class FeatureCache:
     def _load_or_build(self, key: dict, build) -> np.ndarray:
         path = self.dir / f"{_key(key)}.npy"
         if path.exists():
-            return np.load(path)
+            try:
+                return np.load(path)
+            except (ValueError, OSError, EOFError) as exc:  # truncated or corrupt: never train on it
+                log.warning("Feature cache %s is unreadable (%s); rebuilding it", path.name, exc)
+                path.unlink(missing_ok=True)
         start = time.perf_counter()
         array, computed = build()
         self.computed += computed
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, array)
-        tmp.replace(path)  # atomic: a parallel job never reads half a file
+        # A temporary name of its own: two jobs building the same entry never share one.
+        with tempfile.NamedTemporaryFile(dir=self.dir, prefix=path.stem, suffix=".tmp", delete=False) as tmp:
+            np.save(tmp, array)
+        os.replace(tmp.name, path)  # atomic: a parallel job never reads half a file
         log.info(
             "Cached %s features of %d image views in %.0fs: %s",
             key["split"],

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
@@ -11,9 +14,31 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from omegaconf import OmegaConf
 
-from catdog import PROJECT_ROOT
+from catdog import PROJECT_ROOT, CatdogError
 
 KIND_TAG = "kind"  # train | search | trial | retrain: lets reports pick the runs they mean
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, with one line, on a store that cannot be used: MLflow's own client
+    retries an unreachable server for minutes, after the run's work is done."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        try:
+            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).close()
+        except urllib.error.HTTPError:
+            pass  # it answered (an auth-protected server may refuse even /health)
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise CatdogError(
+                f"tracking server {redact(uri)} does not answer ({reason}); start it (make server) "
+                "or point MLFLOW_TRACKING_URI / tracking.uri at a running one"
+            ) from exc
+    elif parsed.scheme == "sqlite" and uri.startswith("sqlite:///"):
+        folder = Path(uri[len("sqlite:///") :]).parent
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if existing is not None and not os.access(existing, os.W_OK):
+            raise CatdogError(f"tracking store folder {existing} is not writable; choose another tracking.uri")
 
 
 def configure(tracking_cfg) -> str:
@@ -97,7 +122,9 @@ def git_commit() -> str | None:
 
 
 def run_tags(kind: str, **extra) -> dict[str, str]:
-    tags = {KIND_TAG: kind, **{k: str(v) for k, v in extra.items() if v is not None}}
+    from catdog.stale import owner_tags
+
+    tags = {KIND_TAG: kind, **owner_tags(), **{k: str(v) for k, v in extra.items() if v is not None}}
     commit = git_commit()
     if commit:
         # MLflow's own tag: the UI shows it as the run's source version.

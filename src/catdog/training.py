@@ -181,8 +181,9 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
 
     `data`/`cache` let a caller (the tuner) share decoded images and cached features;
     `parent_run_id` nests the run under a search."""
-    # Bad model settings fail here, before a run is started and left behind.
+    # Bad settings and an unusable store fail here, before any work or run is started.
     check_model(cfg.model)
+    tracking.check_reachable(cfg.tracking.uri)
     data = data or load_study_data(cfg.data)
     if cache is None and features.usable(cfg):
         cache = features.FeatureCache(data, cfg)

@@ -12,7 +12,7 @@ import keras_tuner as kt
 import mlflow
 from omegaconf import OmegaConf
 
-from catdog import features, tracking
+from catdog import CatdogError, features, tracking
 from catdog.data import StudyData, load_study_data
 from catdog.models import check_model
 from catdog.training import precision
@@ -100,6 +100,7 @@ def tune(cfg, tags: dict | None = None) -> dict:
     """Run (or resume) the configured search, retrain the winner, log it all; returns a summary."""
     check_space(cfg)
     check_model(cfg.model)
+    tracking.check_reachable(cfg.tracking.uri)
     data = load_study_data(cfg.data)
     cache = features.FeatureCache(data, cfg) if features.usable(cfg) else None
     if cache is not None:
@@ -129,7 +130,14 @@ def tune(cfg, tags: dict | None = None) -> dict:
         if not resumed:
             tracking.log_config(cfg)
             tracking.log_data(data)
-        tuner = make_tuner(cfg, VariantHyperModel(cfg, data, cache), project, parent_id, resume=resumed is not None)
+        try:
+            tuner = make_tuner(cfg, VariantHyperModel(cfg, data, cache), project, parent_id, resume=resumed is not None)
+        except (ValueError, KeyError, OSError) as exc:  # unreadable oracle.json / trial.json
+            where = Path(cfg.search.project_dir) / project
+            raise CatdogError(
+                f"the Keras Tuner project {where} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+                "start the search over with search.overwrite=true"
+            ) from exc
         epochs = cfg.tuner.max_epochs if cfg.tuner.name == "hyperband" else cfg.tuner.epochs
         tuner.search(epochs=epochs, verbose=0)
 

@@ -11,6 +11,9 @@ import mlflow
 
 from catdog import seeding, tracking
 
+# Ctrl-C, and SIGTERM as schedulers send it: both stop a search at the next safe point.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 class TrackedTrials:
     """Mixed into a Keras Tuner class: each trial is a nested MLflow run under the search's
@@ -18,7 +21,7 @@ class TrackedTrials:
     as the run's `seed` tag), and prints one progress line. A trial re-run after an
     interruption reopens its earlier run instead of adding a duplicate.
 
-    Ctrl-C stops training at once, but is held back while Keras Tuner writes its state
+    Ctrl-C (or SIGTERM) stops training at once, but is held back while Keras Tuner writes its state
     files (which it does not write atomically: an interrupt there leaves an unreadable
     oracle.json and a search that cannot resume) and raised at the next safe point."""
 
@@ -42,13 +45,14 @@ class TrackedTrials:
 
     def search(self, *args, **kwargs):
         try:
-            previous = signal.signal(signal.SIGINT, self._hold_interrupt)
+            previous = {s: signal.signal(s, self._hold_interrupt) for s in STOP_SIGNALS}
         except ValueError:  # not the main thread: signals cannot be handled here
             return super().search(*args, **kwargs)
         try:
             super().search(*args, **kwargs)
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
         self._raise_if_interrupted()
 
     def _trial_run_id(self, trial_id: str) -> str | None:
@@ -105,18 +109,23 @@ class TrackedTrials:
         self._raise_if_interrupted()
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
 @contextmanager
 def _interruptible():
-    """Ctrl-C raises KeyboardInterrupt right away inside this block."""
+    """Ctrl-C or SIGTERM raises KeyboardInterrupt right away inside this block."""
     try:
-        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        previous = {s: signal.signal(s, _stop) for s in STOP_SIGNALS}
     except ValueError:
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _fmt(value) -> str:

@@ -1,0 +1,134 @@
+"""Faults with real processes, real signals and real files: nothing left RUNNING or corrupt."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from catdog import CatdogError, features, stale, training
+from catdog.data import load_study_data
+from catdog.tuning import tune
+from conftest import store_overrides
+
+BIN = Path(sys.executable).parent
+
+
+def _start_training(small_data, tmp_path):
+    """catdog-train in its own process, returned once its second epoch has begun."""
+    command = [
+        str(BIN / "catdog-train"),
+        "model=cnn",
+        f"data.dir={small_data}",
+        "train.epochs=200",
+        "train.log_model=false",
+        *store_overrides(tmp_path),
+        f"hydra.run.dir={tmp_path}/out",
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 240
+    for line in proc.stdout:
+        if line.startswith("Epoch 3/") or time.monotonic() > deadline:
+            break
+    return proc
+
+
+def _only_run(tmp_path):
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    return run
+
+
+def test_sigterm_ends_the_run_killed_with_its_history(small_data, tmp_path):
+    proc = _start_training(small_data, tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out[-2000:]
+    assert "interrupted; the run is marked KILLED" in out.splitlines()[-1]
+    run = _only_run(tmp_path)
+    assert run.info.status == "KILLED"
+    assert len(MlflowClient().get_metric_history(run.info.run_id, "val_accuracy")) >= 2
+
+
+def test_a_killed_process_leaves_a_stale_run_that_can_be_marked_failed(small_data, tmp_path, capsys):
+    from catdog.cli import main as catdog_main
+
+    proc = _start_training(small_data, tmp_path)
+    proc.kill()
+    proc.wait(timeout=60)
+    run = _only_run(tmp_path)
+    assert run.info.status == "RUNNING"  # SIGKILL: nothing could end it
+    assert run.data.tags[stale.HOST_TAG] == socket.gethostname() and run.data.tags[stale.PID_TAG] == str(proc.pid)
+    with mlflow.start_run(tags=stale.owner_tags()) as alive:  # a live process's run is left alone
+        assert [s.run_id for s in stale.find_stale()] == [run.info.run_id]
+        uri = ["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
+        catdog_main([*uri, "runs", "--stale"])
+        assert run.info.run_id in capsys.readouterr().out
+        assert MlflowClient().get_run(run.info.run_id).info.status == "RUNNING"
+        catdog_main([*uri, "runs", "--stale", "--mark-failed"])
+        assert "marked FAILED" in capsys.readouterr().out
+    ended = MlflowClient().get_run(run.info.run_id)
+    assert ended.info.status == "FAILED" and "process" in ended.data.tags["mlflow.note.content"]
+    assert MlflowClient().get_run(alive.info.run_id).info.status == "FINISHED"
+    catdog_main([*uri, "runs", "--stale"])
+    assert "No stale runs" in capsys.readouterr().out
+
+
+def test_an_unreachable_tracking_server_fails_fast(make_cfg, tmp_path):
+    with socket.socket() as sock:  # a free port, closed again: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = make_cfg("cnn", [f"paths.mlruns_dir={tmp_path}", f"tracking.uri=http://127.0.0.1:{port}"])
+    start = time.monotonic()
+    with pytest.raises(CatdogError, match=f"tracking server http://127.0.0.1:{port} does not answer"):
+        training.train(cfg)
+    assert time.monotonic() - start < 10
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere: a read-only folder is not read-only")
+def test_a_read_only_store_folder_is_refused(make_cfg, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    cfg = make_cfg("cnn", [f"paths.mlruns_dir={tmp_path}", f"tracking.uri=sqlite:///{locked}/store/mlflow.db"])
+    with pytest.raises(CatdogError, match="not writable"):
+        training.train(cfg)
+
+
+def test_a_corrupt_feature_cache_is_rebuilt_not_trained_on(make_cfg, tmp_path):
+    cfg = make_cfg("transfer", store_overrides(tmp_path))
+    data = load_study_data(cfg.data)
+    first = features.FeatureCache(data, cfg)
+    first.prepare(cfg)
+    views = first.train_features(cfg).numpy()
+    files = sorted(Path(cfg.features.cache_dir).glob("*.npy"))
+    assert len(files) == 2 and not list(Path(cfg.features.cache_dir).glob("*.tmp"))
+    for path in files:  # a crash mid-write, or a full disk
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    again = features.FeatureCache(data, cfg)
+    again.prepare(cfg)
+    assert np.array_equal(again.train_features(cfg).numpy(), views)
+    assert again.computed == 3 * 48 + 40  # both entries were rebuilt
+    assert all(np.load(path).dtype == np.float16 for path in files)  # and are whole again
+
+
+def test_a_damaged_tuner_project_says_how_to_start_over(make_cfg, tmp_path):
+    cfg = make_cfg("transfer", store_overrides(tmp_path), "search.retrain_seeds=0", config="tune")
+    tune(cfg)
+    [oracle] = Path(cfg.search.project_dir).glob("*/oracle.json")
+    oracle.write_text('{"ongoing_trials": {')  # cut short mid-write
+    with pytest.raises(CatdogError, match="is damaged .* search.overwrite=true"):
+        tune(cfg)
+    restarted = tune(
+        make_cfg(
+            "transfer", store_overrides(tmp_path), "search.retrain_seeds=0", "search.overwrite=true", config="tune"
+        )
+    )
+    assert restarted["trials"] == 2
