@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pytest
 
 BIN = Path(sys.executable).parent
 
@@ -48,4 +49,23 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == f"catdog-train: error: data.dir {tmp_path}/nowhere is not a folder"
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.dropout=abc", "model.dropout must be a number, got 'abc'"),
+        ("model.dense_units=1.5", "model.dense_units must be an integer, got 1.5"),
+        ("model.dropout=1.5", "model.dropout must be in [0, 1), got 1.5"),
+        ("train.epochs=0", "train.epochs must be >= 1, got 0"),
+        ("train.precision=float8", "train.precision must be one of float32, mixed_bfloat16, got 'float8'"),
+    ],
+)
+def test_bad_settings_are_one_line_and_leave_nothing(tmp_path, override, message):
+    proc = _run(
+        "catdog-train", override, f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"hydra.run.dir={tmp_path}/out"
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == f"catdog-train: error: {message}"
     assert not (tmp_path / "mlflow.db").exists()

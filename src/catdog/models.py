@@ -87,6 +87,10 @@ def _logits(num_classes: int) -> layers.Layer:
 
 def check_model(model_cfg) -> None:
     """Settings that would only fail deep inside Keras, refused with a one-line message."""
+    check_number("model.dropout", model_cfg.dropout)
+    check_number("model.dense_units", model_cfg.dense_units, integer=True)
+    if model_cfg.rotation_factor is not None:
+        check_number("model.rotation_factor", model_cfg.rotation_factor)
     if not 0.0 <= model_cfg.dropout < 1.0:
         raise CatdogError(f"model.dropout must be in [0, 1), got {model_cfg.dropout}")
     if model_cfg.dense_units < 1:
@@ -107,3 +111,10 @@ def build_backbone(backbone_cfg, image_size) -> keras.Model:
     )
     backbone.trainable = bool(backbone_cfg.trainable)
     return backbone
+
+
+def check_number(name: str, value, integer: bool = False) -> None:
+    """Hydra passes `model.dropout=abc` through as a string: say so instead of a TypeError."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise CatdogError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")

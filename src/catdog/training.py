@@ -12,11 +12,11 @@ import keras
 import mlflow
 import numpy as np
 
-from catdog import features, plots, seeding, tracking
+from catdog import CatdogError, features, plots, seeding, tracking
 from catdog.data import Split, StudyData, load_study_data, to_dataset
 from catdog.evaluation import evaluate_split, predictions_table, thumbnails
 from catdog.features import view_dataset
-from catdog.models import augmentation_layers, build_head, build_model, check_model
+from catdog.models import augmentation_layers, build_head, build_model, check_model, check_number
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +43,23 @@ class EpochMetricsCallback(mlflow.keras.MlflowCallback):
 def precision(policy: str):
     """Keras' dtype policy for the layers built inside, restored afterwards. With
     mixed_bfloat16 the logits layer stays float32 (see models.py)."""
-    if policy not in PRECISIONS:
-        from catdog import CatdogError
-
-        raise CatdogError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {policy!r}")
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+def check_train(train_cfg) -> None:
+    check_number("train.epochs", train_cfg.epochs, integer=True)
+    check_number("train.learning_rate", train_cfg.learning_rate)
+    if train_cfg.epochs < 1:
+        raise CatdogError(f"train.epochs must be >= 1, got {train_cfg.epochs}")
+    if train_cfg.learning_rate <= 0:
+        raise CatdogError(f"train.learning_rate must be > 0, got {train_cfg.learning_rate}")
+    if train_cfg.precision not in PRECISIONS:
+        raise CatdogError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {train_cfg.precision!r}")
 
 
 def compile_model(model: keras.Model, train_cfg) -> keras.Model:
@@ -183,6 +190,7 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
     `parent_run_id` nests the run under a search."""
     # Bad settings and an unusable store fail here, before any work or run is started.
     check_model(cfg.model)
+    check_train(cfg.train)
     tracking.check_reachable(cfg.tracking.uri)
     data = data or load_study_data(cfg.data)
     if cache is None and features.usable(cfg):

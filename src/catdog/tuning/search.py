@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from catdog import CatdogError, features, tracking
 from catdog.data import StudyData, load_study_data
 from catdog.models import check_model
-from catdog.training import precision
+from catdog.training import check_train, precision
 from catdog.tuning.hypermodel import VariantHyperModel
 from catdog.tuning.leaderboard import leaderboard, log_search_plots
 from catdog.tuning.retrain import retrain
@@ -100,6 +100,7 @@ def tune(cfg, tags: dict | None = None) -> dict:
     """Run (or resume) the configured search, retrain the winner, log it all; returns a summary."""
     check_space(cfg)
     check_model(cfg.model)
+    check_train(cfg.train)
     tracking.check_reachable(cfg.tracking.uri)
     data = load_study_data(cfg.data)
     cache = features.FeatureCache(data, cfg) if features.usable(cfg) else None
