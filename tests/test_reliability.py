@@ -132,3 +132,38 @@ def test_a_damaged_tuner_project_says_how_to_start_over(make_cfg, tmp_path):
         )
     )
     assert restarted["trials"] == 2
+
+
+def test_eight_jobs_at_once_on_one_new_sqlite_store(small_data, tmp_path):
+    """As a parallel launcher starts them: separate processes, one store, created by none yet."""
+    command = [
+        str(BIN / "catdog-train"),
+        "model=cnn",
+        f"data.dir={small_data}",
+        "train.epochs=1",
+        "train.verbose=0",
+        "train.log_model=false",
+        *store_overrides(tmp_path),
+        "tracking.experiment=parallel",
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+    procs = [
+        subprocess.Popen(
+            [*command, f"seed={i}", f"hydra.run.dir={tmp_path}/out{i}"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(8)
+    ]
+    errors = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, "\n".join(e[-1500:] for e in errors if e)
+    assert not any("database is locked" in e for e in errors)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["parallel"], output_format="list")
+    assert sorted(int(r.data.tags["seed"]) for r in runs) == list(range(8))
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    for run in runs:
+        assert {"test_accuracy", "model_val_accuracy", "val_loss"} <= set(run.data.metrics)
+        assert len(MlflowClient().get_metric_history(run.info.run_id, "val_loss")) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import urllib.error
@@ -43,10 +44,29 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
 
 def configure(tracking_cfg) -> str:
     """Point MLflow at the configured store and experiment; returns the experiment id."""
-    if tracking_cfg.uri.startswith("sqlite:///"):
-        # SQLite creates the database file but not the folder it goes in.
-        Path(tracking_cfg.uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(tracking_cfg.uri)
+    with _store_setup_lock(tracking_cfg.uri):
+        return _set_experiment(tracking_cfg)
+
+
+@contextmanager
+def _store_setup_lock(uri: str):
+    """Jobs started together on a new SQLite store race to create its schema (and crash);
+    one at a time they don't. A file lock beside the database; nothing for servers."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri[len("sqlite:///") :])
+    db.parent.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not its folder
+    with open(db.with_name(db.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _set_experiment(tracking_cfg) -> str:
     name = tracking_cfg.experiment
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
