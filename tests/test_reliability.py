@@ -167,3 +167,21 @@ def test_eight_jobs_at_once_on_one_new_sqlite_store(small_data, tmp_path):
     for run in runs:
         assert {"test_accuracy", "model_val_accuracy", "val_loss"} <= set(run.data.metrics)
         assert len(MlflowClient().get_metric_history(run.info.run_id, "val_loss")) == 1
+
+
+@pytest.mark.parametrize("kind", ["text", "other network"])
+def test_unusable_weights_files_are_one_line_errors(make_cfg, tmp_path, kind):
+    import h5py
+
+    weights = tmp_path / "weights.h5"
+    if kind == "text":
+        weights.write_text("not an HDF5 file")
+    else:  # a legacy Keras weights file of a one-layer network
+        with h5py.File(weights, "w") as f:
+            f.attrs["layer_names"] = [b"dense"]
+            f.create_group("dense").attrs["weight_names"] = [b"dense/kernel:0"]
+            f["dense"].create_dataset("dense/kernel:0", data=np.zeros((4, 2), "float32"))
+    cfg = make_cfg("transfer", store_overrides(tmp_path), f"model.backbone.weights={weights}")
+    with pytest.raises(CatdogError, match=f"model.backbone.weights {weights}: not MobileNetV2"):
+        training.train(cfg)
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "features").exists()

@@ -106,9 +106,15 @@ def check_model(model_cfg) -> None:
 
 
 def build_backbone(backbone_cfg, image_size) -> keras.Model:
-    backbone = keras.applications.MobileNetV2(
-        input_shape=(*image_size, 3), include_top=False, weights=backbone_cfg.weights
-    )
+    try:
+        backbone = keras.applications.MobileNetV2(
+            input_shape=(*image_size, 3), include_top=False, weights=backbone_cfg.weights
+        )
+    except (OSError, ValueError) as exc:  # not HDF5, or weights of another network
+        first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise CatdogError(
+            f"model.backbone.weights {backbone_cfg.weights}: not MobileNetV2 (no top) weights ({first})"
+        ) from exc
     backbone.trainable = bool(backbone_cfg.trainable)
     return backbone
 
