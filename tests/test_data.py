@@ -27,7 +27,7 @@ def test_bad_folders_fail_with_one_line(tmp_path):
         load_folder(write_images(tmp_path / "a", {"cats": 2}), (32, 32), ["cats", "dogs"])
     (tmp_path / "b" / "cats").mkdir(parents=True)
     (tmp_path / "b" / "dogs").mkdir()
-    with pytest.raises(CatdogError, match="No images found|holds no images"):
+    with pytest.raises(CatdogError, match="holds no usable images"):
         load_folder(tmp_path / "b", (32, 32), ["cats", "dogs"])
     with pytest.raises(CatdogError, match="no such file"):
         load_study_data(compose(f"data.url=file://{tmp_path}/missing.zip").data)

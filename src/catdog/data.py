@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from catdog import CatdogError
+from catdog.images import BadImage, decode, list_images
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ class Split:
     images: np.ndarray  # uint8 (n, height, width, 3), decoded once; or cached backbone features
     labels: np.ndarray  # int32, (n,)
     ids: np.ndarray | None = None  # str (n,): the file of each image, relative to its split folder
+    skipped: tuple = ()  # (file, reason) of each file that could not be used
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -40,6 +42,7 @@ class StudyData:
     test: Split
     class_names: tuple[str, ...]
     source: str
+    skipped: tuple = ()  # (file under the source folder, reason) of each unusable file
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -111,37 +114,40 @@ def _find_dataset_root(root: Path) -> Path:
     raise CatdogError(f"{root} has no train/ and validation/ folders")
 
 
-def load_folder(folder, image_size, class_names) -> Split:
-    """Decode every image of FOLDER/<class>/* once, resized as the reference does."""
-    import keras
-
+def load_folder(folder, image_size, class_names, require_every_class: bool = True) -> Split:
+    """Decode every image of FOLDER/<class>/** once, resized as the reference does. Files
+    that are not usable images are skipped with a warning and listed in `Split.skipped`."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise CatdogError(f"{folder} is not a folder")
     missing = [name for name in class_names if not (folder / name).is_dir()]
     if missing:
         raise CatdogError(
             f"{folder} has no {'/, '.join(missing)}/ folder (expected one per class: {', '.join(class_names)})"
         )
-    try:
-        ds = keras.utils.image_dataset_from_directory(
-            folder,
-            labels="inferred",
-            label_mode="int",
-            class_names=list(class_names),
-            image_size=tuple(image_size),
-            batch_size=64,  # float32 batches are transient; small ones keep peak memory low
-            shuffle=False,
-            verbose=False,
-        )
-    except ValueError as exc:
-        raise CatdogError(f"{folder}: {exc}") from exc
-    images, labels = [], []
-    for x, y in ds.as_numpy_iterator():
-        images.append(np.clip(np.rint(x), 0, 255).astype(np.uint8))
-        labels.append(y.astype(np.int32))
+    extra = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in class_names)
+    if extra:
+        log.warning("%s: ignoring folders that are not one of the classes %s: %s", folder, list(class_names), extra)
+    images, labels, ids, skipped = [], [], [], []
+    for label, name in enumerate(class_names):
+        for path in list_images(folder / name):
+            image_id = path.relative_to(folder).as_posix()
+            try:
+                images.append(decode(path, image_size))
+            except (BadImage, OSError) as exc:
+                log.warning("Skipping %s: %s", path, exc)
+                skipped.append((image_id, str(exc)))
+                continue
+            labels.append(label)
+            ids.append(image_id)
     if not images:
-        raise CatdogError(f"{folder} holds no images")
-    ids = np.array([Path(p).relative_to(folder).as_posix() for p in ds.file_paths])
-    return Split(np.concatenate(images), np.concatenate(labels), ids)
+        raise CatdogError(f"{folder} holds no usable images")
+    counts = np.bincount(labels, minlength=len(class_names))
+    if require_every_class and not counts.all():
+        empty = [f"{name}/" for name, n in zip(class_names, counts) if not n]
+        raise CatdogError(f"{folder}: {', '.join(empty)} holds no usable images; every class needs some")
+    log.info("Decoded %d images from %s%s", len(images), folder, f" ({len(skipped)} skipped)" if skipped else "")
+    return Split(np.stack(images), np.asarray(labels, np.int32), np.asarray(ids), tuple(skipped))
 
 
 def split_off_test(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
@@ -185,10 +191,16 @@ def _listing(root: Path) -> tuple:
 def _decode(root: Path, listing: tuple, image_size, class_names, test_fraction: float, split_seed: int) -> StudyData:
     log.info("Decoding images from %s", root)
     train = load_folder(root / "train", image_size, class_names)
-    val, test = split_off_test(load_folder(root / "validation", image_size, class_names), test_fraction, split_seed)
+    validation = load_folder(root / "validation", image_size, class_names)
+    val, test = split_off_test(validation, test_fraction, split_seed)
     for split in (train, val, test):
         split.images.flags.writeable = False  # shared by every run of this process
-    return StudyData(train, val, test, class_names, source=str(root))
+    skipped = tuple(
+        (f"{folder}/{file}", why)
+        for folder, part in (("train", train), ("validation", validation))
+        for file, why in part.skipped
+    )
+    return StudyData(train, val, test, class_names, source=str(root), skipped=skipped)
 
 
 def to_dataset(split: Split, batch_size: int, shuffle_seed: int | None = None):

@@ -155,4 +155,6 @@ def run_tags(kind: str, **extra) -> dict[str, str]:
 def log_data(data) -> None:
     """Class counts, baseline and content hash of the splits this run used."""
     mlflow.log_params({**data.summary(), "data_hash": data.data_hash, "data_source": data.source})
-    mlflow.log_metric("baseline_accuracy", data.baseline_accuracy)
+    mlflow.log_metrics({"baseline_accuracy": data.baseline_accuracy, "skipped_images": len(data.skipped)})
+    if data.skipped:
+        mlflow.log_dict([{"file": f, "reason": why} for f, why in data.skipped], "data/skipped_images.json")
