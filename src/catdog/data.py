@@ -6,6 +6,8 @@ import functools
 import hashlib
 import logging
 import os
+import socket
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -86,11 +88,13 @@ def resolve_root(data_cfg) -> Path:
         if not root.is_dir():
             raise CatdogError(f"data.dir {root} is not a folder")
     else:
-        root = Path(_download(data_cfg.url, data_cfg.cache_dir))
+        root = Path(_download(data_cfg.url, data_cfg.cache_dir, data_cfg.download_timeout))
     return _find_dataset_root(root)
 
 
-def _download(url: str, cache_dir: str | None) -> str:
+def _download(url: str, cache_dir: str | None, timeout: float) -> str:
+    """Fetch URL's zip once into the Keras cache (again if the cached copy is not a whole
+    zip: a download killed half-way) and extract it; returns the extracted folder."""
     import keras
 
     parsed = urlparse(url)
@@ -100,10 +104,35 @@ def _download(url: str, cache_dir: str | None) -> str:
     if cache_dir:
         # get_file silently falls back to /tmp/.keras when the folder does not exist yet.
         Path(cache_dir).expanduser().mkdir(parents=True, exist_ok=True)
-    try:
-        return keras.utils.get_file(fname=fname, origin=url, extract=True, cache_dir=cache_dir)
-    except Exception as exc:  # get_file raises bare Exception on fetch failures
-        raise CatdogError(f"could not fetch data.url {url}: {exc}") from exc
+
+    def fetch(**kwargs) -> str:
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(timeout)  # urlretrieve has no timeout of its own: a dead server hangs
+        try:
+            return keras.utils.get_file(fname=fname, origin=url, cache_dir=cache_dir, **kwargs)
+        except Exception as exc:  # get_file raises bare Exception on fetch failures
+            raise CatdogError(f"could not fetch data.url {url}: {str(exc).splitlines()[0]}") from exc
+        finally:
+            socket.setdefaulttimeout(previous)
+
+    archive = fetch()
+    if not zipfile.is_zipfile(archive):
+        log.warning("%s is not a whole zip archive (an interrupted download?): fetching it again", archive)
+        archive = fetch(force_download=True)
+        if not zipfile.is_zipfile(archive):
+            Path(archive).unlink(missing_ok=True)
+            raise CatdogError(f"data.url {url} is not a zip archive")
+    _refuse_unsafe_members(archive, url)
+    return fetch(extract=True)
+
+
+def _refuse_unsafe_members(archive: str, url: str) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        for name in zf.namelist():
+            if name.startswith(("/", "\\")) or ".." in Path(name).parts:
+                raise CatdogError(
+                    f"data.url {url}: member {name!r} would be extracted outside the cache folder; refused"
+                )
 
 
 def _find_dataset_root(root: Path) -> Path:

@@ -62,7 +62,7 @@ def evaluate_run(run_id: str, folder, batch_size: int = 32) -> dict:
     except (MlflowException, OSError) as exc:
         raise CatdogError(f"run {run_id}: no logged model ({str(exc).splitlines()[0]})") from exc
     class_names = ast.literal_eval(run.data.params.get("data.class_names", "['cats', 'dogs']"))
-    split = load_folder(folder, model.input_shape[1:3], class_names)
+    split = load_folder(folder, model.input_shape[1:3], class_names, require_every_class=False)
     scores = evaluate_split(model, split, batch_size)
     matrix = scores["confusion"]
     per_class = {
