@@ -105,6 +105,16 @@ def test_evaluate_an_unseen_folder(trained, small_data, tmp_path, capsys):
     assert run.info.status == "FINISHED"
 
 
+@pytest.mark.parametrize("which", ["no such run", "run without a model"])
+def test_evaluate_refuses_runs_without_a_model(trained, small_data, capsys, which):
+    run_id = "0" * 32 if which == "no such run" else trained["cnn seed 4"].run_id  # logged without its model
+    with pytest.raises(SystemExit) as exit_info:
+        catdog_main(["--tracking-uri", mlflow.get_tracking_uri(), "evaluate", run_id, str(small_data / "validation")])
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"catdog: error: run {run_id}: no logged model")
+
+
 def test_evaluate_errors_are_one_line(trained, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         catdog_main(["--tracking-uri", mlflow.get_tracking_uri(), "evaluate", trained["cnn"].run_id, str(tmp_path)])
