@@ -52,7 +52,7 @@ train: $(STAMP) ## one training run; pass Hydra overrides in ARGS="model=transfe
 tune: $(STAMP) ## a Keras Tuner search; pass Hydra overrides in ARGS="model=transfer tuner=random"
 	$(BIN)/catdog-tune $(ARGS)
 
-compare: $(STAMP) ## table of runs per variant (mean ± sd over seeds); ARGS="--experiment NAME"
+compare: $(STAMP) ## the variant table in the terminal (mean ± sd, 95% intervals, p vs baseline); ARGS="--experiment NAME"
 	$(BIN)/catdog compare $(ARGS)
 
 ui: $(STAMP) ## the MLflow UI on the project's store, http://127.0.0.1:5000

@@ -21,17 +21,20 @@ from conftest import store_overrides
 BIN = Path(sys.executable).parent
 
 
-def _start_training(small_data, tmp_path):
-    """catdog-train in its own process, returned once its second epoch has begun."""
-    command = [
+def _train_command(small_data, tmp_path, *extra):
+    return [
         str(BIN / "catdog-train"),
         "model=cnn",
         f"data.dir={small_data}",
-        "train.epochs=200",
         "train.log_model=false",
         *store_overrides(tmp_path),
-        f"hydra.run.dir={tmp_path}/out",
+        *extra,
     ]
+
+
+def _start_training(small_data, tmp_path):
+    """catdog-train in its own process, returned once its second epoch has begun."""
+    command = _train_command(small_data, tmp_path, "train.epochs=200", f"hydra.run.dir={tmp_path}/out")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     deadline = time.monotonic() + 240
@@ -136,16 +139,7 @@ def test_a_damaged_tuner_project_says_how_to_start_over(make_cfg, tmp_path):
 
 def test_eight_jobs_at_once_on_one_new_sqlite_store(small_data, tmp_path):
     """As a parallel launcher starts them: separate processes, one store, created by none yet."""
-    command = [
-        str(BIN / "catdog-train"),
-        "model=cnn",
-        f"data.dir={small_data}",
-        "train.epochs=1",
-        "train.verbose=0",
-        "train.log_model=false",
-        *store_overrides(tmp_path),
-        "tracking.experiment=parallel",
-    ]
+    command = _train_command(small_data, tmp_path, "train.epochs=1", "train.verbose=0", "tracking.experiment=parallel")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
     procs = [
         subprocess.Popen(

@@ -64,39 +64,22 @@ def augmentation_grid(image: np.ndarray, layer, title: str, n: int = 4):
 def confusion_matrix(matrix: np.ndarray, class_names, title: str = ""):
     """Counts with true class on rows, predicted on columns."""
     fig, ax = plt.subplots(figsize=(4, 3.6))
+    draw_confusion(ax, matrix, class_names, title)
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    return fig
+
+
+def draw_confusion(ax, matrix: np.ndarray, class_names, title: str = "") -> None:
+    """A confusion matrix on AX: counts in cells, predicted class on the x axis."""
     ax.imshow(matrix, cmap="Blues")
     for (i, j), count in np.ndenumerate(matrix):
         color = "white" if count > matrix.max() / 2 else "black"
         ax.text(j, i, str(count), ha="center", va="center", color=color, fontsize=12)
     ticks = range(len(class_names))
     ax.set(
-        xticks=ticks,
-        yticks=ticks,
-        xticklabels=class_names,
-        yticklabels=class_names,
-        xlabel="predicted",
-        ylabel="true",
-        title=title,
+        xticks=ticks, yticks=ticks, xticklabels=class_names, yticklabels=class_names, xlabel="predicted", title=title
     )
-    fig.tight_layout()
-    return fig
-
-
-def variant_comparison(rows, baseline: float | None = None, title: str = ""):
-    """Mean test accuracy per variant with ± sd bars and every run as a dot."""
-    fig, ax = plt.subplots(figsize=(1.6 * max(len(rows), 2) + 1.5, 4))
-    names = [row["variant"] for row in rows]
-    means = [row["test_accuracy_mean"] for row in rows]
-    sds = [row["test_accuracy_sd"] or 0.0 for row in rows]
-    ax.bar(names, means, yerr=sds, capsize=6, color="#8fb4d9", label="mean test accuracy ± sd")
-    for i, row in enumerate(rows):
-        ax.scatter([i] * len(row["test_accuracies"]), row["test_accuracies"], color="black", s=14, zorder=3)
-    if baseline is not None:
-        ax.axhline(baseline, color="grey", linestyle="--", label=f"baseline {baseline:.0%}")
-    ax.set(ylabel="test accuracy", ylim=(0, 1.02), title=title)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    return fig
 
 
 def objective_against(values, scores, xlabel: str, objective: str, running_best: bool = False, maximize: bool = True):

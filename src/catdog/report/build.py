@@ -31,37 +31,36 @@ def ui_base(tracking_uri: str, ui_url: str | None = None) -> str | None:
     return None
 
 
-def _gallery_items(study: Study, tables: dict) -> list[dict]:
+def _gallery_items(tables: dict, class_names) -> list[dict]:
     """Test images most often misclassified across every run, with their thumbnails."""
-    wrong: dict[str, list] = {}
-    for runs in tables.values():
-        for _, table in runs.values():
-            for image, row in table.iterrows():
-                entry = wrong.setdefault(image, [0, 0, [], row["label"]])
-                entry[0] += not row["correct"]
-                entry[1] += 1
-                entry[2].append(row[f"p_{row['label']}"])
-    ranked = sorted(
-        ((k, v) for k, v in wrong.items() if v[0]), key=lambda kv: (-kv[1][0] / kv[1][1], np.mean(kv[1][2]))
+    import pandas as pd
+
+    rows = pd.concat([table for runs in tables.values() for _, table in runs.values()])
+    p_true = sum(rows[f"p_{c}"].where(rows["label"] == c, 0.0) for c in class_names)
+    per_image = (
+        rows.assign(wrong=~rows["correct"].astype(bool), p_true=p_true)
+        .groupby(level=0)
+        .agg(wrong=("wrong", "sum"), runs=("wrong", "size"), p_true=("p_true", "mean"), label=("label", "first"))
     )
+    per_image = per_image[per_image["wrong"] > 0].assign(rate=lambda d: d["wrong"] / d["runs"])
+    worst = per_image.sort_values(["rate", "p_true"], ascending=[False, True]).head(GALLERY_SIZE)
     thumbs: dict[str, np.ndarray] = {}
+    records = iter([record for runs in tables.values() for record, _ in runs.values()])
     items = []
-    records = [r for runs in tables.values() for r, _ in runs.values()]
-    for image, (n_wrong, n_runs, p_true, label) in ranked[:GALLERY_SIZE]:
-        for record in records:
-            if image in thumbs:
-                break
+    for image, row in worst.iterrows():
+        while image not in thumbs and (record := next(records, None)) is not None:
             thumbs.update(misclassified_thumbnails(record))
         if image in thumbs:
             items.append(
                 {
                     "image": thumbs[image],
                     "id": image,
-                    "label": label,
-                    "wrong": n_wrong,
-                    "runs": n_runs,
-                    "p_true": float(np.mean(p_true)),
-                    "title": f"{Path(image).name}\n{label}: wrong {n_wrong}/{n_runs}\np(true) = {np.mean(p_true):.2f}",
+                    "label": row["label"],
+                    "wrong": int(row["wrong"]),
+                    "runs": int(row["runs"]),
+                    "p_true": float(row["p_true"]),
+                    "title": f"{Path(image).name}\n{row['label']}: wrong {row['wrong']}/{row['runs']}\n"
+                    f"p(true) = {row['p_true']:.2f}",
                 }
             )
     return items
@@ -98,7 +97,7 @@ def build_report(
             matrices[group] = np.sum(found, axis=0)
     if matrices:
         figs["confusion"] = assets.figure(figures.confusion_grid(matrices, class_names), "confusion.png", out_dir)
-    gallery = _gallery_items(study, tables)
+    gallery = _gallery_items(tables, class_names) if tables else []
     for item in gallery:
         item["data_uri"] = assets.thumbnail_uri(item["image"])
     if gallery:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from catdog.plots import plt
+from catdog.plots import draw_confusion, plt
 
 
 def curves_by_variant(curves: dict[str, dict[str, list[list[float]]]], baseline: float):
@@ -48,18 +48,7 @@ def confusion_grid(matrices: dict[str, np.ndarray], class_names):
     n = len(matrices)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.2), squeeze=False)
     for ax, (group, matrix) in zip(axes[0], matrices.items()):
-        ax.imshow(matrix, cmap="Blues")
-        for (i, j), count in np.ndenumerate(matrix):
-            ax.text(j, i, str(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
-        ticks = range(len(class_names))
-        ax.set(
-            xticks=ticks,
-            yticks=ticks,
-            xticklabels=class_names,
-            yticklabels=class_names,
-            xlabel="predicted",
-            title=group,
-        )
+        draw_confusion(ax, matrix, class_names, group)
     axes[0][0].set_ylabel("true")
     fig.tight_layout()
     return fig
