@@ -23,7 +23,7 @@ endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install study report train tune ui compare test test-full lint bench clean
+.PHONY: help install study report train tune ui server compare test test-full lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -55,8 +55,26 @@ tune: $(STAMP) ## a Keras Tuner search; pass Hydra overrides in ARGS="model=tran
 compare: $(STAMP) ## the variant table in the terminal (mean ± sd, 95% intervals, p vs baseline); ARGS="--experiment NAME"
 	$(BIN)/catdog compare $(ARGS)
 
-ui: $(STAMP) ## the MLflow UI on the project's store, http://127.0.0.1:5000
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
+ui: $(STAMP) ## the MLflow UI on 127.0.0.1:5000 for the project's store, or MLFLOW_TRACKING_URI's store
+	@store=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlruns/mlflow.db}; \
+	case "$$store" in http*) echo "MLFLOW_TRACKING_URI is a server already: $$store/#/experiments?workflowType=machine_learning"; exit 0;; esac; \
+	echo "MLflow UI on $$store: http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (runs view)"; \
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false exec $(BIN)/mlflow server --backend-store-uri "$$store" \
+		--host 127.0.0.1 --port 5000 --workers 1
+
+# `make server`: the team's tracking server. Every setting can be overridden: HOST=0.0.0.0
+# to share it, BACKEND_STORE_URI=postgresql://user@db/mlflow for a team database.
+HOST ?= 127.0.0.1
+PORT ?= 5000
+WORKERS ?= 1
+BACKEND_STORE_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
+ARTIFACTS_DESTINATION ?= $(CURDIR)/mlruns/artifacts
+
+server: $(STAMP) ## MLflow tracking server with artifact proxying (HOST, PORT, WORKERS, BACKEND_STORE_URI, ARTIFACTS_DESTINATION)
+	@echo "Tracking server: export MLFLOW_TRACKING_URI=http://$(HOST):$(PORT); runs view: http://$(HOST):$(PORT)/#/experiments?workflowType=machine_learning"
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri "$(BACKEND_STORE_URI)" \
+		--serve-artifacts --artifacts-destination "$(ARTIFACTS_DESTINATION)" \
+		--host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 test: $(STAMP) ## fast tests (real Keras training on small real image sets, real MLflow store)
 	$(BIN)/pytest

@@ -69,3 +69,29 @@ def test_bad_settings_are_one_line_and_leave_nothing(tmp_path, override, message
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == f"catdog-train: error: {message}"
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_joblib_multirun_runs_jobs_in_parallel_processes_sharing_the_cores(small_data, tmp_path):
+    db = tmp_path / "mlflow.db"
+    proc = _run(
+        "catdog-train",
+        "--multirun",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "model=cnn",
+        "seed=0,1",
+        f"data.dir={small_data}",
+        "train.epochs=1",
+        "train.log_model=false",
+        "tracking.experiment=parallel",
+        f"tracking.uri=sqlite:///{db}",
+        f"paths.mlruns_dir={tmp_path}",
+        f"hydra.sweep.dir={tmp_path}/multirun/par",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 parallel jobs on" in proc.stdout + proc.stderr
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    runs = mlflow.search_runs(experiment_names=["parallel"], output_format="list")
+    assert sorted(r.data.tags["seed"] for r in runs) == ["0", "1"]
+    assert {r.data.tags["sweep"] for r in runs} == {"par"} and {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.data.tags["pid"] for r in runs}) == 2  # two worker processes, not one

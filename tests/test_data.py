@@ -18,7 +18,7 @@ def test_load_folder_decodes_generated_images(tmp_path):
     assert split.labels.tolist() == [0] * 5 + [1] * 3
     assert split.counts(["cats", "dogs"]) == {"cats": 5, "dogs": 3}
     # The generator saturates the red channel of cats and the green one of dogs.
-    channel_means = lambda i: split.images[i].reshape(-1, 3).mean(axis=0)  # noqa: E731
+    channel_means = lambda i: split.images[i].reshape(-1, 3).mean(axis=0)
     assert channel_means(0).argmax() == 0 and channel_means(-1).argmax() == 1
 
 
@@ -40,7 +40,7 @@ def test_split_is_stratified_disjoint_and_fixed(tmp_path):
     split.images[:] = np.arange(len(split))[:, None, None, None]  # tag each image by index
     rest, test = split_off_test(split, 0.2, seed=7)
     assert test.counts(["cats", "dogs"]) == {"cats": 4, "dogs": 2}
-    ids = lambda s: set(s.images[:, 0, 0, 0].tolist())  # noqa: E731
+    ids = lambda s: set(s.images[:, 0, 0, 0].tolist())
     assert ids(rest).isdisjoint(ids(test)) and len(ids(rest) | ids(test)) == 30
     assert ids(split_off_test(split, 0.2, seed=7)[1]) == ids(test)
     assert ids(split_off_test(split, 0.2, seed=8)[1]) != ids(test)

@@ -160,7 +160,7 @@ def test_a_run_trains_the_same_whether_the_cache_is_cold_or_warm(make_cfg, tmp_p
 
     cfg = make_cfg("transfer", store_overrides(tmp_path), "train.epochs=2", "train.log_model=false")
     cold, warm = training.train(cfg), training.train(cfg)
-    history = lambda run: [m.value for m in MlflowClient().get_metric_history(run.run_id, "val_loss")]  # noqa: E731
+    history = lambda run: [m.value for m in MlflowClient().get_metric_history(run.run_id, "val_loss")]
     assert history(cold) == history(warm) and cold.test_accuracy == warm.test_accuracy
     assert MlflowClient().get_run(warm.run_id).data.params["features.cached"] == "True"
 

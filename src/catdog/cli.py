@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
@@ -29,7 +30,8 @@ def _terminate(signum, frame):
 
 def _guarded(prog: str, work, interrupt_hint: str = ""):
     """WORK(), with bad input, Ctrl-C and SIGTERM reported in one line instead of a traceback."""
-    signal.signal(signal.SIGTERM, _terminate)
+    with contextlib.suppress(ValueError):  # not the main thread (some launchers): they handle signals
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return work()
     except CatdogError as exc:
@@ -39,23 +41,13 @@ def _guarded(prog: str, work, interrupt_hint: str = ""):
         raise SystemExit(130) from None
 
 
-def _sweep_tags() -> dict:
-    """In a multirun, tags that group the sweep's runs: filter `tags.sweep = '<id>'`."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        return {}
-    return {"sweep": Path(hydra_cfg.sweep.dir).name, "sweep_job": hydra_cfg.job.num}
-
-
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="train")
 def train(cfg) -> float:
     """catdog-train: one tracked training run. Returns validation accuracy for sweepers."""
-    from catdog import training
+    from catdog import launch, training
 
-    result = _guarded("catdog-train", lambda: training.train(cfg, tags=_sweep_tags()))
+    launch.share_cores()
+    result = _guarded("catdog-train", lambda: training.train(cfg, tags=launch.sweep_tags()))
     log.info(
         "run %s: val accuracy %.1f%%, test accuracy %.1f%% (baseline %.1f%%)",
         result.run_id,
@@ -69,11 +61,13 @@ def train(cfg) -> float:
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="tune")
 def tune(cfg) -> float:
     """catdog-tune: a Keras Tuner search, one parent run with a nested run per trial."""
-    from catdog import tuning
+    from catdog import launch, tuning
+
+    launch.share_cores()
 
     summary = _guarded(
         "catdog-tune",
-        lambda: tuning.tune(cfg, tags=_sweep_tags()),
+        lambda: tuning.tune(cfg, tags=launch.sweep_tags()),
         " Run the same command again to resume the search.",
     )
     line = f"search {summary['search_id']} (run {summary['parent_run_id']}): best {summary['best']}"
@@ -91,7 +85,7 @@ def _tracking_defaults():
 
 
 def main(argv: list[str] | None = None) -> None:
-    """catdog evaluate | compare | report | runs: work on runs already in the tracking store."""
+    """catdog evaluate | compare | report | promote | predict | runs: work with the tracking store."""
     parser = argparse.ArgumentParser(prog="catdog", description=main.__doc__)
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the project's store)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +112,16 @@ def main(argv: list[str] | None = None) -> None:
     runs.add_argument("--experiment", help="only this experiment (default: all)")
     runs.add_argument("--mark-failed", action="store_true", help="end each stale run as FAILED, with a note")
 
+    promote = sub.add_parser("promote", help="register the best model by validation and alias it `champion`")
+    promote.add_argument("--experiment", help="experiment name (default: the configured one)")
+    promote.add_argument("--variant", help="only runs of this variant")
+    promote.add_argument("--run", dest="run_id", help="this run's model instead of the best one")
+
+    predict = sub.add_parser("predict", help="classify images or folders of images")
+    predict.add_argument("paths", nargs="+", metavar="PATH")
+    predict.add_argument("--model", default=None, help="model URI (default: models:/catdog-classifier@champion)")
+    predict.add_argument("--json", action="store_true", help="one JSON object per image")
+
     args = parser.parse_args(argv)
     import mlflow
 
@@ -129,6 +133,10 @@ def main(argv: list[str] | None = None) -> None:
         check_reachable(mlflow.get_tracking_uri())
         if args.command == "evaluate":
             _evaluate(args)
+        elif args.command == "promote":
+            _promote(args, args.experiment or defaults.experiment)
+        elif args.command == "predict":
+            _predict(args)
         elif args.command == "runs":
             _stale_runs(args)
         elif args.command == "compare":
@@ -200,3 +208,40 @@ def _stale_runs(args) -> None:
         print("No stale runs: every RUNNING run of this host still has its process.")
     elif not args.mark_failed:
         print("Run again with --mark-failed to end them as FAILED.")
+
+
+def _promote(args, experiment: str) -> None:
+    from catdog.registry import promote
+
+    done = promote(experiment, variant=args.variant, run_id=args.run_id)
+    print(f"{done['name']} version {done['version']} is now @{done['alias']}: {done['description']}")
+    print(f"Predict with it: catdog predict IMAGE_OR_FOLDER... (model models:/{done['name']}@{done['alias']})")
+
+
+def _predict(args) -> None:
+    from catdog import predict
+
+    model, class_names = predict.load(args.model or predict.DEFAULT_MODEL)
+    files, refused = predict.expand(args.paths)
+    for path, reason in refused:
+        print(f"catdog predict: {path}: {reason}", file=sys.stderr)
+    failed = len(refused)
+    for item in predict.predict(model, class_names, files):
+        if isinstance(item, tuple):
+            failed += 1
+            print(f"catdog predict: {item[0]}: not used ({item[1]})", file=sys.stderr)
+        elif args.json:
+            print(
+                json.dumps(
+                    {
+                        "file": item.file,
+                        "class": item.label,
+                        "probability": item.probability,
+                        "probabilities": item.probabilities,
+                    }
+                )
+            )
+        else:
+            print(f"{item.file}\t{item.label}\t{item.probability:.3f}")
+    if failed:
+        raise SystemExit(1)

@@ -6,8 +6,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: figures go to files and MLflow, never to a window
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen before pyplot loads
+import numpy as np  # noqa: E402 - kept with the imports above
 
 
 def accuracy_curves(history: dict, baseline: float | None = None, title: str = ""):
@@ -72,7 +72,7 @@ def confusion_matrix(matrix: np.ndarray, class_names, title: str = ""):
 
 def draw_confusion(ax, matrix: np.ndarray, class_names, title: str = "") -> None:
     """A confusion matrix on AX: counts in cells, predicted class on the x axis."""
-    ax.imshow(matrix, cmap="Blues")
+    ax.imshow(matrix, cmap="Blues", vmin=0, vmax=max(int(matrix.max()), 1))
     for (i, j), count in np.ndenumerate(matrix):
         color = "white" if count > matrix.max() / 2 else "black"
         ax.text(j, i, str(count), ha="center", va="center", color=color, fontsize=12)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import subprocess
 import urllib.error
@@ -42,6 +43,20 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
             raise CatdogError(f"tracking store folder {existing} is not writable; choose another tracking.uri")
 
 
+# What the MLflow UI shows for the project's experiments: a note saying what they hold, and
+# their kind (model training, not GenAI). MLflow 3.17's UI still opens on its GenAI view
+# unless a link carries ?workflowType=machine_learning, so the links we print carry it.
+EXPERIMENT_TAGS = {
+    "mlflow.note.content": (
+        "catdog-study: cats-vs-dogs Keras variants (cnn, augmented, preprocessed, transfer). Runs are tagged "
+        "`kind` (train, search, trial, retrain, report), `variant` and `seed`; compare them on "
+        "metrics.model_val_accuracy (choose) and metrics.test_accuracy (report) against "
+        "metrics.baseline_accuracy. The review report is the artifact of the latest `kind = report` run."
+    ),
+    "mlflow.experimentKind": "custom_model_development",
+}
+
+
 def configure(tracking_cfg) -> str:
     """Point MLflow at the configured store and experiment; returns the experiment id."""
     mlflow.set_tracking_uri(tracking_cfg.uri)
@@ -76,7 +91,7 @@ def _set_experiment(tracking_cfg) -> str:
             # directory, which would scatter them across wherever commands were run.
             location = (Path(tracking_cfg.artifact_root) / name).resolve().as_uri()
         try:
-            experiment_id = mlflow.create_experiment(name, artifact_location=location)
+            experiment_id = mlflow.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
         except MlflowException:  # created meanwhile by a parallel job
             experiment_id = mlflow.get_experiment_by_name(name).experiment_id
     else:
@@ -133,7 +148,10 @@ def log_config(cfg) -> None:
     mlflow.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
 
 
+@functools.cache
 def git_commit() -> str | None:
+    """The commit of the code this process runs: read once, at its first run, so that a
+    long multirun keeps tagging the code it loaded even if the checkout moves meanwhile."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
@@ -153,7 +171,18 @@ def run_tags(kind: str, **extra) -> dict[str, str]:
 
 
 def log_data(data) -> None:
-    """Class counts, baseline and content hash of the splits this run used."""
+    """Class counts, baseline and content hash of the splits this run used, and each split
+    as an MLflow dataset input (the runs table's Dataset column and filter)."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    inputs = [
+        DatasetInput(
+            Dataset(name=f"cats_and_dogs-{split}", digest=data.data_hash, source_type="local", source=data.source),
+            tags=[InputTag("mlflow.data.context", split)],
+        )
+        for split in data.splits()
+    ]
+    mlflow.MlflowClient().log_inputs(mlflow.active_run().info.run_id, datasets=inputs)
     mlflow.log_params({**data.summary(), "data_hash": data.data_hash, "data_source": data.source})
     mlflow.log_metrics({"baseline_accuracy": data.baseline_accuracy, "skipped_images": len(data.skipped)})
     if data.skipped:

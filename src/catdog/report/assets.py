@@ -16,9 +16,9 @@ def png(data: bytes, name: str, out_dir: Path) -> dict:
     return {"file": name, "data_uri": "data:image/png;base64," + base64.b64encode(data).decode()}
 
 
-def figure(fig, name: str, out_dir: Path) -> dict:
+def figure(fig, name: str, out_dir: Path, dpi: int = 110) -> dict:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return png(buffer.getvalue(), name, out_dir)
 

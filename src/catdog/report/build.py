@@ -101,7 +101,7 @@ def build_report(
     for item in gallery:
         item["data_uri"] = assets.thumbnail_uri(item["image"])
     if gallery:
-        figs["gallery"] = assets.figure(figures.gallery(gallery), "misclassified.png", out_dir)
+        figs["gallery"] = assets.figure(figures.gallery(gallery), "misclassified.png", out_dir, dpi=72)
     search_sections = [searches.section(run, out_dir, link) for run in study.searches]
 
     start, end = study.span

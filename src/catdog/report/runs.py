@@ -65,7 +65,7 @@ class Study:
         out: dict[str, list[RunRecord]] = {}
         for record in self.records:
             out.setdefault(record.group, []).append(record)
-        order = lambda g: (VARIANT_ORDER.index(g.split(" ")[0]) if g.split(" ")[0] in VARIANT_ORDER else 99, g)  # noqa: E731
+        order = lambda g: (VARIANT_ORDER.index(g.split(" ")[0]) if g.split(" ")[0] in VARIANT_ORDER else 99, g)
         return {g: sorted(out[g], key=lambda r: r.seed) for g in sorted(out, key=order)}
 
     def param(self, name: str) -> str | None:

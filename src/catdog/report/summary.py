@@ -88,8 +88,8 @@ COLUMNS = [
 
 
 def _cells(row) -> list[str]:
-    pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731 - local shorthand
-    with_sd = lambda m, sd: pct(m) + ("" if sd is None else f" ± {pct(sd)}")  # noqa: E731 - local shorthand
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"
+    with_sd = lambda m, sd: pct(m) + ("" if sd is None else f" ± {pct(sd)}")
     ci, lift = row["test_ci"], row["lift_ci"]
     p = row["p_vs_baseline"]
     return [

@@ -1,0 +1,92 @@
+"""The team set-up: a real `mlflow server` on 127.0.0.1, written to and read back over HTTP."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from catdog import tracking, training
+from catdog.report.build import build_report
+from catdog.tuning import tune
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("server")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{root}/mlflow.db",
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"mlflow server did not start: {proc.stderr.read()[-2000:]}")
+            time.sleep(0.5)
+    yield {"uri": uri, "root": root}
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_runs_searches_and_reports_go_through_the_server(server, make_cfg, tmp_path):
+    store = [f"paths.mlruns_dir={tmp_path}", f"tracking.uri={server['uri']}", "tracking.experiment=team"]
+    run_id = training.train(make_cfg("cnn", store, "train.epochs=2")).run_id
+    summary = tune(make_cfg("transfer", store, "search.retrain_seeds=0", config="tune"))
+
+    client = MlflowClient(server["uri"])
+    experiment = client.get_experiment_by_name("team")
+    assert experiment.artifact_location.startswith("mlflow-artifacts:")  # proxied, not a path on this machine
+    assert experiment.tags["mlflow.note.content"].startswith("catdog-study")
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and len(client.get_metric_history(run_id, "val_accuracy")) == 2
+    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {
+        f"cats_and_dogs-{s}" for s in ("train", "val", "test")
+    }
+    assert {d.dataset.digest for d in run.inputs.dataset_inputs} == {run.data.params["data_hash"]}
+    table = client.load_table(experiment.experiment_id, "predictions/test.json", run_ids=[run_id])
+    assert table["correct"].mean() == pytest.approx(run.data.metrics["test_accuracy"])
+    assert not any(Path(tmp_path).rglob("predictions"))  # artifacts went to the server, not to a local folder
+    assert list((server["root"] / "artifacts").rglob("test.json"))
+    model = mlflow.keras.load_model(f"runs:/{run_id}/model")
+    assert model.output_shape == (None, 2)
+
+    trials = mlflow.search_runs(
+        experiment_ids=[experiment.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{summary['parent_run_id']}' and tags.{tracking.KIND_TAG} = 'trial'",
+        output_format="list",
+    )
+    assert sorted(t.data.tags["trial_id"] for t in trials) == ["0", "1"]
+
+    content = build_report("team", tmp_path / "report")
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert f"{server['uri']}/#/experiments/{experiment.experiment_id}/runs/" in html
+    assert f"{server['uri']}/#/experiments/{experiment.experiment_id}?workflowType=machine_learning" in html
+    assert client.get_run(content["report_run_id"]).data.tags[tracking.KIND_TAG] == "report"
