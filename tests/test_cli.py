@@ -95,3 +95,17 @@ def test_joblib_multirun_runs_jobs_in_parallel_processes_sharing_the_cores(small
     assert sorted(r.data.tags["seed"] for r in runs) == ["0", "1"]
     assert {r.data.tags["sweep"] for r in runs} == {"par"} and {r.info.status for r in runs} == {"FINISHED"}
     assert len({r.data.tags["pid"] for r in runs}) == 2  # two worker processes, not one
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [("model=resnet", "Could not find 'model/resnet'"), ("model.colour=red", "Could not override 'model.colour'")],
+)
+def test_unknown_variants_and_keys_get_hydras_message(tmp_path, override, expected):
+    proc = _run(
+        "catdog-train", override, f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"hydra.run.dir={tmp_path}/out"
+    )
+    assert proc.returncode == 1 and expected in proc.stderr
+    if override.startswith("model="):
+        assert "Available options in 'model'" in proc.stderr and "transfer" in proc.stderr
+    assert not (tmp_path / "mlflow.db").exists()

@@ -34,7 +34,7 @@ def test_promote_registers_the_best_by_validation_as_champion(promoted):
     client = MlflowClient()
     version = client.get_model_version_by_alias("catdog-classifier", "champion")
     best = max(promoted["runs"], key=lambda r: r.val_accuracy)
-    assert version.run_id == best.run_id and version.version == "1"
+    assert version.run_id == best.run_id and str(version.version) == "1"
     assert version.tags["val_accuracy"] == f"{best.val_accuracy:.4f}"
     assert version.tags["test_accuracy"] == f"{best.test_accuracy:.4f}"
     assert version.tags["data_hash"] == client.get_run(best.run_id).data.params["data_hash"]
@@ -63,7 +63,13 @@ def test_the_champion_serves_with_mlflow_models_serve(promoted, small_data):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{promoted['root']}/mlflow.db", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    bin_dir = Path(sys.executable).parent  # the server execs uvicorn from the environment's PATH
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{promoted['root']}/mlflow.db",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     command = [
         str(Path(sys.executable).parent / "mlflow"),
         "models",

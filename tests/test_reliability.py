@@ -179,3 +179,31 @@ def test_unusable_weights_files_are_one_line_errors(make_cfg, tmp_path, kind):
     with pytest.raises(CatdogError, match=f"model.backbone.weights {weights}: not MobileNetV2"):
         training.train(cfg)
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "features").exists()
+
+
+def test_two_writers_of_one_cache_entry_both_end_with_a_whole_file(make_cfg, tmp_path):
+    """Two jobs building the same entry at once: private temporary files, atomic renames."""
+    import threading
+
+    cfg = make_cfg("transfer", store_overrides(tmp_path))
+    cache = features.FeatureCache(load_study_data(cfg.data), cfg)
+    expected = np.arange(200_000, dtype=np.float16).reshape(100, 2000)
+    start = threading.Barrier(2)
+
+    def build():
+        start.wait()  # both build at the same moment
+        time.sleep(0.2)
+        return expected.copy(), 100
+
+    results = [None, None]
+    threads = [
+        threading.Thread(target=lambda i=i: results.__setitem__(i, cache._load_or_build({"split": "x"}, build)))
+        for i in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert all(np.array_equal(r, expected) for r in results)
+    [path] = Path(cfg.features.cache_dir).glob("*.npy")
+    assert np.array_equal(np.load(path), expected) and not list(path.parent.glob("*.tmp"))

@@ -24,12 +24,12 @@ def promote(experiment: str, variant: str | None = None, run_id: str | None = No
             raise CatdogError(f"run {run_id} not found in {mlflow.get_tracking_uri()}") from exc
     else:
         records = [r for r in load_study(experiment).records if variant in (None, r.run.data.tags.get("variant"))]
-        records = [r for r in records if _has_model(client, r.id)]
+        records = [r for r in records if _has_model(r.id)]
         if not records:
             scope = f" of variant {variant!r}" if variant else ""
             raise CatdogError(f"experiment {experiment!r} has no finished run{scope} with a logged model")
         run = max(records, key=lambda r: r.val_accuracy).run
-    if not _has_model(client, run.info.run_id):
+    if not _has_model(run.info.run_id):
         raise CatdogError(f"run {run.info.run_id} has no logged model (train.log_model was false?)")
     metrics, params = run.data.metrics, run.data.params
     n_test = int(metrics.get("n_test", 0)) or sum(int(v) for k, v in params.items() if k.startswith("n_test_"))
@@ -45,7 +45,7 @@ def promote(experiment: str, variant: str | None = None, run_id: str | None = No
         "data_hash": params.get("data_hash", "?"),
         "code_version": run.data.tags.get("mlflow.source.git.commit", "unknown"),
     }
-    version = mlflow.register_model(f"runs:/{run.info.run_id}/model", name, tags=tags)
+    version = mlflow.register_model(_model_uri(run.info.run_id), name, tags=tags)
     description = (
         f"{tags['variant']} from run {run.info.run_id}, chosen by validation accuracy {val:.1%}. "
         f"Test accuracy {metrics['test_accuracy']:.1%} (95% Wilson interval {interval.low:.1%}-{interval.high:.1%}, "
@@ -56,8 +56,13 @@ def promote(experiment: str, variant: str | None = None, run_id: str | None = No
     return {"name": name, "version": version.version, "alias": ALIAS, "description": description, **tags}
 
 
-def _has_model(client, run_id: str) -> bool:
+def _model_uri(run_id: str) -> str | None:
+    """The run's logged model (MLflow 3 keeps it beside the run, not among its artifacts)."""
     try:
-        return any(a.path == "model" for a in client.list_artifacts(run_id))
-    except MlflowException:
-        return False
+        return mlflow.models.get_model_info(f"runs:/{run_id}/model").model_uri
+    except (MlflowException, OSError):
+        return None
+
+
+def _has_model(run_id: str) -> bool:
+    return _model_uri(run_id) is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,7 +61,7 @@ class Study:
     records: list[RunRecord]
     searches: list[mlflow.entities.Run] = field(default_factory=list)
 
-    @property
+    @functools.cached_property
     def groups(self) -> dict[str, list[RunRecord]]:
         out: dict[str, list[RunRecord]] = {}
         for record in self.records:

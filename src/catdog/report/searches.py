@@ -70,7 +70,7 @@ def section(run, out_dir, link) -> dict:
         "trials": len(rows),
         "columns": ["trial", "score", *names],
         "leaderboard": rows[:LEADERBOARD_ROWS],
-        "best": {n: tags.get(f"best.{n}") for n in names},
+        "best": {n: _number(tags.get(f"best.{n}")) for n in names},
         "plots": plots,
         "importance": weights,
         "importance_figure": fig,
@@ -80,3 +80,11 @@ def section(run, out_dir, link) -> dict:
             if k in run.data.metrics
         },
     }
+
+
+def _number(tag: str | None):
+    """Tags are strings; show numbers as numbers (0.127, not 0.1271432756232983)."""
+    try:
+        return float(tag) if "." in str(tag) else int(tag)
+    except (TypeError, ValueError):
+        return tag
