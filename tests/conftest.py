@@ -4,6 +4,10 @@ SQLite MLflow store, and config composition with `hydra.compose`."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import time
+import urllib.request
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -109,3 +113,26 @@ def make_cfg(small_data, weights):
         return compose(*overrides, *extra, config=config)
 
     return make
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(command: list[str], url: str, env: dict, timeout: float = 180) -> subprocess.Popen:
+    """Start a real server process and return once URL answers; fail the test if it dies
+    or does not answer within TIMEOUT seconds."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"{command[0]} did not start: {proc.stderr.read()[-2000:]}")
+            time.sleep(0.5)

@@ -2,10 +2,7 @@
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from catdog import training
 from catdog.cli import main as catdog_main
 from catdog.data import load_folder
-from conftest import store_overrides, write_images
+from conftest import free_port, start_server, store_overrides, write_images
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +57,7 @@ def test_predict_classifies_images_and_folders_and_refuses_the_rest(promoted, sm
 
 
 def test_the_champion_serves_with_mlflow_models_serve(promoted, small_data):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     bin_dir = Path(sys.executable).parent  # the server execs uvicorn from the environment's PATH
     env = {
         **os.environ,
@@ -83,17 +78,8 @@ def test_the_champion_serves_with_mlflow_models_serve(promoted, small_data):
         "-p",
         str(port),
     ]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = start_server(command, f"http://127.0.0.1:{port}/ping", env)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mlflow models serve did not start: {proc.stderr.read()[-2000:]}")
-                time.sleep(1)
         images = load_folder(small_data / "validation", (160, 160), ["cats", "dogs"]).images[:3].astype("float32")
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/invocations",

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from catdog import CatdogError, features, stale, training
 from catdog.data import load_study_data
 from catdog.tuning import tune
-from conftest import store_overrides
+from conftest import free_port, store_overrides
 
 BIN = Path(sys.executable).parent
 
@@ -86,9 +86,7 @@ def test_a_killed_process_leaves_a_stale_run_that_can_be_marked_failed(small_dat
 
 
 def test_an_unreachable_tracking_server_fails_fast(make_cfg, tmp_path):
-    with socket.socket() as sock:  # a free port, closed again: nothing listens there
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nothing listens there
     cfg = make_cfg("cnn", [f"paths.mlruns_dir={tmp_path}", f"tracking.uri=http://127.0.0.1:{port}"])
     start = time.monotonic()
     with pytest.raises(CatdogError, match=f"tracking server http://127.0.0.1:{port} does not answer"):

@@ -1,11 +1,7 @@
 """The team set-up: a real `mlflow server` on 127.0.0.1, written to and read back over HTTP."""
 
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -15,14 +11,13 @@ from mlflow.tracking import MlflowClient
 from catdog import tracking, training
 from catdog.report.build import build_report
 from catdog.tuning import tune
+from conftest import free_port, start_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("server")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     command = [
         str(Path(sys.executable).parent / "mlflow"),
         "server",
@@ -39,18 +34,8 @@ def server(tmp_path_factory):
         "1",
     ]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"mlflow server did not start: {proc.stderr.read()[-2000:]}")
-            time.sleep(0.5)
+    proc = start_server(command, f"{uri}/health", env, timeout=90)
     yield {"uri": uri, "root": root}
     proc.terminate()
     proc.wait(timeout=30)
