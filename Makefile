@@ -70,11 +70,20 @@ WORKERS ?= 1
 BACKEND_STORE_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 ARTIFACTS_DESTINATION ?= $(CURDIR)/mlruns/artifacts
 
-server: $(STAMP) ## MLflow tracking server with artifact proxying (HOST, PORT, WORKERS, BACKEND_STORE_URI, ARTIFACTS_DESTINATION)
+AUTH ?=
+AUTH_CONFIG := $(CURDIR)/mlruns/basic_auth.ini
+
+server: $(STAMP) ## MLflow tracking server with artifact proxying (HOST, PORT, WORKERS, BACKEND_STORE_URI, ARTIFACTS_DESTINATION; AUTH=1 for logins)
+	@if [ -n "$(AUTH)" ]; then \
+		[ -n "$$MLFLOW_AUTH_ADMIN_PASSWORD" ] || { echo "AUTH=1 needs MLFLOW_AUTH_ADMIN_PASSWORD (the admin's password; there is no default)"; exit 2; }; \
+		printf '[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///$(CURDIR)/mlruns/basic_auth.db\nadmin_username = admin\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n' > $(AUTH_CONFIG); \
+	fi
 	@echo "Tracking server: export MLFLOW_TRACKING_URI=http://$(HOST):$(PORT); runs view: http://$(HOST):$(PORT)/#/experiments?workflowType=machine_learning"
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri "$(BACKEND_STORE_URI)" \
-		--serve-artifacts --artifacts-destination "$(ARTIFACTS_DESTINATION)" \
-		--host $(HOST) --port $(PORT) --workers $(WORKERS)
+	@# The auth app's CSRF key: yours if set (keep it equal across servers), else a fresh random one.
+	MLFLOW_FLASK_SERVER_SECRET_KEY=$${MLFLOW_FLASK_SERVER_SECRET_KEY:-$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(32))')} \
+	MLFLOW_AUTH_CONFIG_PATH=$(AUTH_CONFIG) MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server \
+		--backend-store-uri "$(BACKEND_STORE_URI)" --serve-artifacts --artifacts-destination "$(ARTIFACTS_DESTINATION)" \
+		--host $(HOST) --port $(PORT) --workers $(WORKERS) $(if $(AUTH),--app-name basic-auth,)
 
 test: $(STAMP) ## fast tests (real Keras training on small real image sets, real MLflow store)
 	$(BIN)/pytest

@@ -75,3 +75,54 @@ def test_runs_searches_and_reports_go_through_the_server(server, make_cfg, tmp_p
     assert f"{server['uri']}/#/experiments/{experiment.experiment_id}/runs/" in html
     assert f"{server['uri']}/#/experiments/{experiment.experiment_id}?workflowType=machine_learning" in html
     assert client.get_run(content["report_run_id"]).data.tags[tracking.KIND_TAG] == "report"
+
+
+def test_basic_auth_refuses_strangers_and_lets_users_log(make_cfg, tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    config = tmp_path / "basic_auth.ini"
+    config.write_text(
+        "[mlflow]\ndefault_permission = READ\n"
+        f"database_uri = sqlite:///{tmp_path}/basic_auth.db\nadmin_username = admin\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    port = free_port()
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--app-name",
+        "basic-auth",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path}/mlflow.db",
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(tmp_path / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    env = {
+        **os.environ,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": "not-the-default-1",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-key",
+    }
+    uri = f"http://127.0.0.1:{port}"
+    proc = start_server(command, f"{uri}/health", env, timeout=90)
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout=10)
+        assert refused.value.code == 401
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-the-default-1")
+        store = [f"paths.mlruns_dir={tmp_path}", f"tracking.uri={uri}", "tracking.experiment=locked"]
+        run_id = training.train(make_cfg("cnn", store, "train.log_model=false")).run_id
+        assert MlflowClient(uri).get_run(run_id).info.status == "FINISHED"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
