@@ -4,8 +4,10 @@ SQLite MLflow store, and config composition with `hydra.compose`."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 import zipfile
@@ -136,3 +138,40 @@ def start_server(command: list[str], url: str, env: dict, timeout: float = 180) 
                 proc.kill()
                 pytest.fail(f"{command[0]} did not start: {proc.stderr.read()[-2000:]}")
             time.sleep(0.5)
+
+
+def tracking_server(root: Path, *extra: str, env: dict | None = None, artifacts: bool = True):
+    """A real `mlflow server` on a free 127.0.0.1 port over a SQLite store under ROOT
+    (proxying artifacts to ROOT/artifacts); returns (process, URI) once it answers."""
+    port = free_port()
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        *extra,
+        "--backend-store-uri",
+        f"sqlite:///{root}/mlflow.db",
+    ]
+    if artifacts:
+        command += ["--serve-artifacts", "--artifacts-destination", str(root / "artifacts")]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    uri = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
+    return start_server(command, f"{uri}/health", env, timeout=90), uri
+
+
+def chromium(tmp_path: Path) -> list[str]:
+    """Headless Chromium's command line (own profile, no background traffic), or a skip."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("needs chromium (`make test-full` installs it)")
+    return [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path}/profile",
+    ]

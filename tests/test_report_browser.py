@@ -1,14 +1,13 @@
 """Slow: the report as a teammate sees it, in a real headless Chromium."""
 
 import re
-import shutil
 import subprocess
 
 import pytest
 
 from catdog import training
 from catdog.report.build import build_report
-from conftest import store_overrides
+from conftest import chromium, store_overrides
 
 CHECK = """<script>
 window.addEventListener("load", () => {
@@ -21,27 +20,13 @@ window.addEventListener("load", () => {
 
 @pytest.mark.slow
 def test_report_renders_in_a_browser(make_cfg, tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("needs chromium (`make test-full` installs it)")
+    flags = [*chromium(tmp_path), "--virtual-time-budget=10000"]
     store = [*store_overrides(tmp_path), "tracking.experiment=browser", "train.log_model=false"]
     for variant in ("cnn", "transfer"):
         training.train(make_cfg(variant, store))
     build_report("browser", tmp_path / "report", log_run=False)
     page = tmp_path / "report" / "checked.html"
     page.write_text((tmp_path / "report" / "report.html").read_text().replace("</body>", CHECK))
-    flags = [
-        browser,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path}/profile",
-        "--virtual-time-budget=10000",
-    ]
     dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
     images = re.search(r'data-images="(\d+):(\d+)"', dom)
     assert images, dom[-2000:]

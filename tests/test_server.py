@@ -1,7 +1,5 @@
 """The team set-up: a real `mlflow server` on 127.0.0.1, written to and read back over HTTP."""
 
-import os
-import sys
 from pathlib import Path
 
 import mlflow
@@ -11,31 +9,13 @@ from mlflow.tracking import MlflowClient
 from catdog import tracking, training
 from catdog.report.build import build_report
 from catdog.tuning import tune
-from conftest import free_port, start_server
+from conftest import tracking_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("server")
-    port = free_port()
-    command = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{root}/mlflow.db",
-        "--serve-artifacts",
-        "--artifacts-destination",
-        str(root / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    uri = f"http://127.0.0.1:{port}"
-    proc = start_server(command, f"{uri}/health", env, timeout=90)
+    proc, uri = tracking_server(root)
     yield {"uri": uri, "root": root}
     proc.terminate()
     proc.wait(timeout=30)
@@ -87,33 +67,16 @@ def test_basic_auth_refuses_strangers_and_lets_users_log(make_cfg, tmp_path, mon
         f"database_uri = sqlite:///{tmp_path}/basic_auth.db\nadmin_username = admin\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
     )
-    port = free_port()
-    command = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "server",
+    proc, uri = tracking_server(
+        tmp_path,
         "--app-name",
         "basic-auth",
-        "--backend-store-uri",
-        f"sqlite:///{tmp_path}/mlflow.db",
-        "--serve-artifacts",
-        "--artifacts-destination",
-        str(tmp_path / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    env = {
-        **os.environ,
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_AUTH_CONFIG_PATH": str(config),
-        "MLFLOW_AUTH_ADMIN_PASSWORD": "not-the-default-1",
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-key",
-    }
-    uri = f"http://127.0.0.1:{port}"
-    proc = start_server(command, f"{uri}/health", env, timeout=90)
+        env={
+            "MLFLOW_AUTH_CONFIG_PATH": str(config),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": "not-the-default-1",
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-key",
+        },
+    )
     try:
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout=10)
