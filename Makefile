@@ -88,9 +88,12 @@ server: $(STAMP) ## MLflow tracking server with artifact proxying (HOST, PORT, W
 test: $(STAMP) ## fast tests (real Keras training on small real image sets, real MLflow store)
 	$(BIN)/pytest
 
-test-full: $(STAMP) ## slow tests (pytest -m slow): full data, and the report in a real headless Chromium
+test-full: $(STAMP) ## slow tests (pytest -m slow): full data, Chromium, a PostgreSQL-backed server
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; } \
 		|| echo "make test-full: could not install chromium; the browser test will be skipped"
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		|| { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql; } \
+		|| echo "make test-full: could not install postgresql; the PostgreSQL server test will be skipped"
 	$(BIN)/pytest -m slow
 
 lint: $(STAMP) ## ruff: lint and check formatting (configured in pyproject.toml)

@@ -3,11 +3,15 @@ SQLite MLflow store, and config composition with `hydra.compose`."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import glob
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import zipfile
@@ -140,16 +144,18 @@ def start_server(command: list[str], url: str, env: dict, timeout: float = 180) 
             time.sleep(0.5)
 
 
-def tracking_server(root: Path, *extra: str, env: dict | None = None, artifacts: bool = True):
-    """A real `mlflow server` on a free 127.0.0.1 port over a SQLite store under ROOT
-    (proxying artifacts to ROOT/artifacts); returns (process, URI) once it answers."""
+def tracking_server(
+    root: Path, *extra: str, env: dict | None = None, artifacts: bool = True, backend: str | None = None
+):
+    """A real `mlflow server` on a free 127.0.0.1 port over BACKEND (default: a SQLite store
+    under ROOT), proxying artifacts to ROOT/artifacts; returns (process, URI) once it answers."""
     port = free_port()
     command = [
         str(Path(sys.executable).parent / "mlflow"),
         "server",
         *extra,
         "--backend-store-uri",
-        f"sqlite:///{root}/mlflow.db",
+        backend or f"sqlite:///{root}/mlflow.db",
     ]
     if artifacts:
         command += ["--serve-artifacts", "--artifacts-destination", str(root / "artifacts")]
@@ -157,6 +163,33 @@ def tracking_server(root: Path, *extra: str, env: dict | None = None, artifacts:
     uri = f"http://127.0.0.1:{port}"
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
     return start_server(command, f"{uri}/health", env, timeout=90), uri
+
+
+@contextlib.contextmanager
+def postgres_server():
+    """A real PostgreSQL server of the system's `postgresql` package on a free 127.0.0.1
+    port, in a fresh cluster; yields its SQLAlchemy URI, stops it on the way out.
+    PostgreSQL refuses to run as root: as root the cluster belongs to the `postgres` user."""
+    bins = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))), None)
+    if bins is None:
+        pytest.skip("needs PostgreSQL (`make test-full` installs it)")
+    bindir = Path(bins).resolve().parent
+    data = Path(tempfile.mkdtemp(prefix="catdog-pg-"))
+    as_owner = []
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    run = functools.partial(subprocess.run, check=True, capture_output=True)
+    run([*as_owner, bindir / "initdb", "-D", data / "db", "-U", "catdog", "-A", "trust"])
+    run([*as_owner, bindir / "pg_ctl", "-D", data / "db", "-w", "-l", data / "log",
+         "-o", f"-p {port} -h 127.0.0.1 -k {data}", "start"])  # fmt: skip
+    try:
+        run([*as_owner, bindir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "catdog", "mlflow"])
+        yield f"postgresql://catdog@127.0.0.1:{port}/mlflow"
+    finally:
+        run([*as_owner, bindir / "pg_ctl", "-D", data / "db", "-m", "fast", "stop"])
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def chromium(tmp_path: Path) -> list[str]:

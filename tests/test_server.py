@@ -1,5 +1,6 @@
 """The team set-up: a real `mlflow server` on 127.0.0.1, written to and read back over HTTP."""
 
+import contextlib
 from pathlib import Path
 
 import mlflow
@@ -9,16 +10,20 @@ from mlflow.tracking import MlflowClient
 from catdog import tracking, training
 from catdog.report.build import build_report
 from catdog.tuning import tune
-from conftest import tracking_server
+from conftest import postgres_server, tracking_server
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def server(request, tmp_path_factory):
+    """The server over the project's default SQLite backend, or (slow suite) over a real
+    PostgreSQL server, the team set-up."""
     root = tmp_path_factory.mktemp("server")
-    proc, uri = tracking_server(root)
-    yield {"uri": uri, "root": root}
-    proc.terminate()
-    proc.wait(timeout=30)
+    with contextlib.ExitStack() as stack:
+        backend = stack.enter_context(postgres_server()) if request.param == "postgresql" else None
+        proc, uri = tracking_server(root, backend=backend)
+        yield {"uri": uri, "root": root}
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_runs_searches_and_reports_go_through_the_server(server, make_cfg, tmp_path):

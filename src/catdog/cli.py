@@ -28,7 +28,7 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
-def _guarded(prog: str, work, interrupt_hint: str = ""):
+def guarded(prog: str, work, interrupt_hint: str = ""):
     """WORK(), with bad input, Ctrl-C and SIGTERM reported in one line instead of a traceback."""
     with contextlib.suppress(ValueError):  # not the main thread (some launchers): they handle signals
         signal.signal(signal.SIGTERM, _terminate)
@@ -47,7 +47,7 @@ def train(cfg) -> float:
     from catdog import launch, training
 
     launch.share_cores()
-    result = _guarded("catdog-train", lambda: training.train(cfg, tags=launch.sweep_tags()))
+    result = guarded("catdog-train", lambda: training.train(cfg, tags=launch.sweep_tags()))
     log.info(
         "run %s: val accuracy %.1f%%, test accuracy %.1f%% (baseline %.1f%%)",
         result.run_id,
@@ -59,17 +59,20 @@ def train(cfg) -> float:
 
 
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="tune")
-def tune(cfg) -> float:
+def tune(cfg) -> float | None:
     """catdog-tune: a Keras Tuner search, one parent run with a nested run per trial."""
     from catdog import launch, tuning
 
     launch.share_cores()
 
-    summary = _guarded(
+    summary = guarded(
         "catdog-tune",
         lambda: tuning.tune(cfg, tags=launch.sweep_tags()),
         " Run the same command again to resume the search.",
     )
+    if "worker" in summary:
+        log.info("worker %s: search %s has no trials left", summary["worker"], summary["search_id"])
+        return None
     line = f"search {summary['search_id']} (run {summary['parent_run_id']}): best {summary['best']}"
     for label in ("best_test", "reference_test"):
         if label in summary:

@@ -33,11 +33,18 @@ def share_cores() -> int | None:
         return None
     cores = os.cpu_count() or 1
     n_jobs = cores if n_jobs < 0 else n_jobs
-    threads = max(1, cores // n_jobs)
+    threads = limit_threads(max(1, cores // n_jobs))
+    log.info("%d parallel jobs on %d cores: %d TensorFlow thread(s) per job", n_jobs, cores, threads)
+    return threads
+
+
+def limit_threads(threads: int | None) -> int | None:
+    """TensorFlow's intra- and inter-op thread pools at THREADS each (None: its default)."""
+    if not threads:
+        return None
     import tensorflow as tf
 
     with contextlib.suppress(RuntimeError):  # a reused worker: its first job set them already
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-    log.info("%d parallel jobs on %d cores: %d TensorFlow thread(s) per job", n_jobs, cores, threads)
     return threads

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import statistics
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from catdog import CatdogError, features, tracking
 from catdog.data import StudyData, load_study_data
 from catdog.models import check_model
 from catdog.training import check_train, precision
+from catdog.tuning import distributed
 from catdog.tuning.hypermodel import VariantHyperModel
 from catdog.tuning.leaderboard import leaderboard, log_search_plots
 from catdog.tuning.retrain import retrain
@@ -37,7 +39,11 @@ def search_id(cfg, data: StudyData) -> str:
             k: OmegaConf.to_container(cfg.search[k], resolve=True)
             for k in ("dropout", "rotation_factor", "dense_units")
         },
-        "tuner": {k: v for k, v in OmegaConf.to_container(cfg.tuner, resolve=True).items() if k != "max_trials"},
+        "tuner": {
+            k: v
+            for k, v in OmegaConf.to_container(cfg.tuner, resolve=True).items()
+            if k not in ("max_trials", "workers", "wait_s")
+        },
         "train": OmegaConf.to_container(cfg.train, resolve=True),
         "features": features.usable(cfg) and cfg.features.train_views,
         "data": data.data_hash,
@@ -80,16 +86,34 @@ def make_tuner(cfg, hypermodel, project: str, parent_run_id: str, resume: bool):
     return tuner
 
 
-def _parent_run_id(cfg, project: str) -> str | None:
+def _parent_run_id(project: str) -> str | None:
     """The parent run of an earlier, interrupted or finished, run of the same search."""
-    if cfg.search.overwrite:
-        return None
     runs = mlflow.search_runs(
         filter_string=f"tags.{tracking.KIND_TAG} = 'search' and tags.search_id = '{project}'",
         order_by=["attributes.start_time DESC"],
         output_format="list",
     )
     return runs[0].info.run_id if runs else None
+
+
+def _epochs(cfg) -> int:
+    return cfg.tuner.max_epochs if cfg.tuner.name == "hyperband" else cfg.tuner.epochs
+
+
+def _work(cfg, data: StudyData, cache, project: str) -> dict:
+    """A distributed search's worker: run the trials the chief hands out, each a nested run
+    under the chief's parent run; the chief ranks them and retrains the best."""
+    parent_id = os.environ.get(distributed.PARENT_VAR)
+    if not parent_id:  # a worker started by hand, maybe on another machine
+        distributed.wait_for_chief(timeout=cfg.tuner.wait_s)
+        parent_id = _parent_run_id(project)
+        if parent_id is None:
+            raise CatdogError(f"the store has no run of search {project}: are chief and worker on the same config?")
+    with precision(cfg.train.precision):
+        tuner = make_tuner(cfg, VariantHyperModel(cfg, data, cache), project, parent_id, resume=True)
+        log.info("Worker %s of search %s (parent run %s)", tuner.tuner_id, project, parent_id)
+        tuner.search(epochs=_epochs(cfg), verbose=0)
+    return {"parent_run_id": parent_id, "search_id": project, "worker": tuner.tuner_id}
 
 
 def _mean_sd(values: list[float]) -> dict:
@@ -109,7 +133,9 @@ def tune(cfg, tags: dict | None = None) -> dict:
     tracking.configure(cfg.tracking)
     project = search_id(cfg, data)
     names = hp_names(cfg.model)
-    resumed = _parent_run_id(cfg, project)
+    if distributed.role() == "worker":
+        return _work(cfg, data, cache, project)
+    resumed = None if cfg.search.overwrite else _parent_run_id(project)
     with (
         precision(cfg.train.precision),
         tracking.tracked_run(
@@ -139,8 +165,9 @@ def tune(cfg, tags: dict | None = None) -> dict:
                 f"the Keras Tuner project {where} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
                 "start the search over with search.overwrite=true"
             ) from exc
-        epochs = cfg.tuner.max_epochs if cfg.tuner.name == "hyperband" else cfg.tuner.epochs
-        tuner.search(epochs=epochs, verbose=0)
+        tuner.wait_s = cfg.tuner.wait_s
+        with distributed.local_workers(cfg, parent_id, Path(cfg.search.project_dir) / project) as tuner.workers:
+            tuner.search(epochs=_epochs(cfg), verbose=0)
 
         best_trials = tuner.oracle.get_best_trials(1)
         if not best_trials or best_trials[0].score is None:

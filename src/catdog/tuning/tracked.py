@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import mlflow
 
 from catdog import seeding, tracking
+from catdog.tuning import distributed
 
 # Ctrl-C, and SIGTERM as schedulers send it: both stop a search at the next safe point.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -32,6 +33,8 @@ class TrackedTrials:
         self.started = time.perf_counter()
         self._interrupted = False
         self._execution = 0
+        self.workers = {}  # local worker processes when this tuner is a distributed search's chief
+        self.wait_s = 600.0
 
     def trial_seed(self, trial_id: str, execution: int = 0) -> int:
         return seeding.derive(self.search_seed, int(trial_id), execution)
@@ -47,13 +50,23 @@ class TrackedTrials:
         try:
             previous = {s: signal.signal(s, self._hold_interrupt) for s in STOP_SIGNALS}
         except ValueError:  # not the main thread: signals cannot be handled here
-            return super().search(*args, **kwargs)
+            return self._search(*args, **kwargs)
         try:
-            super().search(*args, **kwargs)
+            self._search(*args, **kwargs)
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
         self._raise_if_interrupted()
+
+    def _search(self, *args, **kwargs):
+        if distributed.role() != "chief":
+            return super().search(*args, **kwargs)
+        # Keras Tuner's own chief loop waits for ever on a lost worker: serve the oracle here.
+        self.save()
+        distributed.serve_oracle(
+            self.oracle, self.workers, self.wait_s, self._fail_lost_trial, lambda: self._interrupted
+        )
+        return None
 
     def _trial_run_id(self, trial_id: str) -> str | None:
         runs = mlflow.search_runs(
@@ -62,11 +75,20 @@ class TrackedTrials:
         )
         return runs[0].info.run_id if runs else None
 
+    def _fail_lost_trial(self, trial_id: str, reason: str) -> None:
+        run_id = self._trial_run_id(trial_id)
+        client = mlflow.MlflowClient()
+        if run_id and client.get_run(run_id).info.status == "RUNNING":
+            client.set_tag(run_id, "mlflow.note.content", f"Ended FAILED by the search's chief: {reason}.")
+            client.set_terminated(run_id, status="FAILED")
+
     def run_trial(self, trial, *args, **kwargs):
         self._raise_if_interrupted()
         self._execution = 0
         seeds = [self.trial_seed(trial.trial_id, e) for e in range(self.executions_per_trial)]
-        tags = tracking.run_tags("trial", variant=self.hypermodel.name, trial_id=trial.trial_id, seed=seeds[0])
+        tags = tracking.run_tags(
+            "trial", variant=self.hypermodel.name, trial_id=trial.trial_id, seed=seeds[0], tuner_id=self.tuner_id
+        )
         if len(seeds) > 1:
             tags["execution_seeds"] = ",".join(map(str, seeds))
         with (
@@ -102,7 +124,7 @@ class TrackedTrials:
         best_score = f"{best[0].score:.4f}" if best and best[0].score is not None else "-"
         elapsed = time.perf_counter() - self.started
         print(
-            f"trial {len(self.oracle.trials)}/{self.oracle.max_trials or '?'}  {shown}  "
+            f"trial {int(trial.trial_id) + 1}/{self.oracle.max_trials or '?'}  {shown}  "
             f"{self.oracle.objective.name}={score}  best={best_score}  elapsed {elapsed / 60:.1f} min",
             flush=True,
         )

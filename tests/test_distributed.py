@@ -1,0 +1,81 @@
+"""Keras Tuner's distributed mode for real: `catdog-tune tuner.workers=2` starts a chief and
+two worker processes on loopback, all writing one SQLite store."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from catdog import tracking
+
+BIN = Path(sys.executable).parent
+
+
+def _tune(small_data, weights, root: Path, *extra: str) -> subprocess.Popen:
+    command = [
+        str(BIN / "catdog-tune"),
+        "model=transfer",
+        f"model.backbone.weights={weights}",
+        f"data.dir={small_data}",
+        "tuner.workers=2",
+        "tuner.max_trials=4",
+        "search.retrain_seeds=0",
+        "train.verbose=0",
+        f"paths.mlruns_dir={root}",
+        f"tracking.uri=sqlite:///{root}/mlflow.db",
+        f"hydra.run.dir={root}/out",
+        *extra,
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _runs(root: Path, kind: str):
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    return mlflow.search_runs(
+        search_all_experiments=True, filter_string=f"tags.{tracking.KIND_TAG} = '{kind}'", output_format="list"
+    )
+
+
+def test_two_workers_run_every_trial_once_under_one_parent(small_data, weights, tmp_path):
+    proc = _tune(small_data, weights, tmp_path, "tuner.epochs=1")
+    out, _ = proc.communicate(timeout=420)  # a chief that never stops fails the test here
+    assert proc.returncode == 0, out[-3000:]
+    [parent] = _runs(tmp_path, "search")
+    trials = _runs(tmp_path, "trial")
+    assert parent.info.status == "FINISHED"
+    assert sorted(t.data.tags["trial_id"] for t in trials) == ["0", "1", "2", "3"]
+    assert {t.info.status for t in trials} == {"FINISHED"}
+    assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {parent.info.run_id}
+    # trained by the workers, not the chief, each trial with its own seed
+    assert {t.data.tags["tuner_id"] for t in trials} <= {"worker0", "worker1"}
+    assert str(proc.pid) not in {t.data.tags["pid"] for t in trials}
+    assert len({t.data.tags["seed"] for t in trials}) == 4
+    assert "best.trial" in parent.data.tags and "Chief on 127.0.0.1" in out
+
+
+@pytest.mark.slow
+def test_a_killed_worker_leaves_its_trial_failed_and_the_search_ends(small_data, weights, tmp_path):
+    proc = _tune(small_data, weights, tmp_path, "tuner.epochs=30")
+    deadline = time.monotonic() + 300
+    victim = None
+    while victim is None:
+        assert proc.poll() is None and time.monotonic() < deadline, "no trial started"
+        time.sleep(2)
+        if (tmp_path / "mlflow.db").exists():
+            victim = next((t for t in _runs(tmp_path, "trial") if t.info.status == "RUNNING"), None)
+    os.kill(int(victim.data.tags["pid"]), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    trials = {t.data.tags["trial_id"]: t for t in _runs(tmp_path, "trial")}
+    assert trials[victim.data.tags["trial_id"]].info.status == "FAILED"
+    assert "exited with code -9" in trials[victim.data.tags["trial_id"]].data.tags["mlflow.note.content"]
+    assert "RUNNING" not in {t.info.status for t in trials.values()}
+    assert len(trials) == 4  # the other worker ran the rest
+    [parent] = _runs(tmp_path, "search")
+    assert parent.info.status == "FINISHED"
