@@ -112,7 +112,7 @@ def make_cfg(small_data, weights):
 
     def make(variant: str, store: list[str], *extra: str, config: str = "train"):
         overrides = [f"model={variant}", f"data.dir={small_data}", "train.epochs=1", "train.verbose=0", *store]
-        if variant == "transfer":
+        if variant in ("transfer", "finetuned"):
             overrides.append(f"model.backbone.weights={weights}")
         if config == "tune":
             overrides += ["tuner.max_trials=2", "tuner.epochs=1", "search.retrain_seeds=1"]

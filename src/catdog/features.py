@@ -2,7 +2,9 @@
 
 With a frozen backbone nearly all the time of a run goes to its forward pass, so each
 distinct image view is pushed through it once, kept on disk, and every later epoch, run or
-trial trains only the small head on the stored features.
+trial trains only the small head on the stored features. A variant that fine-tunes the
+backbone's top (`model.backbone.fine_tune_at`) caches the activations of the frozen bottom
+instead (see backbone_cut.py) and trains the top and head from them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from catdog.data import StudyData, no_autotune
-from catdog.models import augmentation_layers, build_backbone, scaling_layers
+from catdog import backbone_cut
+from catdog.models import augmentation_layers, build_backbone, fine_tune_at, scaling_layers
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +63,20 @@ class FeatureCache:
             "weights": _weights_id(model_cfg.backbone.weights),
             "preprocess": bool(model_cfg.preprocess),
         }
+        if fine_tune_at(model_cfg) is not None:
+            self.base_key["fine_tune_at"] = fine_tune_at(model_cfg)
         self._backbone = None
         self._eval = None
         self._train = (None, None)
         self.computed = 0  # images pushed through the backbone so far (0: all from disk)
 
-    def _backbone_model(self):
+    def _extractor(self):
+        """The frozen backbone, or its bottom below the fine-tuning cut."""
         if self._backbone is None:
             self._backbone = build_backbone(self.model_cfg.backbone, self.data.image_size)
+            cut = fine_tune_at(self.model_cfg)
+            if cut is not None:
+                self._backbone = backbone_cut.bottom_model(self._backbone, backbone_cut.boundary(self._backbone, cut))
         return self._backbone
 
     def _load_or_build(self, key: dict, build) -> np.ndarray:
@@ -99,7 +108,7 @@ class FeatureCache:
         """Backbone outputs of IMAGES after LAYERS_, written into OUT (allocated if None)."""
         import tensorflow as tf
 
-        backbone = self._backbone_model()
+        backbone = self._extractor()
 
         @tf.function
         def extract(x):

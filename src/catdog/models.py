@@ -10,17 +10,21 @@ from keras import layers
 from catdog import CatdogError
 
 
-def build_model(model_cfg, image_size, num_classes: int = 2, head: keras.Model | None = None) -> keras.Model:
+def build_model(
+    model_cfg, image_size, num_classes: int = 2, head: keras.Model | None = None, backbone: keras.Model | None = None
+) -> keras.Model:
     """Input -> [scaling] -> [augmentation] -> conv body, or frozen backbone + head -> logits.
 
-    `head`: an already trained head (from cached features) to put on the backbone."""
+    `head`: an already trained head (from cached features) to put on the backbone;
+    `backbone`: an already built (say, fine-tuned) backbone instead of a fresh one."""
     inputs = keras.Input(shape=(*image_size, 3), name="image")
     x = inputs
     for layer in input_layers(model_cfg):
         x = layer(x)
     if model_cfg.backbone:
-        backbone = build_backbone(model_cfg.backbone, image_size)
-        # training=False keeps the frozen backbone's batch-norm statistics fixed.
+        backbone = backbone or build_backbone(model_cfg.backbone, image_size)
+        # training=False keeps the backbone's batch-norm statistics fixed, also while its
+        # top layers are fine-tuned.
         x = backbone(x, training=False)
         x = (head or build_head(model_cfg, backbone.output_shape[1:], num_classes))(x)
     else:
@@ -74,10 +78,29 @@ def cnn_layers(model_cfg, num_classes: int) -> list[layers.Layer]:
 def build_head(model_cfg, feature_shape, num_classes: int = 2) -> keras.Model:
     """The trainable part on top of a frozen backbone, a model of its own."""
     features = keras.Input(shape=tuple(feature_shape), name="features")
-    x = layers.Dropout(model_cfg.dropout)(features)
-    x = layers.Flatten()(x)
+    if pooling(model_cfg) == "avg":  # the TensorFlow tutorial's head: 1,280 inputs
+        x = layers.Dropout(model_cfg.dropout)(layers.GlobalAveragePooling2D()(features))
+    else:  # the reference's: the whole 5x5x1280 map, 32,000 inputs at 160 px
+        x = layers.Flatten()(layers.Dropout(model_cfg.dropout)(features))
     x = layers.Dense(model_cfg.dense_units, activation="relu")(x)
     return keras.Model(features, _logits(num_classes)(x), name="head")
+
+
+POOLINGS = ("flatten", "avg")
+
+
+def pooling(model_cfg) -> str:
+    return model_cfg.get("pooling") or "flatten"
+
+
+def fine_tune_at(model_cfg) -> int | None:
+    """The first backbone layer that fine-tuning unfreezes; None: no fine-tuning stage."""
+    return (model_cfg.backbone or {}).get("fine_tune_at")
+
+
+def backbone_layer(model: keras.Model) -> keras.Model:
+    """The backbone inside an image model built by `build_model`."""
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != "head")
 
 
 def _logits(num_classes: int) -> layers.Layer:
@@ -97,6 +120,8 @@ def check_model(model_cfg) -> None:
         raise CatdogError(f"model.dense_units must be positive, got {model_cfg.dense_units}")
     if model_cfg.rotation_factor is not None and model_cfg.rotation_factor < 0:
         raise CatdogError(f"model.rotation_factor must be >= 0, got {model_cfg.rotation_factor}")
+    if pooling(model_cfg) not in POOLINGS:
+        raise CatdogError(f"model.pooling must be one of {', '.join(POOLINGS)}, got {model_cfg.pooling!r}")
     backbone = model_cfg.backbone
     if backbone:
         if backbone.name != "mobilenet_v2":

@@ -12,11 +12,20 @@ import keras
 import mlflow
 import numpy as np
 
-from catdog import CatdogError, features, plots, seeding, tracking
+from catdog import CatdogError, backbone_cut, features, plots, seeding, tracking
 from catdog.data import Split, StudyData, load_study_data, to_dataset
 from catdog.evaluation import evaluate_split, predictions_table, thumbnails
 from catdog.features import view_dataset
-from catdog.models import augmentation_layers, build_head, build_model, check_model, check_number
+from catdog.models import (
+    augmentation_layers,
+    backbone_layer,
+    build_backbone,
+    build_head,
+    build_model,
+    check_model,
+    check_number,
+    fine_tune_at,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +48,15 @@ class EpochMetricsCallback(mlflow.keras.MlflowCallback):
         pass
 
 
+class ContinuedMetricsCallback(EpochMetricsCallback):
+    """For a second fit in the same run (fine-tuning): epochs go on from the first fit's,
+    and the optimizer's params, logged by the first, are not logged again (MLflow params
+    cannot change)."""
+
+    def on_train_begin(self, logs=None):
+        pass
+
+
 @contextmanager
 def precision(policy: str):
     """Keras' dtype policy for the layers built inside, restored afterwards. With
@@ -54,18 +72,27 @@ def precision(policy: str):
 def check_train(train_cfg) -> None:
     check_number("train.epochs", train_cfg.epochs, integer=True)
     check_number("train.learning_rate", train_cfg.learning_rate)
-    if train_cfg.epochs < 1:
-        raise CatdogError(f"train.epochs must be >= 1, got {train_cfg.epochs}")
-    if train_cfg.learning_rate <= 0:
-        raise CatdogError(f"train.learning_rate must be > 0, got {train_cfg.learning_rate}")
+    check_number("train.fine_tune.epochs", train_cfg.fine_tune.epochs, integer=True)
+    if train_cfg.fine_tune.learning_rate is not None:
+        check_number("train.fine_tune.learning_rate", train_cfg.fine_tune.learning_rate)
+    for name, value in (("epochs", train_cfg.epochs), ("fine_tune.epochs", train_cfg.fine_tune.epochs)):
+        if value < 1:
+            raise CatdogError(f"train.{name} must be >= 1, got {value}")
+    if train_cfg.learning_rate <= 0 or fine_tune_learning_rate(train_cfg) <= 0:
+        rates = f"{train_cfg.learning_rate}, {train_cfg.fine_tune.learning_rate}"
+        raise CatdogError(f"train.learning_rate and train.fine_tune.learning_rate must be > 0, got {rates}")
     if train_cfg.precision not in PRECISIONS:
         raise CatdogError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {train_cfg.precision!r}")
 
 
-def compile_model(model: keras.Model, train_cfg) -> keras.Model:
-    optimizer = keras.optimizers.get(
-        {"class_name": train_cfg.optimizer, "config": {"learning_rate": train_cfg.learning_rate}}
-    )
+def fine_tune_learning_rate(train_cfg) -> float:
+    rate = train_cfg.fine_tune.learning_rate
+    return train_cfg.learning_rate / 10 if rate is None else rate
+
+
+def compile_model(model: keras.Model, train_cfg, learning_rate: float | None = None) -> keras.Model:
+    rate = train_cfg.learning_rate if learning_rate is None else learning_rate
+    optimizer = keras.optimizers.get({"class_name": train_cfg.optimizer, "config": {"learning_rate": rate}})
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -74,9 +101,10 @@ def compile_model(model: keras.Model, train_cfg) -> keras.Model:
     return model
 
 
-def fit_callbacks(train_cfg) -> list[keras.callbacks.Callback]:
+def fit_callbacks(train_cfg, continued: bool = False) -> list[keras.callbacks.Callback]:
     # Outside a run MLflow's callback would silently start one in a default store.
-    callbacks = [EpochMetricsCallback()] if mlflow.active_run() else []
+    tracker = ContinuedMetricsCallback if continued else EpochMetricsCallback
+    callbacks = [tracker()] if mlflow.active_run() else []
     if train_cfg.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -88,9 +116,12 @@ def fit_callbacks(train_cfg) -> list[keras.callbacks.Callback]:
 
 def kept_epoch(history: dict, train_cfg) -> int:
     """The epoch (0-based) whose weights the run keeps: with early stopping, Keras restores
-    the first epoch of best validation accuracy; otherwise the last epoch's stay."""
+    the first epoch of best validation accuracy of the last stage; otherwise the last
+    epoch's weights stay."""
     if train_cfg.early_stopping_patience:
-        return int(np.argmax(history["val_accuracy"]))
+        stages = history.get("stage") or [1] * len(history["val_accuracy"])
+        start = stages.index(stages[-1])
+        return start + int(np.argmax(history["val_accuracy"][start:]))
     return len(history["val_accuracy"]) - 1
 
 
@@ -145,42 +176,84 @@ def _log_misclassified(split: Split, predicted) -> None:
         mlflow.log_artifact(path, "predictions")
 
 
+TOP = "backbone_top"
+
+
 def trainable_model(cfg, data: StudyData, cache=None) -> keras.Model:
-    """The compiled model that fit() trains: the whole network, or only the head when the
-    backbone's features come from the cache."""
+    """The compiled model that fit() trains: the whole network; or, when the backbone's
+    features come from the cache, only the head; or, for a fine-tuned variant, the top of
+    the backbone (frozen in the first stage) and the head, on the cached bottom's activations.
+
+    A fine-tuned variant's model carries `fine_tune_from`, the first layer to unfreeze."""
     n_classes = len(data.class_names)
+    cut = fine_tune_at(cfg.model)
     if cache is None:
         model = build_model(cfg.model, data.image_size, n_classes)
-    else:
+        backbone = backbone_layer(model) if cut is not None else None
+    elif cut is None:
         model = build_head(cfg.model, cache.feature_shape, n_classes)
+    else:
+        backbone = build_backbone(cfg.model.backbone, data.image_size)
+        top = backbone_cut.top_model(backbone, backbone_cut.boundary(backbone, cut))
+        top.trainable = False
+        activations = keras.Input(shape=cache.feature_shape, name="cached_activations")
+        head = build_head(cfg.model, top.output_shape[1:], n_classes)
+        model = keras.Model(activations, head(top(activations, training=False)), name=cfg.model.name)
+    if cut is not None:
+        model.fine_tune_from = backbone.layers[cut].name
     return compile_model(model, cfg.train)
 
 
 def fit_variant(cfg, data: StudyData, model, cache=None, callbacks=(), **fit_kwargs):
-    """Fit a `trainable_model` on the training split, validating each epoch. The training
-    order, and the cached view drawn per image, follow `cfg.seed`."""
+    """Fit a `trainable_model` on the training split, validating each epoch; then, for a
+    fine-tuned variant, unfreeze the backbone's top, recompile at the fine-tuning learning
+    rate and go on for `train.fine_tune.epochs`. Returns the History, whose `history` holds
+    both stages (and `stage`: 1 or 2 per epoch). The training order, and the cached view
+    drawn per image, follow `cfg.seed`."""
     batch_size = cfg.data.batch_size
     fit_kwargs = {"epochs": cfg.train.epochs, "verbose": cfg.train.verbose, **fit_kwargs}
-    callbacks = [*fit_callbacks(cfg.train), *callbacks]
     if cache is None:
         train_ds, val = to_dataset(data.train, batch_size, shuffle_seed=cfg.seed), data.val
     else:
         train_ds = view_dataset(cache.train_features(cfg), data.train.labels, batch_size, seed=cfg.seed)
         val = Split(cache.eval_features()[0], data.val.labels)
-    return model.fit(
-        train_ds,
-        validation_data=to_dataset(val, batch_size),
-        callbacks=callbacks,
-        shuffle=False,  # the training dataset reshuffles itself every epoch
-        **fit_kwargs,
-    )
+    val_ds = to_dataset(val, batch_size)
+    # The training dataset reshuffles itself every epoch: shuffle=False.
+    fit = dict(validation_data=val_ds, shuffle=False)
+    result = model.fit(train_ds, callbacks=[*fit_callbacks(cfg.train), *callbacks], **fit, **fit_kwargs)
+    first = getattr(model, "fine_tune_from", None)
+    if first is None:
+        return result
+    stage1 = result.history
+    part = model.get_layer(TOP) if cache is not None else backbone_layer(model)
+    backbone_cut.unfreeze(part, first)
+    compile_model(model, cfg.train, fine_tune_learning_rate(cfg.train))
+    done = len(stage1["loss"])
+    fit_kwargs["epochs"] = done + cfg.train.fine_tune.epochs
+    callbacks = [*fit_callbacks(cfg.train, continued=True), *callbacks]
+    result = model.fit(train_ds, callbacks=callbacks, initial_epoch=done, **fit, **fit_kwargs)
+    stage2 = result.history
+    result.history = {k: list(stage1[k]) + list(stage2[k]) for k in stage1}
+    result.history["stage"] = [1] * done + [2] * len(stage2["loss"])
+    if mlflow.active_run():
+        mlflow.log_metrics({"fine_tune_start_epoch": done, "fine_tune_learning_rate": fine_tune_learning_rate(cfg.train)})
+        for epoch, stage in enumerate(result.history["stage"]):
+            mlflow.log_metric("stage", stage, step=epoch)
+    return result
 
 
 def image_model(model, cfg, data: StudyData, cache=None) -> keras.Model:
-    """A model on raw images: a head trained on cached features goes back on its backbone."""
+    """A model on raw images: a head trained on cached features goes back on its backbone;
+    a top fine-tuned on cached activations goes back on the frozen bottom."""
     if cache is None:
         return model
-    return build_model(cfg.model, data.image_size, len(data.class_names), head=model)
+    n_classes = len(data.class_names)
+    if fine_tune_at(cfg.model) is None:
+        return build_model(cfg.model, data.image_size, n_classes, head=model)
+    backbone = build_backbone(cfg.model.backbone, data.image_size)
+    for layer in model.get_layer(TOP).layers[1:]:  # the top's own input layer has no twin
+        backbone.get_layer(layer.name).set_weights(layer.get_weights())
+    return build_model(cfg.model, data.image_size, n_classes, head=model.get_layer("head"), backbone=backbone)
 
 
 def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=None, parent_run_id=None) -> RunResult:

@@ -1,0 +1,74 @@
+"""Cutting a backbone for fine-tuning: a frozen bottom whose outputs can be cached, and a
+top that trains from them.
+
+Fine-tuning unfreezes `layers[fine_tune_at:]`. The cache is cut a little lower, at the
+highest layer index at or below `fine_tune_at` where exactly one tensor crosses (MobileNetV2's
+residual connections make two cross most cuts, and caching both would take several times the
+memory). The few frozen layers between that boundary and `fine_tune_at` run in the top,
+still frozen, which computes exactly what the whole backbone computes."""
+
+from __future__ import annotations
+
+import keras
+from keras import tree
+
+from catdog import CatdogError
+
+
+def check_fine_tune_at(backbone: keras.Model, fine_tune_at) -> int:
+    n = len(backbone.layers)
+    if isinstance(fine_tune_at, bool) or not isinstance(fine_tune_at, int) or not 1 <= fine_tune_at < n:
+        raise CatdogError(f"model.backbone.fine_tune_at must be an integer in [1, {n - 1}], got {fine_tune_at!r}")
+    return fine_tune_at
+
+
+def _crossing(backbone: keras.Model, index: int) -> set[int]:
+    """Ids of the tensors made below layer INDEX that layers from INDEX up consume."""
+    position = {layer.name: i for i, layer in enumerate(backbone.layers)}
+    return {
+        id(tensor)
+        for layer in backbone.layers[index:]
+        for tensor in layer._inbound_nodes[0].input_tensors
+        if position[tensor._keras_history.operation.name] < index
+    }
+
+
+def boundary(backbone: keras.Model, fine_tune_at: int) -> int:
+    """The index of the first layer of the top: <= FINE_TUNE_AT, one tensor crossing."""
+    index = check_fine_tune_at(backbone, fine_tune_at)
+    while index > 1 and len(_crossing(backbone, index)) != 1:
+        index -= 1
+    return index
+
+
+def bottom_model(backbone: keras.Model, index: int) -> keras.Model:
+    """Images -> the activation that enters layer INDEX (frozen; the cache's extractor)."""
+    [tensor] = backbone.layers[index]._inbound_nodes[0].input_tensors
+    return keras.Model(backbone.input, tensor, name="backbone_bottom")
+
+
+def top_model(backbone: keras.Model, index: int) -> keras.Model:
+    """The activation entering layer INDEX -> the backbone's output, built by calling
+    `layers[INDEX:]` again on a new input: the top shares those layers (and their weights)
+    with BACKBONE."""
+    [entering] = backbone.layers[index]._inbound_nodes[0].input_tensors
+    inputs = keras.Input(shape=entering.shape[1:], name="cached_activations")
+    tensors = {id(entering): inputs}
+    for layer in backbone.layers[index:]:
+        node = layer._inbound_nodes[0]  # the call inside BACKBONE; later calls add nodes after it
+        args, kwargs = node.arguments.fill_in(tensors)
+        outputs = layer(*args, **kwargs)
+        for old, new in zip(tree.flatten(node.outputs), tree.flatten(outputs), strict=True):
+            tensors[id(old)] = new
+    return keras.Model(inputs, tensors[id(backbone.output)], name="backbone_top")
+
+
+def unfreeze(part: keras.Model, first_trainable: str) -> None:
+    """Make PART's layers from the one named FIRST_TRAINABLE upward trainable, those below
+    frozen. PART is a backbone or a top built from one (same layer names, same order).
+    Batch norm stays in inference mode: the backbone or top is called with training=False."""
+    part.trainable = True
+    reached = False
+    for layer in part.layers:
+        reached = reached or layer.name == first_trainable
+        layer.trainable = reached

@@ -1,0 +1,93 @@
+"""The fine-tuned variant, the partial feature cache under it, and other image sizes: real
+MobileNetV2 weights, real images, a real SQLite store."""
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from catdog import backbone_cut, features, training
+from catdog.data import load_study_data
+from catdog.models import backbone_layer, build_model
+from conftest import compose
+
+# MobileNetV2 (no top, 2,257,984 parameters) unfrozen from layer 100: 1,861,440 trainable,
+# the figure the TensorFlow tutorial prints; the reference head (flatten, dense 64) adds 2,048,194.
+TRAINABLE_FROM = {100: 1_861_440 + 2_048_194, 140: 3_088_194}
+TOTAL = 2_257_984 + 2_048_194
+
+
+def _trainable(model) -> int:
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+@pytest.mark.parametrize("cut", [100, 140])
+def test_finetuned_composes_and_unfreezes_the_top_layers_only(weights, cut):
+    cfg = compose("model=finetuned", f"model.backbone.weights={weights}", f"model.backbone.fine_tune_at={cut}")
+    assert cfg.model.name == "finetuned" and cfg.model.pooling == "flatten" and cfg.train.fine_tune.epochs == 10
+    model = build_model(cfg.model, (160, 160))
+    assert _trainable(model) == 2_048_194  # first stage: the head only
+    backbone = backbone_layer(model)
+    backbone_cut.unfreeze(backbone, backbone.layers[cut].name)
+    assert _trainable(model) == TRAINABLE_FROM[cut] and model.count_params() == TOTAL
+    frozen = [layer for layer in backbone.layers[1:cut] if layer.weights]
+    assert frozen and not any(layer.trainable for layer in frozen)
+
+
+def test_finetuned_run_logs_both_stages_as_one_history_and_a_raw_image_model(make_cfg, store):
+    cfg = make_cfg("finetuned", store, "train.epochs=2", "train.fine_tune.epochs=1")
+    result = training.train(cfg)
+    client = MlflowClient()
+    history = [m.step for m in client.get_metric_history(result.run_id, "val_accuracy")]
+    stages = {m.step: m.value for m in client.get_metric_history(result.run_id, "stage")}
+    assert history == [0, 1, 2] and stages == {0: 1, 1: 1, 2: 2}
+    run = client.get_run(result.run_id)
+    assert run.data.metrics["fine_tune_learning_rate"] == pytest.approx(1e-4)
+    assert run.data.params["optimizer_learning_rate"] == "0.0010000000474974513"  # the first stage's, kept
+    model = mlflow.keras.load_model(f"runs:/{result.run_id}/model")
+    assert model.input_shape == (None, 160, 160, 3)
+    data = load_study_data(cfg.data)
+    predicted = model.predict(data.test.images.astype("float32"), verbose=0).argmax(axis=1)
+    assert (predicted == data.test.labels).mean() == pytest.approx(result.test_accuracy)
+    # the logged backbone carries the fine-tuned weights, not ImageNet's
+    fresh = backbone_layer(build_model(cfg.model, (160, 160)))
+    logged = backbone_layer(model)
+    assert not np.allclose(logged.layers[-3].get_weights()[0], fresh.layers[-3].get_weights()[0])
+    assert np.array_equal(logged.layers[10].get_weights()[0], fresh.layers[10].get_weights()[0])
+
+
+def test_partial_cache_trains_like_images_and_is_keyed_by_the_cut(make_cfg, store):
+    cfg = make_cfg("finetuned", store, "train.fine_tune.epochs=1")
+    data = load_study_data(cfg.data)
+    cache = features.FeatureCache(data, cfg)
+    cache.prepare(cfg)
+    assert cache.computed == len(data.train) * cfg.features.train_views + len(data.val) + len(data.test)
+    assert cache.feature_shape == (10, 10, 96)  # block 10's output: one tensor crosses the cut
+    model = training.trainable_model(cfg, data, cache)
+    training.fit_variant(cfg, data, model, cache)
+    on_images = training.image_model(model, cfg, data, cache)
+    from_cache = model.predict(cache.eval_features()[0].astype("float32"), verbose=0)
+    from_images = on_images.predict(data.val.images.astype("float32"), verbose=0)
+    np.testing.assert_allclose(from_cache, from_images, atol=0.05)  # float16 activations
+    assert (from_cache.argmax(1) == from_images.argmax(1)).mean() >= 0.95
+
+    again = features.FeatureCache(data, cfg)
+    again.prepare(cfg)
+    assert again.computed == 0  # a second run reads the cache
+    moved = make_cfg("finetuned", store, "model.backbone.fine_tune_at=120")
+    other = features.FeatureCache(data, moved)
+    other.prepare(moved)
+    assert other.computed > 0 and other.feature_shape != cache.feature_shape
+
+
+def test_224_pixels_end_to_end(make_cfg, store):
+    cfg = make_cfg("transfer", store, "data.image_size=[224,224]", "model.pooling=avg")
+    result = training.train(cfg)
+    model = mlflow.keras.load_model(f"runs:/{result.run_id}/model")
+    assert model.input_shape == (None, 224, 224, 3)
+    data = load_study_data(cfg.data)
+    assert data.test.images.shape[1:] == (224, 224, 3)
+    cache = features.FeatureCache(data, cfg)
+    assert cache.feature_shape == (7, 7, 1280)
+    predicted = model.predict(data.test.images.astype("float32"), verbose=0).argmax(axis=1)
+    assert (predicted == data.test.labels).mean() == pytest.approx(result.test_accuracy)
