@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from catdog.data import StudyData, no_autotune
 from catdog import backbone_cut
+from catdog.data import StudyData, no_autotune
 from catdog.models import augmentation_layers, build_backbone, fine_tune_at, scaling_layers
 
 log = logging.getLogger(__name__)

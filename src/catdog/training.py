@@ -236,7 +236,8 @@ def fit_variant(cfg, data: StudyData, model, cache=None, callbacks=(), **fit_kwa
     result.history = {k: list(stage1[k]) + list(stage2[k]) for k in stage1}
     result.history["stage"] = [1] * done + [2] * len(stage2["loss"])
     if mlflow.active_run():
-        mlflow.log_metrics({"fine_tune_start_epoch": done, "fine_tune_learning_rate": fine_tune_learning_rate(cfg.train)})
+        rate = fine_tune_learning_rate(cfg.train)
+        mlflow.log_metrics({"fine_tune_start_epoch": done, "fine_tune_learning_rate": rate})
         for epoch, stage in enumerate(result.history["stage"]):
             mlflow.log_metric("stage", stage, step=epoch)
     return result
