@@ -196,3 +196,31 @@ def test_every_tuner_runs_its_trials(search_cfg, tuner):
     summary = tune(search_cfg(*extra))
     trials = _children(summary["parent_run_id"], "trial")
     assert len(trials) == 3 and {t.info.status for t in trials} == {"FINISHED"}
+
+
+def test_search_on_finetuned_varies_its_own_knobs_only_where_used(search_cfg, make_cfg, tmp_path):
+    from catdog.tuning.space import hp_names
+
+    transfer = search_cfg()
+    assert hp_names(transfer) == ["dropout", "dense_units", "rotation_factor", "learning_rate", "pooling"]
+    assert "pooling" not in hp_names(make_cfg("cnn", [], config="tune"))
+    cfg = make_cfg(
+        "finetuned",
+        store_overrides(tmp_path),
+        "search.retrain_seeds=0",
+        "train.fine_tune.epochs=1",
+        "search.fine_tune_at=[100,140]",
+        config="tune",
+    )
+    summary = tune(cfg)
+    trials = _children(summary["parent_run_id"], "trial")
+    assert len(trials) == 2 and {t.info.status for t in trials} == {"FINISHED"}
+    for trial in trials:
+        params = trial.data.params
+        assert {"learning_rate", "pooling", "fine_tune_at", "fine_tune_learning_rate"} <= set(params)
+        assert 1e-5 <= float(params["fine_tune_learning_rate"]) <= 3e-4
+        # the trial trained with its values: two stages, the second at its own rate
+        used = trial.data.metrics["fine_tune_learning_rate"]
+        assert used == pytest.approx(float(params["fine_tune_learning_rate"]), rel=1e-6)
+        history = MlflowClient().get_metric_history(trial.info.run_id, "stage")
+        assert [m.value for m in history] == [1, 2]

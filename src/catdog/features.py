@@ -188,6 +188,16 @@ class FeatureCache:
         return self._train[1]
 
 
+def cache_for(cache: FeatureCache | None, data: StudyData, cfg) -> FeatureCache | None:
+    """CACHE when it serves CFG's backbone cut, else a cache for CFG: a trial or a retrain
+    may fine-tune from another layer than the search's config."""
+    if cache is None or cache.base_key.get("fine_tune_at") == fine_tune_at(cfg.model):
+        return cache
+    other = FeatureCache(data, cfg)
+    other.prepare(cfg)
+    return other
+
+
 def view_dataset(views: np.ndarray, labels: np.ndarray, batch_size: int, seed: int):
     """Training batches from cached views: each epoch shuffles the images and draws one of
     the stored augmented views of each, as on-the-fly augmentation would. All in tf.data

@@ -269,6 +269,7 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
     data = data or load_study_data(cfg.data)
     if cache is None and features.usable(cfg):
         cache = features.FeatureCache(data, cfg)
+    cache = features.cache_for(cache, data, cfg)
     if cache is not None:
         # Cold or warm, the cache draws only from its own seeded generators: the run below
         # trains the same either way.

@@ -5,9 +5,10 @@ from __future__ import annotations
 import keras_tuner as kt
 from omegaconf import OmegaConf
 
-from catdog import seeding, training
+from catdog import features, seeding, training
 from catdog.data import StudyData
-from catdog.tuning.space import model_values
+from catdog.models import fine_tune_at
+from catdog.tuning.space import trial_values, with_values
 
 
 class VariantHyperModel(kt.HyperModel):
@@ -19,15 +20,25 @@ class VariantHyperModel(kt.HyperModel):
         super().__init__(name=cfg.model.name)
         self.cfg, self.data, self.cache = cfg, data, cache
         self.seed = cfg.seed
+        self._other = cache
 
     def run_cfg(self, hp):
-        """The search's config with the trial's model values and seed in place."""
-        return OmegaConf.merge(self.cfg, {"model": model_values(hp, self.cfg), "seed": self.seed})
+        """The search's config with the trial's values and seed in place."""
+        return OmegaConf.merge(with_values(self.cfg, trial_values(hp, self.cfg)), {"seed": self.seed})
+
+    def _cache(self, cfg):
+        # A trial with another fine-tuning cut needs activations from that cut; the latest
+        # such cache is kept for the trials that follow.
+        if self._other is None or self._other.base_key.get("fine_tune_at") != fine_tune_at(cfg.model):
+            self._other = features.cache_for(self.cache, self.data, cfg)
+        return self._other
 
     def build(self, hp):
         # Keras Tuner clears the session just before building: the trial's run starts here.
         seeding.seed_run(self.seed)
-        return training.trainable_model(self.run_cfg(hp), self.data, self.cache)
+        cfg = self.run_cfg(hp)
+        return training.trainable_model(cfg, self.data, self._cache(cfg))
 
     def fit(self, hp, model, *args, **kwargs):
-        return training.fit_variant(self.run_cfg(hp), self.data, model, self.cache, **kwargs)
+        cfg = self.run_cfg(hp)
+        return training.fit_variant(cfg, self.data, model, self._cache(cfg), **kwargs)

@@ -8,10 +8,11 @@ import mlflow
 from omegaconf import OmegaConf
 
 from catdog import training
+from catdog.tuning.space import with_values
 
 
-def retrain(cfg, model_values: dict, label: str, data, cache, parent_run_id) -> list[float]:
-    """Train MODEL_VALUES with `search.retrain_seeds` seeds under the parent; test accuracies.
+def retrain(cfg, values: dict, label: str, data, cache, parent_run_id) -> list[float]:
+    """Train the hyperparameter VALUES with `search.retrain_seeds` seeds under the parent; test accuracies.
     Runs already finished for the same label and seed (a resumed search) are reused."""
     accuracies = []
     for seed in range(cfg.search.retrain_seeds):
@@ -22,11 +23,11 @@ def retrain(cfg, model_values: dict, label: str, data, cache, parent_run_id) -> 
             ),
             output_format="list",
         )
-        if done and done[0].data.tags.get("hparams_values") == json.dumps(model_values, sort_keys=True):
+        if done and done[0].data.tags.get("hparams_values") == json.dumps(values, sort_keys=True):
             accuracies.append(done[0].data.metrics["test_accuracy"])
             continue
-        run_cfg = OmegaConf.merge(cfg, {"seed": seed, "model": model_values})
-        tags = {"hparams": label, "hparams_values": json.dumps(model_values, sort_keys=True)}
+        run_cfg = OmegaConf.merge(with_values(cfg, values), {"seed": seed})
+        tags = {"hparams": label, "hparams_values": json.dumps(values, sort_keys=True)}
         result = training.train(run_cfg, tags=tags, data=data, cache=cache, parent_run_id=parent_run_id)
         accuracies.append(result.test_accuracy)
     return accuracies

@@ -21,7 +21,7 @@ from catdog.tuning import distributed
 from catdog.tuning.hypermodel import VariantHyperModel
 from catdog.tuning.leaderboard import leaderboard, log_search_plots
 from catdog.tuning.retrain import retrain
-from catdog.tuning.space import check_space, hp_names, plain
+from catdog.tuning.space import check_space, configured, hp_names, plain
 from catdog.tuning.tracked import TrackedTrials
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,7 @@ def search_id(cfg, data: StudyData) -> str:
     can be extended."""
     parts = {
         "model": OmegaConf.to_container(cfg.model, resolve=True),
-        "space": {
-            k: OmegaConf.to_container(cfg.search[k], resolve=True)
-            for k in ("dropout", "rotation_factor", "dense_units")
-        },
+        "space": {k: OmegaConf.to_container(cfg.search[k], resolve=True) for k in hp_names(cfg)},
         "tuner": {
             k: v
             for k, v in OmegaConf.to_container(cfg.tuner, resolve=True).items()
@@ -132,7 +129,7 @@ def tune(cfg, tags: dict | None = None) -> dict:
         cache.prepare(cfg)
     tracking.configure(cfg.tracking)
     project = search_id(cfg, data)
-    names = hp_names(cfg.model)
+    names = hp_names(cfg)
     if distributed.role() == "worker":
         return _work(cfg, data, cache, project)
     resumed = None if cfg.search.overwrite else _parent_run_id(project)
@@ -193,7 +190,7 @@ def tune(cfg, tags: dict | None = None) -> dict:
         if cfg.search.retrain_seeds:
             summary["best_test"] = _mean_sd(retrain(cfg, best, "best", data, cache, parent_id))
             if cfg.search.reference:
-                reference = {k: cfg.model[k] for k in names}
+                reference = configured(cfg)
                 summary["reference_test"] = _mean_sd(retrain(cfg, reference, "reference", data, cache, parent_id))
             for label in ("best_test", "reference_test"):
                 if label in summary:
