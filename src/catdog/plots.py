@@ -19,6 +19,9 @@ def accuracy_curves(history: dict, baseline: float | None = None, title: str = "
         ax.plot(epochs, history["val_accuracy"], marker="o", label="validation")
     if baseline is not None:
         ax.axhline(baseline, color="grey", linestyle="--", label=f"baseline {baseline:.0%}")
+    if 2 in history.get("stage", ()):
+        first = history["stage"].index(2) + 1
+        ax.axvline(first - 0.5, color="black", linestyle=":", label=f"fine-tuning from epoch {first}")
     ax.set(xlabel="epoch", ylabel="accuracy", title=title, ylim=(0, 1.02))
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
