@@ -23,7 +23,7 @@ endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install study report train tune ui server compare test test-full lint bench clean
+.PHONY: help install study report train tune ui server compare test test-full lint bench bench-views clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -102,6 +102,9 @@ lint: $(STAMP) ## ruff: lint and check formatting (configured in pyproject.toml)
 
 bench: $(STAMP) ## benchmark our pipeline against the naive reference pipeline on the full data
 	$(BIN)/python bench/pipeline.py $(ARGS)
+
+bench-views: $(STAMP) ## features.train_views against fresh augmentation, 3 seeds each (~30 min)
+	$(BIN)/python bench/views.py $(ARGS)
 
 clean: ## remove the venv and run outputs (keeps the MLflow store)
 	rm -rf $(VENV) outputs multirun .pytest_cache

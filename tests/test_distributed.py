@@ -12,17 +12,18 @@ import mlflow
 import pytest
 
 from catdog import tracking
+from conftest import free_port
 
 BIN = Path(sys.executable).parent
 
 
-def _tune(small_data, weights, root: Path, *extra: str) -> subprocess.Popen:
+def _tune(small_data, weights, root: Path, *extra: str, workers: int = 2, env: dict | None = None) -> subprocess.Popen:
     command = [
         str(BIN / "catdog-tune"),
         "model=transfer",
         f"model.backbone.weights={weights}",
         f"data.dir={small_data}",
-        "tuner.workers=2",
+        f"tuner.workers={workers}",
         "tuner.max_trials=4",
         "search.retrain_seeds=0",
         "train.verbose=0",
@@ -31,7 +32,7 @@ def _tune(small_data, weights, root: Path, *extra: str) -> subprocess.Popen:
         f"hydra.run.dir={root}/out",
         *extra,
     ]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -79,3 +80,29 @@ def test_a_killed_worker_leaves_its_trial_failed_and_the_search_ends(small_data,
     assert len(trials) == 4  # the other worker ran the rest
     [parent] = _runs(tmp_path, "search")
     assert parent.info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_chief_and_worker_started_by_hand_meet_through_keras_tuner_variables(small_data, weights, tmp_path):
+    """The multi-machine recipe on one machine: the same command twice, told its role by
+    KERASTUNER_TUNER_ID / _ORACLE_IP / _ORACLE_PORT; the worker finds the parent run itself."""
+    oracle = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(free_port())}
+    procs = {
+        role: _tune(
+            small_data,
+            weights,
+            tmp_path,
+            "tuner.epochs=1",
+            workers=0,
+            env={**oracle, "KERASTUNER_TUNER_ID": role},
+        )
+        for role in ("chief", "worker-b1")
+    }
+    outs = {role: proc.communicate(timeout=420)[0] for role, proc in procs.items()}
+    assert {role: proc.returncode for role, proc in procs.items()} == {"chief": 0, "worker-b1": 0}, outs
+    [parent] = _runs(tmp_path, "search")
+    trials = _runs(tmp_path, "trial")
+    assert parent.info.status == "FINISHED" and "best.trial" in parent.data.tags
+    assert sorted(t.data.tags["trial_id"] for t in trials) == ["0", "1", "2", "3"]
+    assert {t.data.tags["tuner_id"] for t in trials} == {"worker-b1"}
+    assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {parent.info.run_id}
