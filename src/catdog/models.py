@@ -122,6 +122,8 @@ def check_model(model_cfg) -> None:
         raise CatdogError(f"model.rotation_factor must be >= 0, got {model_cfg.rotation_factor}")
     if pooling(model_cfg) not in POOLINGS:
         raise CatdogError(f"model.pooling must be one of {', '.join(POOLINGS)}, got {model_cfg.pooling!r}")
+    if fine_tune_at(model_cfg) is not None:
+        check_number("model.backbone.fine_tune_at", fine_tune_at(model_cfg), integer=True)
     backbone = model_cfg.backbone
     if backbone:
         if backbone.name != "mobilenet_v2":

@@ -200,7 +200,7 @@ def trainable_model(cfg, data: StudyData, cache=None) -> keras.Model:
         head = build_head(cfg.model, top.output_shape[1:], n_classes)
         model = keras.Model(activations, head(top(activations, training=False)), name=cfg.model.name)
     if cut is not None:
-        model.fine_tune_from = backbone.layers[cut].name
+        model.fine_tune_from = backbone.layers[backbone_cut.check_fine_tune_at(backbone, cut)].name
     return compile_model(model, cfg.train)
 
 

@@ -31,10 +31,19 @@ def importance(rows: list[dict], names: list[str], seed: int = 0) -> dict[str, f
     varied = [n for n in names if len({r.get(n) for r in scored}) > 1]
     if len(scored) < 4 or not varied:
         return None
-    x = np.array([[float(r[n]) for n in varied] for r in scored])
+    x = np.array([_encoded([r[n] for r in scored]) for n in varied]).T
     y = np.array([r["score"] for r in scored])
     forest = RandomForestRegressor(n_estimators=300, min_samples_leaf=2, random_state=seed).fit(x, y)
     return dict(zip(varied, forest.feature_importances_.tolist()))
+
+
+def _encoded(values: list) -> list[float]:
+    """Numbers as they are; a choice such as pooling as category codes."""
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        codes = {v: i for i, v in enumerate(sorted({str(v) for v in values}))}
+        return [float(codes[str(v)]) for v in values]
 
 
 def section(run, out_dir, link) -> dict:
