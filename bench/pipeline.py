@@ -62,8 +62,8 @@ def run_naive(variant: str, epochs: int, cache_dir: str, seed: int, precision: s
 
     from catdog import backbone_cut, seeding
     from catdog.data import resolve_root
+    from catdog.fitting import compile_model, fine_tune_learning_rate
     from catdog.models import backbone_layer, build_model, fine_tune_at
-    from catdog.training import compile_model, fine_tune_learning_rate
 
     cfg = _cfg(variant, epochs, cache_dir, seed)
     seeding.seed_run(seed)
@@ -97,7 +97,7 @@ def run_naive(variant: str, epochs: int, cache_dir: str, seed: int, precision: s
 
 
 def run_ours(variant: str, epochs: int, cache_dir: str, seed: int, precision: str) -> dict:
-    from catdog import features, seeding, training
+    from catdog import features, fitting, seeding, training
     from catdog.data import load_study_data
 
     cfg = _cfg(variant, epochs, cache_dir, seed, precision)
@@ -113,8 +113,8 @@ def run_ours(variant: str, epochs: int, cache_dir: str, seed: int, precision: st
     seconds: list[float] = []
     with training.precision(precision):
         seeding.seed_run(seed)  # as training.train does: seed after the features
-        model = training.trainable_model(cfg, data, cache)
-        history = training.fit_variant(cfg, data, model, cache, callbacks=[_epoch_timer(seconds)])
+        model = fitting.trainable_model(cfg, data, cache)
+        history = fitting.fit_variant(cfg, data, model, cache, callbacks=[_epoch_timer(seconds)])
     total = time.perf_counter() - start
     return {
         "total_s": total,

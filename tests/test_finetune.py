@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from catdog import backbone_cut, features, training
+from catdog import backbone_cut, features, fitting, training
 from catdog.data import load_study_data
 from catdog.models import backbone_layer, build_model
 from conftest import compose
@@ -63,9 +63,9 @@ def test_partial_cache_trains_like_images_and_is_keyed_by_the_cut(make_cfg, stor
     cache.prepare(cfg)
     assert cache.computed == len(data.train) * cfg.features.train_views + len(data.val) + len(data.test)
     assert cache.feature_shape == (10, 10, 96)  # block 10's output: one tensor crosses the cut
-    model = training.trainable_model(cfg, data, cache)
-    training.fit_variant(cfg, data, model, cache)
-    on_images = training.image_model(model, cfg, data, cache)
+    model = fitting.trainable_model(cfg, data, cache)
+    fitting.fit_variant(cfg, data, model, cache)
+    on_images = fitting.image_model(model, cfg, data, cache)
     from_cache = model.predict(cache.eval_features()[0].astype("float32"), verbose=0)
     from_images = on_images.predict(data.val.images.astype("float32"), verbose=0)
     np.testing.assert_allclose(from_cache, from_images, atol=0.05)  # float16 activations
@@ -88,6 +88,6 @@ def test_224_pixels_end_to_end(make_cfg, store):
     data = load_study_data(cfg.data)
     assert data.test.images.shape[1:] == (224, 224, 3)
     cache = features.FeatureCache(data, cfg)
-    assert cache.feature_shape == (7, 7, 1280)
+    assert cache.feature_shape == (1280,)  # an average-pooling head: pooled features are cached
     predicted = model.predict(data.test.images.astype("float32"), verbose=0).argmax(axis=1)
     assert (predicted == data.test.labels).mean() == pytest.approx(result.test_accuracy)

@@ -126,15 +126,15 @@ def test_feature_cache_is_reused_and_invalidated(search_cfg, weights, tmp_path):
 def test_cached_head_gives_the_same_model_as_the_image_pipeline(search_cfg):
     """The head trained on cached features, put back on its backbone, scores raw test images
     exactly as the head scores the cached test features."""
-    from catdog import training
+    from catdog import fitting
     from catdog.evaluation import evaluate_split
 
     cfg = search_cfg()
     data = load_study_data(cfg.data)
     cache = features.FeatureCache(data, cfg)
-    head = training.trainable_model(cfg, data, cache)
-    training.fit_variant(cfg, data, head, cache, callbacks=[], epochs=2)
-    full = training.image_model(head, cfg, data, cache)
+    head = fitting.trainable_model(cfg, data, cache)
+    fitting.fit_variant(cfg, data, head, cache, callbacks=[], epochs=2)
+    full = fitting.image_model(head, cfg, data, cache)
     from_features = head.predict(cache.eval_features()[1].astype("float32"), verbose=0).argmax(axis=1)
     assert evaluate_split(full, data.test)["accuracy"] == pytest.approx((from_features == data.test.labels).mean())
 

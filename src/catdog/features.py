@@ -22,7 +22,7 @@ import numpy as np
 
 from catdog import backbone_cut
 from catdog.data import StudyData, no_autotune
-from catdog.models import augmentation_layers, build_backbone, fine_tune_at, scaling_layers
+from catdog.models import augmentation_layers, build_backbone, fine_tune_at, pooling, scaling_layers
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,10 @@ def _weights_id(weights) -> str:
     if weights == "imagenet":
         return weights
     return hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+
+
+def _pooled(model_cfg) -> bool:
+    return pooling(model_cfg) == "avg" and fine_tune_at(model_cfg) is None
 
 
 def _key(parts: dict) -> str:
@@ -63,6 +67,11 @@ class FeatureCache:
             "weights": _weights_id(model_cfg.backbone.weights),
             "preprocess": bool(model_cfg.preprocess),
         }
+        # A frozen backbone under an average-pooling head: the pooled features are all the
+        # head sees, 49x smaller than the feature map at 224 px.
+        self.pooled = _pooled(model_cfg)
+        if self.pooled:
+            self.base_key["pooled"] = True
         if fine_tune_at(model_cfg) is not None:
             self.base_key["fine_tune_at"] = fine_tune_at(model_cfg)
         self._backbone = None
@@ -70,10 +79,17 @@ class FeatureCache:
         self._train = (None, None)
         self.computed = 0  # images pushed through the backbone so far (0: all from disk)
 
+    def serves(self, cfg) -> bool:
+        """Whether CFG's model trains on these features (a trial may pool or cut otherwise)."""
+        cut = fine_tune_at(cfg.model)
+        return self.base_key.get("fine_tune_at") == cut and self.pooled == _pooled(cfg.model)
+
     def _extractor(self):
         """The frozen backbone, or its bottom below the fine-tuning cut."""
         if self._backbone is None:
-            self._backbone = build_backbone(self.model_cfg.backbone, self.data.image_size)
+            self._backbone = build_backbone(
+                self.model_cfg.backbone, self.data.image_size, pooling="avg" if self.pooled else None
+            )
             cut = fine_tune_at(self.model_cfg)
             if cut is not None:
                 self._backbone = backbone_cut.bottom_model(self._backbone, backbone_cut.boundary(self._backbone, cut))
@@ -189,9 +205,9 @@ class FeatureCache:
 
 
 def cache_for(cache: FeatureCache | None, data: StudyData, cfg) -> FeatureCache | None:
-    """CACHE when it serves CFG's backbone cut, else a cache for CFG: a trial or a retrain
-    may fine-tune from another layer than the search's config."""
-    if cache is None or cache.base_key.get("fine_tune_at") == fine_tune_at(cfg.model):
+    """CACHE when it serves CFG, else a cache for CFG: a trial or a retrain may pool or
+    fine-tune otherwise than the search's config."""
+    if cache is None or cache.serves(cfg):
         return cache
     other = FeatureCache(data, cfg)
     other.prepare(cfg)

@@ -26,6 +26,8 @@ def build_model(
         # training=False keeps the backbone's batch-norm statistics fixed, also while its
         # top layers are fine-tuned.
         x = backbone(x, training=False)
+        if head is not None and len(head.input_shape) == 2:  # a head trained on pooled cached features
+            x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = (head or build_head(model_cfg, backbone.output_shape[1:], num_classes))(x)
     else:
         for layer in cnn_layers(model_cfg, num_classes):
@@ -76,10 +78,12 @@ def cnn_layers(model_cfg, num_classes: int) -> list[layers.Layer]:
 
 
 def build_head(model_cfg, feature_shape, num_classes: int = 2) -> keras.Model:
-    """The trainable part on top of a frozen backbone, a model of its own."""
+    """The trainable part on top of a frozen backbone, a model of its own. FEATURE_SHAPE:
+    the backbone's feature map, or (avg pooling) the already pooled features of the cache."""
     features = keras.Input(shape=tuple(feature_shape), name="features")
     if pooling(model_cfg) == "avg":  # the TensorFlow tutorial's head: 1,280 inputs
-        x = layers.Dropout(model_cfg.dropout)(layers.GlobalAveragePooling2D()(features))
+        pooled = layers.GlobalAveragePooling2D()(features) if len(feature_shape) == 3 else features
+        x = layers.Dropout(model_cfg.dropout)(pooled)
     else:  # the reference's: the whole 5x5x1280 map, 32,000 inputs at 160 px
         x = layers.Flatten()(layers.Dropout(model_cfg.dropout)(features))
     x = layers.Dense(model_cfg.dense_units, activation="relu")(x)
@@ -132,10 +136,11 @@ def check_model(model_cfg) -> None:
             raise CatdogError(f"model.backbone.weights {backbone.weights}: no such file (use 'imagenet' or a .h5 path)")
 
 
-def build_backbone(backbone_cfg, image_size) -> keras.Model:
+def build_backbone(backbone_cfg, image_size, pooling: str | None = None) -> keras.Model:
+    """POOLING: Keras' own `pooling` argument ("avg": pooled features, for the cache)."""
     try:
         backbone = keras.applications.MobileNetV2(
-            input_shape=(*image_size, 3), include_top=False, weights=backbone_cfg.weights
+            input_shape=(*image_size, 3), include_top=False, weights=backbone_cfg.weights, pooling=pooling
         )
     except (OSError, ValueError) as exc:  # not HDF5, or weights of another network
         first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__

@@ -5,9 +5,8 @@ from __future__ import annotations
 import keras_tuner as kt
 from omegaconf import OmegaConf
 
-from catdog import features, seeding, training
+from catdog import features, fitting, seeding
 from catdog.data import StudyData
-from catdog.models import fine_tune_at
 from catdog.tuning.space import trial_values, with_values
 
 
@@ -27,9 +26,9 @@ class VariantHyperModel(kt.HyperModel):
         return OmegaConf.merge(with_values(self.cfg, trial_values(hp, self.cfg)), {"seed": self.seed})
 
     def _cache(self, cfg):
-        # A trial with another fine-tuning cut needs activations from that cut; the latest
-        # such cache is kept for the trials that follow.
-        if self._other is None or self._other.base_key.get("fine_tune_at") != fine_tune_at(cfg.model):
+        # A trial that pools or cuts otherwise needs other features; the latest such cache
+        # is kept for the trials that follow.
+        if self._other is None or not self._other.serves(cfg):
             self._other = features.cache_for(self.cache, self.data, cfg)
         return self._other
 
@@ -37,8 +36,8 @@ class VariantHyperModel(kt.HyperModel):
         # Keras Tuner clears the session just before building: the trial's run starts here.
         seeding.seed_run(self.seed)
         cfg = self.run_cfg(hp)
-        return training.trainable_model(cfg, self.data, self._cache(cfg))
+        return fitting.trainable_model(cfg, self.data, self._cache(cfg))
 
     def fit(self, hp, model, *args, **kwargs):
         cfg = self.run_cfg(hp)
-        return training.fit_variant(cfg, self.data, model, self._cache(cfg), **kwargs)
+        return fitting.fit_variant(cfg, self.data, model, self._cache(cfg), **kwargs)

@@ -1,0 +1,152 @@
+"""Fitting a variant: the model that fit() trains (whole network, head on cached features,
+or backbone top + head on cached activations), one or two stages of fit, and the model on
+raw images that comes out."""
+
+from __future__ import annotations
+
+import keras
+import mlflow
+import numpy as np
+
+from catdog import backbone_cut
+from catdog.data import Split, StudyData, to_dataset
+from catdog.features import view_dataset
+from catdog.models import backbone_layer, build_backbone, build_head, build_model, fine_tune_at
+
+
+class EpochMetricsCallback(mlflow.keras.MlflowCallback):
+    """MLflow's Keras callback, minus its per-evaluation `validation_*` metrics: fit already
+    reports them each epoch as `val_*`, with the epoch as step."""
+
+    def on_test_end(self, logs=None):
+        pass
+
+
+class ContinuedMetricsCallback(EpochMetricsCallback):
+    """For a second fit in the same run (fine-tuning): epochs go on from the first fit's,
+    and the optimizer's params, logged by the first, are not logged again (MLflow params
+    cannot change)."""
+
+    def on_train_begin(self, logs=None):
+        pass
+
+
+def fine_tune_learning_rate(train_cfg) -> float:
+    rate = train_cfg.fine_tune.learning_rate
+    return train_cfg.learning_rate / 10 if rate is None else rate
+
+
+def compile_model(model: keras.Model, train_cfg, learning_rate: float | None = None) -> keras.Model:
+    rate = train_cfg.learning_rate if learning_rate is None else learning_rate
+    optimizer = keras.optimizers.get({"class_name": train_cfg.optimizer, "config": {"learning_rate": rate}})
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def fit_callbacks(train_cfg, continued: bool = False) -> list[keras.callbacks.Callback]:
+    # Outside a run MLflow's callback would silently start one in a default store.
+    tracker = ContinuedMetricsCallback if continued else EpochMetricsCallback
+    callbacks = [tracker()] if mlflow.active_run() else []
+    if train_cfg.early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", patience=train_cfg.early_stopping_patience, restore_best_weights=True
+            )
+        )
+    return callbacks
+
+
+def kept_epoch(history: dict, train_cfg) -> int:
+    """The epoch (0-based) whose weights the run keeps: with early stopping, Keras restores
+    the first epoch of best validation accuracy of the last stage; otherwise the last
+    epoch's weights stay."""
+    if train_cfg.early_stopping_patience:
+        stages = history.get("stage") or [1] * len(history["val_accuracy"])
+        start = stages.index(stages[-1])
+        return start + int(np.argmax(history["val_accuracy"][start:]))
+    return len(history["val_accuracy"]) - 1
+
+
+TOP = "backbone_top"
+
+
+def trainable_model(cfg, data: StudyData, cache=None) -> keras.Model:
+    """The compiled model that fit() trains: the whole network; or, when the backbone's
+    features come from the cache, only the head; or, for a fine-tuned variant, the top of
+    the backbone (frozen in the first stage) and the head, on the cached bottom's activations.
+
+    A fine-tuned variant's model carries `fine_tune_from`, the first layer to unfreeze."""
+    n_classes = len(data.class_names)
+    cut = fine_tune_at(cfg.model)
+    if cache is None:
+        model = build_model(cfg.model, data.image_size, n_classes)
+        backbone = backbone_layer(model) if cut is not None else None
+    elif cut is None:
+        model = build_head(cfg.model, cache.feature_shape, n_classes)
+    else:
+        backbone = build_backbone(cfg.model.backbone, data.image_size)
+        top = backbone_cut.top_model(backbone, backbone_cut.boundary(backbone, cut))
+        top.trainable = False
+        activations = keras.Input(shape=cache.feature_shape, name="cached_activations")
+        head = build_head(cfg.model, top.output_shape[1:], n_classes)
+        model = keras.Model(activations, head(top(activations, training=False)), name=cfg.model.name)
+    if cut is not None:
+        model.fine_tune_from = backbone.layers[backbone_cut.check_fine_tune_at(backbone, cut)].name
+    return compile_model(model, cfg.train)
+
+
+def fit_variant(cfg, data: StudyData, model, cache=None, callbacks=(), **fit_kwargs):
+    """Fit a `trainable_model` on the training split, validating each epoch; then, for a
+    fine-tuned variant, unfreeze the backbone's top, recompile at the fine-tuning learning
+    rate and go on for `train.fine_tune.epochs`. Returns the History, whose `history` holds
+    both stages (and `stage`: 1 or 2 per epoch). The training order, and the cached view
+    drawn per image, follow `cfg.seed`."""
+    batch_size = cfg.data.batch_size
+    fit_kwargs = {"epochs": cfg.train.epochs, "verbose": cfg.train.verbose, **fit_kwargs}
+    if cache is None:
+        train_ds, val = to_dataset(data.train, batch_size, shuffle_seed=cfg.seed), data.val
+    else:
+        train_ds = view_dataset(cache.train_features(cfg), data.train.labels, batch_size, seed=cfg.seed)
+        val = Split(cache.eval_features()[0], data.val.labels)
+    val_ds = to_dataset(val, batch_size)
+    # The training dataset reshuffles itself every epoch: shuffle=False.
+    fit = dict(validation_data=val_ds, shuffle=False)
+    result = model.fit(train_ds, callbacks=[*fit_callbacks(cfg.train), *callbacks], **fit, **fit_kwargs)
+    first = getattr(model, "fine_tune_from", None)
+    if first is None:
+        return result
+    stage1 = result.history
+    part = model.get_layer(TOP) if cache is not None else backbone_layer(model)
+    backbone_cut.unfreeze(part, first)
+    compile_model(model, cfg.train, fine_tune_learning_rate(cfg.train))
+    done = len(stage1["loss"])
+    fit_kwargs["epochs"] = done + cfg.train.fine_tune.epochs
+    callbacks = [*fit_callbacks(cfg.train, continued=True), *callbacks]
+    result = model.fit(train_ds, callbacks=callbacks, initial_epoch=done, **fit, **fit_kwargs)
+    stage2 = result.history
+    result.history = {k: list(stage1[k]) + list(stage2[k]) for k in stage1}
+    result.history["stage"] = [1] * done + [2] * len(stage2["loss"])
+    if mlflow.active_run():
+        rate = fine_tune_learning_rate(cfg.train)
+        mlflow.log_metrics({"fine_tune_start_epoch": done, "fine_tune_learning_rate": rate})
+        for epoch, stage in enumerate(result.history["stage"]):
+            mlflow.log_metric("stage", stage, step=epoch)
+    return result
+
+
+def image_model(model, cfg, data: StudyData, cache=None) -> keras.Model:
+    """A model on raw images: a head trained on cached features goes back on its backbone;
+    a top fine-tuned on cached activations goes back on the frozen bottom."""
+    if cache is None:
+        return model
+    n_classes = len(data.class_names)
+    if fine_tune_at(cfg.model) is None:
+        return build_model(cfg.model, data.image_size, n_classes, head=model)
+    backbone = build_backbone(cfg.model.backbone, data.image_size)
+    for layer in model.get_layer(TOP).layers[1:]:  # the top's own input layer has no twin
+        backbone.get_layer(layer.name).set_weights(layer.get_weights())
+    return build_model(cfg.model, data.image_size, n_classes, head=model.get_layer("head"), backbone=backbone)
