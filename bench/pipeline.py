@@ -6,11 +6,14 @@ ours:  images decoded once into memory, fixed prefetch; for the frozen-backbone 
        backbone features computed once and only the head trained. "cold": the feature
        cache starts empty (its build is timed in); "warm": a second run reusing it, as every
        later run and search trial does.
+       For `finetuned`, both stages: naive fine-tunes the whole network on every batch (the
+       tutorial's way), ours trains the top and head from the partial cache, built cold.
 bf16:  ours with train.precision=mixed_bfloat16 beside ours in float32, same seeds.
 
 Each pipeline runs in its own process so that its peak RSS is its own; temporary feature
 caches are removed at the end. The last `make study` in the project's store is reported too.
-Usage: python bench/pipeline.py [--transfer-epochs 20] [--cnn-epochs 3] [--seeds 3]
+Usage: python bench/pipeline.py [--transfer-epochs 20] [--cnn-epochs 3] [--seeds 3] [--finetune-epochs 10]
+       [--only finetuned]
 """
 
 from __future__ import annotations

@@ -115,7 +115,8 @@ def make_cfg(small_data, weights):
         if variant in ("transfer", "finetuned"):
             overrides.append(f"model.backbone.weights={weights}")
         if config == "tune":
-            overrides += ["tuner.max_trials=2", "tuner.epochs=1", "search.retrain_seeds=1"]
+            # pooling fixed: a trial with avg pooling would build a pooled feature cache of its own
+            overrides += ["tuner.max_trials=2", "tuner.epochs=1", "search.retrain_seeds=1", "search.pooling=null"]
         return compose(*overrides, *extra, config=config)
 
     return make

@@ -26,6 +26,7 @@ def _tune(small_data, weights, root: Path, *extra: str, workers: int = 2, env: d
         f"tuner.workers={workers}",
         "tuner.max_trials=4",
         "search.retrain_seeds=0",
+        "search.pooling=null",
         "train.verbose=0",
         f"paths.mlruns_dir={root}",
         f"tracking.uri=sqlite:///{root}/mlflow.db",

@@ -201,7 +201,7 @@ def test_every_tuner_runs_its_trials(search_cfg, tuner):
 def test_search_on_finetuned_varies_its_own_knobs_only_where_used(search_cfg, make_cfg, tmp_path):
     from catdog.tuning.space import hp_names
 
-    transfer = search_cfg()
+    transfer = make_cfg("transfer", [])
     assert hp_names(transfer) == ["dropout", "dense_units", "rotation_factor", "learning_rate", "pooling"]
     assert "pooling" not in hp_names(make_cfg("cnn", [], config="tune"))
     cfg = make_cfg(
@@ -210,6 +210,7 @@ def test_search_on_finetuned_varies_its_own_knobs_only_where_used(search_cfg, ma
         "search.retrain_seeds=0",
         "train.fine_tune.epochs=1",
         "search.fine_tune_at=[100,140]",
+        "search.pooling=[flatten,avg]",
         config="tune",
     )
     summary = tune(cfg)
