@@ -80,6 +80,7 @@ def test_partial_cache_trains_like_images_and_is_keyed_by_the_cut(make_cfg, stor
     assert other.computed > 0 and other.feature_shape != cache.feature_shape
 
 
+@pytest.mark.slow  # 224 px backbone passes, ~20 s: kept out of the 15-minute default run
 def test_224_pixels_end_to_end(make_cfg, store):
     cfg = make_cfg("transfer", store, "data.image_size=[224,224]", "model.pooling=avg")
     result = training.train(cfg)

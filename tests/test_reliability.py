@@ -135,6 +135,7 @@ def test_a_damaged_tuner_project_says_how_to_start_over(make_cfg, tmp_path):
     assert restarted["trials"] == 2
 
 
+@pytest.mark.slow  # eight processes importing TensorFlow, ~50 s
 def test_eight_jobs_at_once_on_one_new_sqlite_store(small_data, tmp_path):
     """As a parallel launcher starts them: separate processes, one store, created by none yet."""
     command = _train_command(small_data, tmp_path, "train.epochs=1", "train.verbose=0", "tracking.experiment=parallel")

@@ -198,10 +198,11 @@ def test_every_tuner_runs_its_trials(search_cfg, tuner):
     assert len(trials) == 3 and {t.info.status for t in trials} == {"FINISHED"}
 
 
+@pytest.mark.slow  # a 2-trial two-stage search, ~40 s: kept out of the 15-minute default run
 def test_search_on_finetuned_varies_its_own_knobs_only_where_used(search_cfg, make_cfg, tmp_path):
     from catdog.tuning.space import hp_names
 
-    transfer = make_cfg("transfer", [])
+    transfer = make_cfg("transfer", [], "search.pooling=[flatten,avg]", config="tune")
     assert hp_names(transfer) == ["dropout", "dense_units", "rotation_factor", "learning_rate", "pooling"]
     assert "pooling" not in hp_names(make_cfg("cnn", [], config="tune"))
     cfg = make_cfg(
