@@ -57,6 +57,7 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path):
     [
         ("model.dropout=abc", "model.dropout must be a number, got 'abc'"),
         ("model.dense_units=1.5", "model.dense_units must be an integer, got 1.5"),
+        ("model.dense_units=0", "model.dense_units must be at least 1, got 0"),  # a CNN needs its dense layer
         ("model.dropout=1.5", "model.dropout must be in [0, 1), got 1.5"),
         ("train.epochs=0", "train.epochs must be >= 1, got 0"),
         ("train.precision=float8", "train.precision must be one of float32, mixed_bfloat16, got 'float8'"),

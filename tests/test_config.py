@@ -91,7 +91,11 @@ def test_every_experiment_preset_composes_and_runs(preset, make_cfg, store):
     from catdog import training
 
     preset_cfg = compose(f"experiment={preset}")
-    cfg = make_cfg("cnn", store, f"experiment={preset}", "train.log_model=false")
+    # The preset's own model (make_cfg's `model=` would override the preset's choice).
+    defaults = OmegaConf.load(PROJECT_ROOT / "conf" / "experiment" / f"{preset}.yaml").get("defaults", [])
+    variant = next((d["override /model"] for d in defaults if "override /model" in d), "cnn")
+    cfg = make_cfg(variant, store, f"experiment={preset}", "train.log_model=false", "train.fine_tune.epochs=1")
+    assert cfg.model.name == preset_cfg.model.name
     assert cfg.tracking.experiment == preset_cfg.tracking.experiment
     run_id = training.train(cfg).run_id
     run = MlflowClient().get_run(run_id)

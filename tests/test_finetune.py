@@ -34,6 +34,16 @@ def test_finetuned_composes_and_unfreezes_the_top_layers_only(weights, cut):
     assert frozen and not any(layer.trainable for layer in frozen)
 
 
+def test_tutorial_preset_builds_the_tutorials_linear_head(weights):
+    cfg = compose("experiment=tutorial", f"model.backbone.weights={weights}")
+    assert (cfg.model.pooling, cfg.model.dense_units, cfg.train.optimizer) == ("avg", 0, "rmsprop")
+    model = build_model(cfg.model, (160, 160))
+    assert _trainable(model) == 1280 * 2 + 2  # pooled features straight to 2 logits
+    backbone = backbone_layer(model)
+    backbone_cut.unfreeze(backbone, backbone.layers[cfg.model.backbone.fine_tune_at].name)
+    assert _trainable(model) == 1_861_440 + 1280 * 2 + 2
+
+
 def test_finetuned_run_logs_both_stages_as_one_history_and_a_raw_image_model(make_cfg, store):
     cfg = make_cfg("finetuned", store, "train.epochs=2", "train.fine_tune.epochs=1")
     result = training.train(cfg)

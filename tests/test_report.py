@@ -170,4 +170,15 @@ def test_runs_on_different_data_are_not_compared(make_cfg, tmp_path, capsys):
             ]
         )
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last.startswith("catdog: error: experiment 'mixed' mixes runs on different data (data_hash ")
+    assert last.startswith("catdog: error: experiment 'mixed' mixes runs on different data (data_id ")
+
+
+def test_runs_at_two_image_sizes_of_the_same_images_are_compared(make_cfg, tmp_path):
+    store = [*store_overrides(tmp_path), "tracking.experiment=sizes", "train.log_model=false", "train.epochs=1"]
+    small = training.train(make_cfg("cnn", store, "data.image_size=[64,64]"))
+    large = training.train(make_cfg("cnn", store, "model.name=cnn-96", "data.image_size=[96,96]"))
+    params = [mlflow.get_run(r.run_id).data.params for r in (small, large)]
+    assert params[0]["data_hash"] != params[1]["data_hash"] and params[0]["data_id"] == params[1]["data_id"]
+    build_report("sizes", tmp_path / "out")
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "cnn vs cnn-96" in report and f"data hash `{params[0]['data_id']}`" in report

@@ -104,14 +104,14 @@ def test_feature_cache_is_reused_and_invalidated(search_cfg, weights, tmp_path):
     first = features.FeatureCache(data, cfg)
     views = first.train_features(cfg).numpy()
     assert views.shape == (cfg.features.train_views, 48, 5, 5, 1280) and first.feature_shape == (5, 5, 1280)
-    assert first.computed == 3 * 48 + 40
+    assert first.computed == cfg.features.train_views * 48 + 40
 
     again = features.FeatureCache(data, cfg)
     assert (again.train_features(cfg).numpy() == views).all() and again.eval_features()[0].shape[0] == 32
     assert again.computed == 0  # everything came from disk: no backbone forward pass
 
     rotated = again.train_features(search_cfg("model.rotation_factor=0.3"))
-    assert again.computed == 3 * 48 and rotated.shape == views.shape
+    assert again.computed == cfg.features.train_views * 48 and rotated.shape == views.shape
 
     smaller = search_cfg("data.image_size=[96,96]")
     small = features.FeatureCache(load_study_data(smaller.data), smaller)

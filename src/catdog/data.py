@@ -37,6 +37,9 @@ class Split:
         return {name: int((self.labels == i).sum()) for i, name in enumerate(class_names)}
 
 
+SPLIT_FOLDERS = {"train": "train", "val": "validation", "test": "validation"}
+
+
 @dataclass(frozen=True)
 class StudyData:
     train: Split
@@ -69,6 +72,20 @@ class StudyData:
             for split, data in self.splits().items()
             for name, count in data.counts(self.class_names).items()
         }
+
+    @functools.cached_property
+    def data_id(self) -> str:
+        """Content hash of every split's image files and labels, whatever size they are
+        decoded at: runs at 160 and 224 px on the same images share it, and a report can
+        compare them image by image."""
+        digest = hashlib.sha256()
+        for split, data in self.splits().items():
+            folder = Path(self.source) / SPLIT_FOLDERS[split]
+            digest.update(split.encode())
+            for file, label in zip(data.ids, data.labels):
+                digest.update(f"{file}\0{label}\0".encode())
+                digest.update((folder / file).read_bytes())
+        return digest.hexdigest()[:16]
 
     @functools.cached_property
     def data_hash(self) -> str:
@@ -219,8 +236,8 @@ def _listing(root: Path) -> tuple:
 @functools.lru_cache(maxsize=1)
 def _decode(root: Path, listing: tuple, image_size, class_names, test_fraction: float, split_seed: int) -> StudyData:
     log.info("Decoding images from %s", root)
-    train = load_folder(root / "train", image_size, class_names)
-    validation = load_folder(root / "validation", image_size, class_names)
+    train = load_folder(root / SPLIT_FOLDERS["train"], image_size, class_names)
+    validation = load_folder(root / SPLIT_FOLDERS["val"], image_size, class_names)
     val, test = split_off_test(validation, test_fraction, split_seed)
     for split in (train, val, test):
         split.images.flags.writeable = False  # shared by every run of this process

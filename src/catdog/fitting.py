@@ -105,30 +105,29 @@ def fit_variant(cfg, data: StudyData, model, cache=None, callbacks=(), **fit_kwa
     rate and go on for `train.fine_tune.epochs`. Returns the History, whose `history` holds
     both stages (and `stage`: 1 or 2 per epoch). The training order, and the cached view
     drawn per image, follow `cfg.seed`."""
-    batch_size = cfg.data.batch_size
     fit_kwargs = {"epochs": cfg.train.epochs, "verbose": cfg.train.verbose, **fit_kwargs}
-    if cache is None:
-        train_ds, val = to_dataset(data.train, batch_size, shuffle_seed=cfg.seed), data.val
-    else:
-        train_ds = view_dataset(cache.train_features(cfg), data.train.labels, batch_size, seed=cfg.seed)
-        val = Split(cache.eval_features()[0], data.val.labels)
-    val_ds = to_dataset(val, batch_size)
-    # The training dataset reshuffles itself every epoch: shuffle=False.
-    fit = dict(validation_data=val_ds, shuffle=False)
-    result = model.fit(train_ds, callbacks=[*fit_callbacks(cfg.train), *callbacks], **fit, **fit_kwargs)
     first = getattr(model, "fine_tune_from", None)
+    if first is not None and cache is not None:
+        stage1 = compile_model(model.get_layer("head"), cfg.train)
+        train_ds, val = _frozen_top_data(cfg, data, cache, model.get_layer(TOP))
+    else:
+        stage1 = model
+        train_ds, val = _training_data(cfg, data, cache)
+    result = _fit(stage1, cfg, train_ds, val, [*fit_callbacks(cfg.train), *callbacks], **fit_kwargs)
     if first is None:
         return result
-    stage1 = result.history
+    if cache is not None:
+        train_ds, val = _training_data(cfg, data, cache)
+    history = result.history
     part = model.get_layer(TOP) if cache is not None else backbone_layer(model)
     backbone_cut.unfreeze(part, first)
     compile_model(model, cfg.train, fine_tune_learning_rate(cfg.train))
-    done = len(stage1["loss"])
+    done = len(history["loss"])
     fit_kwargs["epochs"] = done + cfg.train.fine_tune.epochs
     callbacks = [*fit_callbacks(cfg.train, continued=True), *callbacks]
-    result = model.fit(train_ds, callbacks=callbacks, initial_epoch=done, **fit, **fit_kwargs)
+    result = _fit(model, cfg, train_ds, val, callbacks, initial_epoch=done, **fit_kwargs)
     stage2 = result.history
-    result.history = {k: list(stage1[k]) + list(stage2[k]) for k in stage1}
+    result.history = {k: list(history[k]) + list(stage2[k]) for k in history}
     result.history["stage"] = [1] * done + [2] * len(stage2["loss"])
     if mlflow.active_run():
         rate = fine_tune_learning_rate(cfg.train)
@@ -136,6 +135,33 @@ def fit_variant(cfg, data: StudyData, model, cache=None, callbacks=(), **fit_kwa
         for epoch, stage in enumerate(result.history["stage"]):
             mlflow.log_metric("stage", stage, step=epoch)
     return result
+
+
+def _fit(model, cfg, train_ds, val: Split, callbacks, **fit_kwargs):
+    # The training dataset reshuffles itself every epoch: shuffle=False.
+    val_ds = to_dataset(val, cfg.data.batch_size)
+    return model.fit(train_ds, validation_data=val_ds, shuffle=False, callbacks=callbacks, **fit_kwargs)
+
+
+def _training_data(cfg, data: StudyData, cache=None):
+    """The training batches and validation split the whole trainable model fits on."""
+    if cache is None:
+        return to_dataset(data.train, cfg.data.batch_size, shuffle_seed=cfg.seed), data.val
+    views = view_dataset(cache.train_features(cfg), data.train.labels, cfg.data.batch_size, seed=cfg.seed)
+    return views, Split(cache.eval_features()[0], data.val.labels)
+
+
+def _frozen_top_data(cfg, data: StudyData, cache, top: keras.Model):
+    """The first stage of fine-tuning on cached activations: the top is still frozen, so its
+    outputs are computed once per cached view (float16, like the cache) and only the head
+    trains on them, as fast as a `transfer` head instead of a forward pass of the top per
+    image and epoch."""
+    size = cfg.features.batch_size
+    views = np.stack(
+        [top.predict(view, batch_size=size, verbose=0).astype(np.float16) for view in cache.train_features(cfg)]
+    )
+    val = top.predict(cache.eval_features()[0], batch_size=size, verbose=0).astype(np.float16)
+    return view_dataset(views, data.train.labels, cfg.data.batch_size, seed=cfg.seed), Split(val, data.val.labels)
 
 
 def image_model(model, cfg, data: StudyData, cache=None) -> keras.Model:

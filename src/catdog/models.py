@@ -86,7 +86,8 @@ def build_head(model_cfg, feature_shape, num_classes: int = 2) -> keras.Model:
         x = layers.Dropout(model_cfg.dropout)(pooled)
     else:  # the reference's: the whole 5x5x1280 map, 32,000 inputs at 160 px
         x = layers.Flatten()(layers.Dropout(model_cfg.dropout)(features))
-    x = layers.Dense(model_cfg.dense_units, activation="relu")(x)
+    if model_cfg.dense_units:  # 0: logits straight from the features, the tutorial's head
+        x = layers.Dense(model_cfg.dense_units, activation="relu")(x)
     return keras.Model(features, _logits(num_classes)(x), name="head")
 
 
@@ -120,8 +121,9 @@ def check_model(model_cfg) -> None:
         check_number("model.rotation_factor", model_cfg.rotation_factor)
     if not 0.0 <= model_cfg.dropout < 1.0:
         raise CatdogError(f"model.dropout must be in [0, 1), got {model_cfg.dropout}")
-    if model_cfg.dense_units < 1:
-        raise CatdogError(f"model.dense_units must be positive, got {model_cfg.dense_units}")
+    if model_cfg.dense_units < (0 if model_cfg.backbone else 1):  # a head may be linear, a CNN not
+        least = "0 (a linear head)" if model_cfg.backbone else "1"
+        raise CatdogError(f"model.dense_units must be at least {least}, got {model_cfg.dense_units}")
     if model_cfg.rotation_factor is not None and model_cfg.rotation_factor < 0:
         raise CatdogError(f"model.rotation_factor must be >= 0, got {model_cfg.rotation_factor}")
     if pooling(model_cfg) not in POOLINGS:

@@ -171,7 +171,8 @@ def run_tags(kind: str, **extra) -> dict[str, str]:
 
 
 def log_data(data) -> None:
-    """Class counts, baseline and content hash of the splits this run used, and each split
+    """Class counts, baseline and content hashes of the splits this run used (`data_hash`:
+    the decoded pixels; `data_id`: the files, whatever the image size), and each split
     as an MLflow dataset input (the runs table's Dataset column and filter)."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
@@ -183,7 +184,8 @@ def log_data(data) -> None:
         for split in data.splits()
     ]
     mlflow.MlflowClient().log_inputs(mlflow.active_run().info.run_id, datasets=inputs)
-    mlflow.log_params({**data.summary(), "data_hash": data.data_hash, "data_source": data.source})
+    hashes = {"data_hash": data.data_hash, "data_id": data.data_id}
+    mlflow.log_params({**data.summary(), **hashes, "data_source": data.source})
     mlflow.log_metrics({"baseline_accuracy": data.baseline_accuracy, "skipped_images": len(data.skipped)})
     if data.skipped:
         mlflow.log_dict([{"file": f, "reason": why} for f, why in data.skipped], "data/skipped_images.json")

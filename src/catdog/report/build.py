@@ -112,7 +112,7 @@ def build_report(
         "tracking_uri": tracking.redact(mlflow.get_tracking_uri()),
         "experiment_link": f"{base}/#/experiments/{exp_id}?workflowType=machine_learning" if base else None,
         "data_source": study.param("data_source") or params.get("data_source"),
-        "data_hash": study.param("data_hash"),
+        "data_hash": study.param("data_id") or study.param("data_hash"),
         "splits": {
             s: sum(int(v) for k, v in params.items() if k.startswith(f"n_{s}_")) for s in ("train", "val", "test")
         },
@@ -162,7 +162,7 @@ def _log_report_run(study: Study, out_dir: Path) -> str:
     with tracking.tracked_run(
         run_name=f"report-{datetime.now(UTC):%Y%m%d-%H%M%S}", tags=tracking.run_tags("report", runs=len(study.records))
     ) as run:
-        mlflow.log_param("data_hash", study.param("data_hash"))
+        mlflow.log_params({k: study.param(k) for k in ("data_hash", "data_id") if study.param(k)})
         mlflow.log_artifact(str(out_dir / "report.html"))
         mlflow.log_artifact(str(out_dir / "report.md"))
     return run.info.run_id

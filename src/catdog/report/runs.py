@@ -113,13 +113,13 @@ def load_study(experiment_name: str, sweep: str | None = None) -> Study:
     if not records:
         scope = f" in sweep {sweep!r}" if sweep else ""
         raise CatdogError(f"experiment {experiment_name!r} has no finished training runs{scope} to report on")
-    hashes = sorted(
-        {r.run.data.params.get("data_hash") for r in records}
-        | {s.data.params.get("data_hash") for s in searches} - {None}
-    )
+    params = [r.run.data.params for r in records] + [s.data.params for s in searches]
+    # Runs logged before `data_id` existed are compared by their decoded pixels' hash.
+    key = "data_id" if all("data_id" in p for p in params) else "data_hash"
+    hashes = sorted({p.get(key) for p in params} - {None})
     if len(hashes) > 1:
         raise CatdogError(
-            f"experiment {experiment_name!r} mixes runs on different data (data_hash {', '.join(hashes)}); "
+            f"experiment {experiment_name!r} mixes runs on different data ({key} {', '.join(hashes)}); "
             "their scores are not comparable: report each data set in its own experiment"
         )
     return Study(experiment, records, sorted(searches, key=lambda r: r.info.start_time))
