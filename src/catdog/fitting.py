@@ -153,15 +153,23 @@ def _training_data(cfg, data: StudyData, cache=None):
 
 def _frozen_top_data(cfg, data: StudyData, cache, top: keras.Model):
     """The first stage of fine-tuning on cached activations: the top is still frozen, so its
-    outputs are computed once per cached view (float16, like the cache) and only the head
-    trains on them, as fast as a `transfer` head instead of a forward pass of the top per
-    image and epoch."""
+    outputs are computed once per cached view and only the head trains on them, as fast as a
+    `transfer` head instead of a forward pass of the top per image and epoch."""
     size = cfg.features.batch_size
-    views = np.stack(
-        [top.predict(view, batch_size=size, verbose=0).astype(np.float16) for view in cache.train_features(cfg)]
-    )
-    val = top.predict(cache.eval_features()[0], batch_size=size, verbose=0).astype(np.float16)
+    views = _outputs(top, cache.train_features(cfg), size)
+    val = _outputs(top, cache.eval_features()[0][None], size)[0]
     return view_dataset(views, data.train.labels, cfg.data.batch_size, seed=cfg.seed), Split(val, data.val.labels)
+
+
+def _outputs(part: keras.Model, inputs, batch_size: int) -> np.ndarray:
+    """PART's outputs for a stack of inputs (views, n, ...) as float16, like the cache they
+    come from, written batch by batch: the whole float32 output (500 MB per view at 224 px)
+    never exists at once."""
+    out = np.empty((*inputs.shape[:2], *part.output_shape[1:]), np.float16)
+    for view in range(inputs.shape[0]):
+        for start in range(0, inputs.shape[1], batch_size):
+            out[view, start : start + batch_size] = part.predict_on_batch(inputs[view, start : start + batch_size])
+    return out
 
 
 def image_model(model, cfg, data: StudyData, cache=None) -> keras.Model:
