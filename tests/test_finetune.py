@@ -1,6 +1,7 @@
 """The fine-tuned variant, the partial feature cache under it, and other image sizes: real
 MobileNetV2 weights, real images, a real SQLite store."""
 
+import keras
 import mlflow
 import numpy as np
 import pytest
@@ -74,7 +75,21 @@ def test_partial_cache_trains_like_images_and_is_keyed_by_the_cut(make_cfg, stor
     assert cache.computed == len(data.train) * cfg.features.train_views + len(data.val) + len(data.test)
     assert cache.feature_shape == (10, 10, 96)  # block 10's output: one tensor crosses the cut
     model = fitting.trainable_model(cfg, data, cache)
-    fitting.fit_variant(cfg, data, model, cache)
+    top, val_activations = model.get_layer(fitting.TOP), cache.eval_features()[0].astype("float32")
+    before = top.get_weights()
+    ends = []  # after each stage: the top's weights and the whole model's validation accuracy
+
+    class StageEnd(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            accuracy = (model.predict(val_activations, verbose=0).argmax(1) == data.val.labels).mean()
+            ends.append((top.get_weights(), accuracy))
+
+    history = fitting.fit_variant(cfg, data, model, cache, callbacks=[StageEnd()]).history
+    (after_stage1, accuracy1), (after_stage2, _) = ends
+    assert all(np.array_equal(a, b) for a, b in zip(before, after_stage1))  # stage 1 trains the head only
+    assert not all(np.array_equal(a, b) for a, b in zip(before, after_stage2))
+    # Stage 1's logged score is the whole model's (within one image: its inputs are float16).
+    assert abs(accuracy1 - history["val_accuracy"][history["stage"].index(2) - 1]) <= 1 / len(data.val)
     on_images = fitting.image_model(model, cfg, data, cache)
     from_cache = model.predict(cache.eval_features()[0].astype("float32"), verbose=0)
     from_images = on_images.predict(data.val.images.astype("float32"), verbose=0)
