@@ -147,11 +147,16 @@ def test_cached_head_gives_the_same_model_as_the_image_pipeline(search_cfg):
         ("search.dense_units=[]", "non-empty list"),
         ("search.rotation_factor.max=-1", "must not exceed max|must lie in"),
         ("tuner.max_trials=0", "at least 1"),
+        (
+            "search.dropout=null search.dense_units=null search.rotation_factor=null "
+            "search.learning_rate=null search.pooling=null",
+            "nothing to search: every setting transfer uses is fixed",
+        ),
     ],
 )
 def test_invalid_spaces_fail_before_anything_runs(search_cfg, tmp_path, override, message):
     with pytest.raises(CatdogError, match=message):
-        tune(search_cfg(override))
+        tune(search_cfg(*override.split()))
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "tuner").exists()
 
 
@@ -226,3 +231,11 @@ def test_search_on_finetuned_varies_its_own_knobs_only_where_used(search_cfg, ma
         assert used == pytest.approx(float(params["fine_tune_learning_rate"]), rel=1e-6)
         history = MlflowClient().get_metric_history(trial.info.run_id, "stage")
         assert [m.value for m in history] == [1, 2]
+
+
+def test_a_null_setting_stays_at_its_configured_value(make_cfg):
+    from catdog.tuning.space import check_space, hp_names
+
+    cfg = make_cfg("transfer", [], "search.dropout=null", "search.rotation_factor=null", config="tune")
+    check_space(cfg)  # a fixed knob is not a range to check
+    assert hp_names(cfg) == ["dense_units", "learning_rate"]

@@ -14,7 +14,9 @@ def check_space(cfg) -> None:
     """Refuse impossible search settings before anything trains or is logged."""
     search, tuner = cfg.search, cfg.tuner
     for name, low, high in (("dropout", 0.0, 1.0), ("rotation_factor", 0.0, None)):
-        space = search[name]
+        space = search.get(name)
+        if space is None:  # kept at the configured value
+            continue
         if space.min is None or space.max is None or space.min > space.max:
             raise CatdogError(f"search.{name}: min ({space.min}) must not exceed max ({space.max})")
         if space.min < low or (high is not None and space.max >= high):
@@ -29,9 +31,11 @@ def check_space(cfg) -> None:
         raise CatdogError(f"search.pooling: choose from {', '.join(POOLINGS)}, got {list(search.pooling)}")
     if search.get("fine_tune_at") is not None and not all(isinstance(c, int) and c > 0 for c in search.fine_tune_at):
         raise CatdogError(f"search.fine_tune_at must list positive layer indices, got {list(search.fine_tune_at)}")
-    units = list(search.dense_units or [])
-    if not units or any(not isinstance(u, int) or u < 1 for u in units):
-        raise CatdogError(f"search.dense_units must be a non-empty list of positive integers, got {units}")
+    units = search.get("dense_units")
+    if units is not None and (not units or any(not isinstance(u, int) or u < 1 for u in units)):
+        raise CatdogError(f"search.dense_units must be a non-empty list of positive integers, got {list(units)}")
+    if not hp_names(cfg):
+        raise CatdogError(f"nothing to search: every setting {cfg.model.name} uses is fixed (search.<name>=null)")
     if tuner.name not in TUNER_NAMES:
         raise CatdogError(f"tuner.name {tuner.name!r} is not one of {', '.join(TUNER_NAMES)}")
     for key in ("max_trials", "epochs", "executions_per_trial"):
