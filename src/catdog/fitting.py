@@ -108,8 +108,9 @@ def fit_variant(cfg, data: StudyData, model, cache=None, callbacks=(), **fit_kwa
     fit_kwargs = {"epochs": cfg.train.epochs, "verbose": cfg.train.verbose, **fit_kwargs}
     first = getattr(model, "fine_tune_from", None)
     if first is not None and cache is not None:
-        stage1 = compile_model(model.get_layer("head"), cfg.train)
-        train_ds, val = _frozen_top_data(cfg, data, cache, model.get_layer(TOP))
+        frozen, stage1 = stage1_parts(model)
+        compile_model(stage1, cfg.train)
+        train_ds, val = _frozen_top_data(cfg, data, cache, frozen)
     else:
         stage1 = model
         train_ds, val = _training_data(cfg, data, cache)
@@ -151,21 +152,40 @@ def _training_data(cfg, data: StudyData, cache=None):
     return views, Split(cache.eval_features()[0], data.val.labels)
 
 
-def _frozen_top_data(cfg, data: StudyData, cache, top: keras.Model):
+def stage1_parts(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """The first stage of fine-tuning on cached activations: what stays frozen (the top,
+    and an average-pooling head's pooling, which has no weights) and what trains (the rest
+    of the head). Both share their layers with MODEL, so the head trains in place."""
+    top, head = model.get_layer(TOP), model.get_layer("head")
+    pool, *rest = head.layers[1:]
+    if not isinstance(pool, keras.layers.GlobalAveragePooling2D):
+        return top, head
+    # Pooled from the float16 values the unpooled outputs were stored as before: the same
+    # numbers, 49x fewer of them at 224 px (1,280 per view instead of 7x7x1,280).
+    frozen = keras.Model(top.input, pool(keras.ops.cast(top.output, "float16")), name="frozen_stage1")
+    x = pooled = keras.Input(shape=frozen.output_shape[1:], name="pooled")
+    for layer in rest:
+        x = layer(x)
+    return frozen, keras.Model(pooled, x, name="head_on_pooled")
+
+
+def _frozen_top_data(cfg, data: StudyData, cache, frozen: keras.Model):
     """The first stage of fine-tuning on cached activations: the top is still frozen, so its
     outputs are computed once per cached view and only the head trains on them, as fast as a
     `transfer` head instead of a forward pass of the top per image and epoch."""
     size = cfg.features.batch_size
-    views = _outputs(top, cache.train_features(cfg), size)
-    val = _outputs(top, cache.eval_features()[0][None], size)[0]
+    views = _outputs(frozen, cache.train_features(cfg), size)
+    val = _outputs(frozen, cache.eval_features()[0][None], size)[0]
     return view_dataset(views, data.train.labels, cfg.data.batch_size, seed=cfg.seed), Split(val, data.val.labels)
 
 
 def _outputs(part: keras.Model, inputs, batch_size: int) -> np.ndarray:
-    """PART's outputs for a stack of inputs (views, n, ...) as float16, like the cache they
-    come from, written batch by batch: the whole float32 output (500 MB per view at 224 px)
-    never exists at once."""
-    out = np.empty((*inputs.shape[:2], *part.output_shape[1:]), np.float16)
+    """PART's outputs for a stack of inputs (views, n, ...), written batch by batch: the
+    whole float32 output of the top (500 MB per view at 224 px) never exists at once.
+    Feature maps are stored as float16, like the cache they come from; pooled features,
+    small, as they come."""
+    dtype = np.float16 if len(part.output_shape) > 2 else np.float32
+    out = np.empty((*inputs.shape[:2], *part.output_shape[1:]), dtype)
     for view in range(inputs.shape[0]):
         for start in range(0, inputs.shape[1], batch_size):
             out[view, start : start + batch_size] = part.predict_on_batch(inputs[view, start : start + batch_size])
