@@ -74,6 +74,7 @@ class FeatureCache:
             self.base_key["pooled"] = True
         if fine_tune_at(model_cfg) is not None:
             self.base_key["fine_tune_at"] = fine_tune_at(model_cfg)
+            self.base_key["cut"] = "narrow"  # how backbone_cut.boundary picks the cut layer
         self._backbone = None
         self._eval = None
         self._train = (None, None)
