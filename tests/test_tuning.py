@@ -13,6 +13,8 @@ from mlflow.tracking import MlflowClient
 from catdog import CatdogError, features, seeding, tracking
 from catdog.data import load_study_data
 from catdog.tuning import tune
+from catdog.tuning.hypermodel import VariantHyperModel
+from catdog.tuning.search import make_tuner
 from conftest import store_overrides
 
 
@@ -96,6 +98,18 @@ def test_interrupted_search_resumes_without_duplicates(small_data, weights, tmp_
     trials = [r for r in runs if r.data.tags[tracking.KIND_TAG] == "trial"]
     assert sorted(t.data.tags["trial_id"] for t in trials) == ["0", "1"]
     assert {t.info.status for t in trials} == {"FINISHED"}
+
+
+def test_the_tuner_seed_decides_the_trials_zero_included(search_cfg):
+    # Keras Tuner takes seed 0 for "unseeded"; the default tuner.seed is 0.
+    def trials(seed: int) -> list[dict]:
+        cfg = search_cfg(f"tuner.seed={seed}", "features.enabled=false")
+        tuner = make_tuner(cfg, VariantHyperModel(cfg, load_study_data(cfg.data), None), "seeds", "-", resume=False)
+        return [tuner.oracle.create_trial(tuner.tuner_id).hyperparameters.values for _ in range(3)]
+
+    first = trials(0)
+    assert trials(0) == first
+    assert trials(1) != first
 
 
 def test_feature_cache_is_reused_and_invalidated(search_cfg, weights, tmp_path):

@@ -25,9 +25,9 @@ class VariantHyperModel(kt.HyperModel):
         """The search's config with the trial's values and seed in place."""
         return OmegaConf.merge(with_values(self.cfg, trial_values(hp, self.cfg)), {"seed": self.seed})
 
-    def _cache(self, cfg):
-        # A trial that pools or cuts otherwise needs other features; the latest such cache
-        # is kept for the trials that follow.
+    def cache_for(self, cfg):
+        """The feature cache CFG trains on. A trial that pools or cuts otherwise needs other
+        features; the latest such cache is kept for the trials (and retrains) that follow."""
         if self._other is None or not self._other.serves(cfg):
             self._other = features.cache_for(self.cache, self.data, cfg)
         return self._other
@@ -36,8 +36,8 @@ class VariantHyperModel(kt.HyperModel):
         # Keras Tuner clears the session just before building: the trial's run starts here.
         seeding.seed_run(self.seed)
         cfg = self.run_cfg(hp)
-        return fitting.trainable_model(cfg, self.data, self._cache(cfg))
+        return fitting.trainable_model(cfg, self.data, self.cache_for(cfg))
 
     def fit(self, hp, model, *args, **kwargs):
         cfg = self.run_cfg(hp)
-        return fitting.fit_variant(cfg, self.data, model, self._cache(cfg), **kwargs)
+        return fitting.fit_variant(cfg, self.data, model, self.cache_for(cfg), **kwargs)

@@ -13,7 +13,7 @@ import keras_tuner as kt
 import mlflow
 from omegaconf import OmegaConf
 
-from catdog import CatdogError, features, tracking
+from catdog import CatdogError, features, seeding, tracking
 from catdog.data import StudyData, load_study_data
 from catdog.models import check_model
 from catdog.training import check_train, precision
@@ -21,7 +21,7 @@ from catdog.tuning import distributed
 from catdog.tuning.hypermodel import VariantHyperModel
 from catdog.tuning.leaderboard import leaderboard, log_search_plots
 from catdog.tuning.retrain import retrain
-from catdog.tuning.space import check_space, configured, hp_names, plain
+from catdog.tuning.space import check_space, configured, hp_names, plain, with_values
 from catdog.tuning.tracked import TrackedTrials
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,9 @@ def make_tuner(cfg, hypermodel, project: str, parent_run_id: str, resume: bool):
         # A metric's name is enough: Keras Tuner knows which way accuracy or loss improves.
         objective=tuner_cfg.objective,
         executions_per_trial=tuner_cfg.executions_per_trial,
-        seed=tuner_cfg.seed,
+        # Keras Tuner reads seed 0 as no seed at all (`seed or random.randint(...)`), which
+        # would leave the default `tuner.seed: 0` drawing other trials every time.
+        seed=seeding.derive(tuner_cfg.seed) or 1,
         directory=cfg.search.project_dir,
         project_name=project,
         # A tuner project without its MLflow parent run (say, the store was cleaned) would
@@ -155,7 +157,8 @@ def tune(cfg, tags: dict | None = None) -> dict:
             tracking.log_config(cfg)
             tracking.log_data(data)
         try:
-            tuner = make_tuner(cfg, VariantHyperModel(cfg, data, cache), project, parent_id, resume=resumed is not None)
+            hypermodel = VariantHyperModel(cfg, data, cache)
+            tuner = make_tuner(cfg, hypermodel, project, parent_id, resume=resumed is not None)
         except (ValueError, KeyError, OSError) as exc:  # unreadable oracle.json / trial.json
             where = Path(cfg.search.project_dir) / project
             raise CatdogError(
@@ -188,7 +191,9 @@ def tune(cfg, tags: dict | None = None) -> dict:
             "baseline_accuracy": data.baseline_accuracy,
         }
         if cfg.search.retrain_seeds:
-            summary["best_test"] = _mean_sd(retrain(cfg, best, "best", data, cache, parent_id))
+            # The trials' caches serve the retrains too: none is loaded a second time.
+            best_cache = hypermodel.cache_for(with_values(cfg, best))
+            summary["best_test"] = _mean_sd(retrain(cfg, best, "best", data, best_cache, parent_id))
             if cfg.search.reference:
                 reference = configured(cfg)
                 summary["reference_test"] = _mean_sd(retrain(cfg, reference, "reference", data, cache, parent_id))
