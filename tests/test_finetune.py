@@ -67,6 +67,13 @@ def test_finetuned_run_logs_both_stages_as_one_history_and_a_raw_image_model(mak
     assert np.array_equal(logged.layers[10].get_weights()[0], fresh.layers[10].get_weights()[0])
 
 
+def test_the_cache_is_cut_at_a_block_input():
+    # Cutting right at 120 would cache block 13's padded 576-channel expansion, 7x more.
+    backbone = keras.applications.MobileNetV2(input_shape=(96, 96, 3), include_top=False, weights=None)
+    cuts = {at: backbone.layers[backbone_cut.boundary(backbone, at)].name for at in (80, 100, 120)}
+    assert cuts == {80: "block_8_expand", 100: "block_11_expand", 120: "block_13_expand"}
+
+
 def test_partial_cache_trains_like_images_and_is_keyed_by_the_cut(make_cfg, store):
     cfg = make_cfg("finetuned", store, "train.fine_tune.epochs=1")
     data = load_study_data(cfg.data)
@@ -96,13 +103,24 @@ def test_partial_cache_trains_like_images_and_is_keyed_by_the_cut(make_cfg, stor
     np.testing.assert_allclose(from_cache, from_images, atol=0.05)  # float16 activations
     assert (from_cache.argmax(1) == from_images.argmax(1)).mean() >= 0.95
 
+    # Under an average-pooling head, stage 1 trains on the pooled outputs of the frozen top,
+    # through the head's own layers.
+    pooled_model = fitting.trainable_model(make_cfg("finetuned", store, "model.pooling=avg"), data, cache)
+    frozen, head = fitting.stage1_parts(pooled_model)
+    assert frozen.output_shape == (None, 1280)
+    assert head.get_layer("logits") is pooled_model.get_layer("head").get_layer("logits")
+    x = val_activations[:16]
+    np.testing.assert_allclose(
+        head.predict(frozen.predict(x, verbose=0), verbose=0), pooled_model.predict(x, verbose=0), atol=1e-3
+    )
+
     again = features.FeatureCache(data, cfg)
     again.prepare(cfg)
     assert again.computed == 0  # a second run reads the cache
     moved = make_cfg("finetuned", store, "model.backbone.fine_tune_at=120")
     other = features.FeatureCache(data, moved)
     other.prepare(moved)
-    assert other.computed > 0 and other.feature_shape != cache.feature_shape
+    assert other.computed > 0 and other.base_key != cache.base_key
 
 
 @pytest.mark.slow  # 224 px backbone passes, ~20 s: kept out of the 15-minute default run
