@@ -24,15 +24,16 @@ def check_fine_tune_at(backbone: keras.Model, fine_tune_at) -> int:
     return fine_tune_at
 
 
-def _crossing(backbone: keras.Model, index: int) -> set[int]:
-    """Ids of the tensors made below layer INDEX that layers from INDEX up consume."""
+def _crossing(backbone: keras.Model, index: int) -> list:
+    """The tensors made below layer INDEX that layers from INDEX up consume."""
     position = {layer.name: i for i, layer in enumerate(backbone.layers)}
-    return {
-        id(tensor)
+    found = {
+        id(tensor): tensor
         for layer in backbone.layers[index:]
         for tensor in layer._inbound_nodes[0].input_tensors
         if position[tensor._keras_history.operation.name] < index
     }
+    return list(found.values())
 
 
 def boundary(backbone: keras.Model, fine_tune_at: int) -> int:
@@ -43,8 +44,8 @@ def boundary(backbone: keras.Model, fine_tune_at: int) -> int:
     block 13's 14x14x96 input, 7x less to cache, with 4 frozen layers more in the top."""
     best, best_size = None, None
     for index in range(check_fine_tune_at(backbone, fine_tune_at), 0, -1):
-        crossing = backbone.layers[index]._inbound_nodes[0].input_tensors
-        if len(_crossing(backbone, index)) != 1:
+        crossing = _crossing(backbone, index)
+        if len(crossing) != 1:
             continue
         size = math.prod(crossing[0].shape[1:])
         if best is not None and size > best_size:
