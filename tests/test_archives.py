@@ -58,3 +58,16 @@ def test_a_half_downloaded_archive_is_fetched_again(small_data, tmp_path):
     cached.write_bytes(whole[: len(whole) // 3])  # what a killed download leaves behind
     data = _load(f"file://{archive}", tmp_path)
     assert len(data.train) == 48 and zipfile.is_zipfile(cached) and cached.stat().st_size == len(whole)
+
+
+def test_the_archive_is_extracted_once_and_decoded_once(small_data, tmp_path):
+    """Every run of a multirun resolves the data again: it must find the same files, so that
+    the process decodes them once (Keras' own extraction rewrote them on every call)."""
+    archive = shutil.make_archive(str(tmp_path / "subset"), "zip", small_data.parent)
+    first = _load(f"file://{archive}", tmp_path)
+    extracted = tmp_path / "cache" / "datasets" / "subset_extracted"
+    stamps = {p: p.stat().st_mtime_ns for p in extracted.rglob("*.jpg")}
+    assert len(stamps) == 48 + 40
+    assert _load(f"file://{archive}", tmp_path) is first
+    assert {p: p.stat().st_mtime_ns for p in extracted.rglob("*.jpg")} == stamps
+    assert not [p for p in extracted.parent.iterdir() if p.name.startswith(".")]  # no partial copy left

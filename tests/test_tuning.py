@@ -184,10 +184,15 @@ def test_a_run_trains_the_same_whether_the_cache_is_cold_or_warm(make_cfg, tmp_p
     assert MlflowClient().get_run(warm.run_id).data.params["features.cached"] == "True"
 
 
-def test_a_tuner_project_without_its_parent_run_starts_over(search_cfg, tmp_path):
-    """Trials must never be skipped as 'done' when the tracking store has no record of them."""
-    first = search_cfg("search.retrain_seeds=0")
-    tune(first)
+def test_a_finished_search_is_extended_and_without_its_parent_run_starts_over(search_cfg, tmp_path):
+    first = tune(search_cfg("search.retrain_seeds=0"))
+    extended = tune(search_cfg("search.retrain_seeds=0", "tuner.max_trials=3"))
+    assert extended["parent_run_id"] == first["parent_run_id"] and extended["trials"] == 3
+    trials = _children(first["parent_run_id"], "trial")
+    assert sorted(t.data.tags["trial_id"] for t in trials) == ["0", "1", "2"]
+    assert MlflowClient().get_run(first["parent_run_id"]).info.status == "FINISHED"
+
+    # Trials must never be skipped as 'done' when the tracking store has no record of them.
     fresh_store = tmp_path / "fresh"
     second = search_cfg(
         "search.retrain_seeds=0",
@@ -199,22 +204,14 @@ def test_a_tuner_project_without_its_parent_run_starts_over(search_cfg, tmp_path
     assert len(trials) == 2 and {t.info.status for t in trials} == {"FINISHED"}
 
 
-def test_a_finished_search_can_be_extended(search_cfg):
-    first = tune(search_cfg("search.retrain_seeds=0"))
-    extended = tune(search_cfg("search.retrain_seeds=0", "tuner.max_trials=3"))
-    assert extended["parent_run_id"] == first["parent_run_id"] and extended["trials"] == 3
-    trials = _children(first["parent_run_id"], "trial")
-    assert sorted(t.data.tags["trial_id"] for t in trials) == ["0", "1", "2"]
-    assert MlflowClient().get_run(first["parent_run_id"]).info.status == "FINISHED"
-
-
-@pytest.mark.parametrize("tuner", ["bayesian", "hyperband"])
+# hyperband (~30 s) in the slow suite only, to keep the default run under 15 minutes
+@pytest.mark.parametrize("tuner", ["bayesian", pytest.param("hyperband", marks=pytest.mark.slow)])
 def test_every_tuner_runs_its_trials(search_cfg, tuner):
-    extra = ["tuner.max_trials=3", "search.retrain_seeds=0", f"tuner={tuner}"]
+    extra = ["tuner.max_trials=2", "search.retrain_seeds=0", f"tuner={tuner}"]
     extra += ["tuner.num_initial_points=1"] if tuner == "bayesian" else ["tuner.max_epochs=2", "tuner.factor=2"]
     summary = tune(search_cfg(*extra))
     trials = _children(summary["parent_run_id"], "trial")
-    assert len(trials) == 3 and {t.info.status for t in trials} == {"FINISHED"}
+    assert len(trials) == 2 and {t.info.status for t in trials} == {"FINISHED"}
 
 
 @pytest.mark.slow  # a 2-trial two-stage search, ~40 s: kept out of the 15-minute default run

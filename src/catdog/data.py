@@ -6,7 +6,9 @@ import functools
 import hashlib
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,7 +113,7 @@ def resolve_root(data_cfg) -> Path:
 
 def _download(url: str, cache_dir: str | None, timeout: float) -> str:
     """Fetch URL's zip once into the Keras cache (again if the cached copy is not a whole
-    zip: a download killed half-way) and extract it; returns the extracted folder."""
+    zip: a download killed half-way) and extract it once; returns the extracted folder."""
     import keras
 
     parsed = urlparse(url)
@@ -140,7 +142,29 @@ def _download(url: str, cache_dir: str | None, timeout: float) -> str:
             Path(archive).unlink(missing_ok=True)
             raise CatdogError(f"data.url {url} is not a zip archive")
     _refuse_unsafe_members(archive, url)
-    return fetch(extract=True)
+    return _extract_once(archive)
+
+
+def _extract_once(archive: str) -> Path:
+    """ARCHIVE's contents in a folder beside it, extracted by the first call only.
+
+    Keras' get_file(extract=True) extracts again on every call (keras-team/keras#10436):
+    each run rewrote every image, so the per-process decode cache never hit and a run could
+    read files that a concurrent run was rewriting. Extracting into a temporary folder and
+    renaming it into place means a folder under the final name is always whole."""
+    target = Path(archive).with_name(Path(archive).name.split(".")[0] + "_extracted")  # Keras' name
+    if target.is_dir():
+        return target
+    partial = tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-")
+    try:
+        shutil.unpack_archive(archive, partial, format="zip")
+        os.rename(partial, target)
+    except OSError as exc:
+        if not target.is_dir():  # else a concurrent run renamed its copy first: use that
+            raise CatdogError(f"could not extract {archive}: {exc}") from exc
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
 
 
 def _refuse_unsafe_members(archive: str, url: str) -> None:
