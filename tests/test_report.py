@@ -81,7 +81,7 @@ def test_every_section_is_present(study):
         "curves",
         "confusion",
         "gallery",
-        f"search-{study['search']['search_id']}",
+        f"search-{study['search']['search_id']}-{study['search']['parent_run_id'][:8]}",
     ):
         assert f'id="{anchor}"' in html, anchor
     for heading in (
@@ -91,7 +91,7 @@ def test_every_section_is_present(study):
         "## Training curves",
         "## Confusion matrices",
         "## Most often misclassified test images",
-        f"## Search {study['search']['search_id']}",
+        f"## Search {study['search']['search_id']}, run {study['search']['parent_run_id'][:8]}",
     ):
         assert heading in md, heading
     assert "rough estimate" in html and "rough estimate" in md  # the importance warning with few trials

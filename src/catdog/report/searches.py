@@ -52,13 +52,16 @@ def section(run, out_dir, link) -> dict:
     rows = leaderboard(run)
     names = [k[len("best.") :] for k in tags if k.startswith("best.") and k != "best.trial"]
     search_id = tags.get("search_id", run.info.run_id[:8])
+    # A search run again from scratch (search.overwrite=true) keeps its id: its figures and
+    # anchor are named for the parent run too, so the two sections never share them.
+    key = f"{search_id}-{run.info.run_id[:8]}"
     plots = []
     client = MlflowClient()
     for name in ["trial", *names]:
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 local = client.download_artifacts(run.info.run_id, f"plots/objective_vs_{name}.png", tmp)
-                plots.append({"name": name, **assets.png(Path(local).read_bytes(), f"{search_id}-{name}.png", out_dir)})
+                plots.append({"name": name, **assets.png(Path(local).read_bytes(), f"{key}-{name}.png", out_dir)})
         except (MlflowException, OSError):
             continue
     weights = importance(rows, names)
@@ -66,11 +69,12 @@ def section(run, out_dir, link) -> dict:
     if weights:
         fig = assets.figure(
             figures.importance(list(weights), list(weights.values()), f"{search_id}: importance"),
-            f"importance-{search_id}.png",
+            f"importance-{key}.png",
             out_dir,
         )
     return {
         "id": search_id,
+        "key": key,
         "run_id": run.info.run_id,
         "link": link(run.info.run_id),
         "tuner": tags.get("tuner"),
