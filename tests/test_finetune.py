@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from catdog import CatdogError, backbone_cut, features, fitting, training
+from catdog import backbone_cut, features, fitting, training
 from catdog.data import load_study_data
 from catdog.models import backbone_layer, build_model
 from conftest import compose
@@ -46,7 +46,7 @@ def test_tutorial_preset_builds_the_tutorials_linear_head(weights):
 
 
 def test_finetuned_run_logs_both_stages_as_one_history_and_a_raw_image_model(make_cfg, store):
-    cfg = make_cfg("finetuned", store, "train.epochs=2", "train.fine_tune.epochs=1", "train.fine_tune.warmup_epochs=1")
+    cfg = make_cfg("finetuned", store, "train.epochs=2", "train.fine_tune.epochs=1")
     result = training.train(cfg)
     client = MlflowClient()
     history = [m.step for m in client.get_metric_history(result.run_id, "val_accuracy")]
@@ -65,14 +65,6 @@ def test_finetuned_run_logs_both_stages_as_one_history_and_a_raw_image_model(mak
     logged = backbone_layer(model)
     assert not np.allclose(logged.layers[-3].get_weights()[0], fresh.layers[-3].get_weights()[0])
     assert np.array_equal(logged.layers[10].get_weights()[0], fresh.layers[10].get_weights()[0])
-
-
-def test_the_fine_tuning_rate_warms_up_to_its_target(make_cfg):
-    schedule = fitting.fine_tune_schedule(make_cfg("finetuned", [], "train.fine_tune.warmup_epochs=2").train, 3)
-    assert [float(schedule(step)) for step in (0, 3, 6, 60)] == pytest.approx([0, 5e-5, 1e-4, 1e-4])
-    assert fitting.fine_tune_schedule(make_cfg("finetuned", []).train, 3) == pytest.approx(1e-4)
-    with pytest.raises(CatdogError, match="warmup_epochs must be between 0 and train.fine_tune.epochs, got 11"):
-        training.check_train(make_cfg("finetuned", [], "train.fine_tune.warmup_epochs=11").train)
 
 
 def test_the_cache_is_cut_at_a_block_input():

@@ -4,8 +4,6 @@ raw images that comes out."""
 
 from __future__ import annotations
 
-import math
-
 import keras
 import mlflow
 import numpy as np
@@ -38,20 +36,7 @@ def fine_tune_learning_rate(train_cfg) -> float:
     return train_cfg.learning_rate / 10 if rate is None else rate
 
 
-def fine_tune_schedule(train_cfg, steps_per_epoch: int):
-    """The second stage's learning rate: constant, or rising linearly from 0 over
-    `train.fine_tune.warmup_epochs`. The stage starts a fresh optimizer, and a fresh
-    RMSprop's first steps are about 3x its rate on every unfrozen weight at once."""
-    rate = fine_tune_learning_rate(train_cfg)
-    warmup = train_cfg.fine_tune.warmup_epochs * steps_per_epoch
-    if not warmup:
-        return rate
-    # alpha=1: after the warm-up the "decay" keeps the rate where it is
-    return keras.optimizers.schedules.CosineDecay(0.0, 1, alpha=1.0, warmup_target=rate, warmup_steps=warmup)
-
-
-def compile_model(model: keras.Model, train_cfg, learning_rate=None) -> keras.Model:
-    """LEARNING_RATE: a rate or a Keras schedule; None: `train.learning_rate`."""
+def compile_model(model: keras.Model, train_cfg, learning_rate: float | None = None) -> keras.Model:
     rate = train_cfg.learning_rate if learning_rate is None else learning_rate
     optimizer = keras.optimizers.get({"class_name": train_cfg.optimizer, "config": {"learning_rate": rate}})
     model.compile(
@@ -137,8 +122,7 @@ def fit_variant(cfg, data: StudyData, model, cache=None, callbacks=(), **fit_kwa
     history = result.history
     part = model.get_layer(TOP) if cache is not None else backbone_layer(model)
     backbone_cut.unfreeze(part, first)
-    steps_per_epoch = math.ceil(len(data.train) / cfg.data.batch_size)  # one view per image and epoch
-    compile_model(model, cfg.train, fine_tune_schedule(cfg.train, steps_per_epoch))
+    compile_model(model, cfg.train, fine_tune_learning_rate(cfg.train))
     done = len(history["loss"])
     fit_kwargs["epochs"] = done + cfg.train.fine_tune.epochs
     callbacks = [*fit_callbacks(cfg.train, continued=True), *callbacks]

@@ -47,12 +47,6 @@ def check_train(train_cfg) -> None:
     check_number("train.epochs", train_cfg.epochs, integer=True)
     check_number("train.learning_rate", train_cfg.learning_rate)
     check_number("train.fine_tune.epochs", train_cfg.fine_tune.epochs, integer=True)
-    check_number("train.fine_tune.warmup_epochs", train_cfg.fine_tune.warmup_epochs, integer=True)
-    if not 0 <= train_cfg.fine_tune.warmup_epochs <= train_cfg.fine_tune.epochs:
-        raise CatdogError(
-            f"train.fine_tune.warmup_epochs must be between 0 and train.fine_tune.epochs, "
-            f"got {train_cfg.fine_tune.warmup_epochs}"
-        )
     if train_cfg.fine_tune.learning_rate is not None:
         check_number("train.fine_tune.learning_rate", train_cfg.fine_tune.learning_rate)
     for name, value in (("epochs", train_cfg.epochs), ("fine_tune.epochs", train_cfg.fine_tune.epochs)):
