@@ -80,9 +80,13 @@ def top_model(backbone: keras.Model, index: int) -> keras.Model:
 def unfreeze(part: keras.Model, first_trainable: str) -> None:
     """Make PART's layers from the one named FIRST_TRAINABLE upward trainable, those below
     frozen. PART is a backbone or a top built from one (same layer names, same order).
-    Batch norm stays in inference mode: the backbone or top is called with training=False."""
+
+    Batch-norm layers stay frozen: in Keras 3 a model called with training=True passes it
+    on to a part called with training=False inside it, and a trainable batch-norm layer
+    then normalises with each batch's statistics and moves its running ones. A frozen one
+    runs in inference mode, as fine-tuning wants (its scale and offset stay fixed too)."""
     part.trainable = True
     reached = False
     for layer in part.layers:
         reached = reached or layer.name == first_trainable
-        layer.trainable = reached
+        layer.trainable = reached and not isinstance(layer, keras.layers.BatchNormalization)

@@ -23,8 +23,9 @@ def build_model(
         x = layer(x)
     if model_cfg.backbone:
         backbone = backbone or build_backbone(model_cfg.backbone, image_size)
-        # training=False keeps the backbone's batch-norm statistics fixed, also while its
-        # top layers are fine-tuned.
+        # training=False: a frozen backbone runs in inference mode. Fit's training=True would
+        # still reach its trainable layers, so fine-tuning keeps batch norm frozen
+        # (backbone_cut.unfreeze).
         x = backbone(x, training=False)
         if head is not None and len(head.input_shape) == 2:  # a head trained on pooled cached features
             x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
