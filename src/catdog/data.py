@@ -107,11 +107,11 @@ def resolve_root(data_cfg) -> Path:
         if not root.is_dir():
             raise CatdogError(f"data.dir {root} is not a folder")
     else:
-        root = Path(_download(data_cfg.url, data_cfg.cache_dir, data_cfg.download_timeout))
+        root = _download(data_cfg.url, data_cfg.cache_dir, data_cfg.download_timeout)
     return _find_dataset_root(root)
 
 
-def _download(url: str, cache_dir: str | None, timeout: float) -> str:
+def _download(url: str, cache_dir: str | None, timeout: float) -> Path:
     """Fetch URL's zip once into the Keras cache (again if the cached copy is not a whole
     zip: a download killed half-way) and extract it once; returns the extracted folder."""
     import keras
