@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import importlib.metadata
 import os
 import subprocess
 import urllib.error
@@ -19,6 +20,18 @@ from omegaconf import OmegaConf
 from catdog import PROJECT_ROOT, CatdogError
 
 KIND_TAG = "kind"  # train | search | trial | retrain: lets reports pick the runs they mean
+
+
+# What MLflow infers for our Keras models (it loads each one in a subprocess to find out:
+# about 8 s a run here, and a second copy of the weights in memory); pinned to what is
+# installed, as its inference pins them.
+MODEL_PACKAGES = ("mlflow", "keras", "numpy", "tensorflow")
+
+
+@functools.cache
+def model_requirements() -> list[str]:
+    """The pip requirements a logged model records, for `log_model(pip_requirements=...)`."""
+    return [f"{name}=={importlib.metadata.version(name)}" for name in MODEL_PACKAGES]
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:

@@ -95,7 +95,7 @@ def log_results(model, history: dict, data: StudyData, batch_size: int, log_mode
     if log_model:
         sample = data.test.images[:4].astype("float32")
         signature = mlflow.models.infer_signature(sample, model.predict(sample, verbose=0))
-        mlflow.keras.log_model(model, name="model", signature=signature)
+        mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=tracking.model_requirements())
     return test
 
 
