@@ -88,19 +88,21 @@ def test_logged_model_loads_and_reproduces_test_accuracy(trained, variant, small
     assert evaluate_split(model, data.test)["accuracy"] == pytest.approx(result.test_accuracy)
     signature = mlflow.models.get_model_info(f"runs:/{result.run_id}/model").signature
     assert list(signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 160, 160, 3]
-    # A run gives MLflow the model's requirements instead of letting it infer them; they must
-    # be what its inference records for the same model.
-    scratch = MlflowClient().create_experiment(f"requirements-{variant}")  # out of the study's way
-    with mlflow.start_run(experiment_id=scratch):
-        inferred = mlflow.keras.log_model(model, name="inferred").model_uri
 
-    def requirements(uri):
-        with open(mlflow.pyfunc.get_model_dependencies(uri, format="pip")) as lines:
+
+def test_logged_requirements_are_what_mlflow_infers(trained):
+    """A run gives MLflow the model's requirements instead of letting it infer them (a
+    subprocess that loads the model again); they must be what inference records."""
+    uri = f"runs:/{trained['transfer'].run_id}/model"
+    scratch = MlflowClient().create_experiment("requirements")  # out of the study's way
+    with mlflow.start_run(experiment_id=scratch):
+        inferred = mlflow.keras.log_model(mlflow.keras.load_model(uri), name="inferred").model_uri
+
+    def requirements(model_uri):
+        with open(mlflow.pyfunc.get_model_dependencies(model_uri, format="pip")) as lines:
             return sorted(lines.read().split())
 
-    assert (
-        requirements(f"runs:/{result.run_id}/model") == requirements(inferred) == sorted(tracking.model_requirements())
-    )
+    assert requirements(uri) == requirements(inferred) == sorted(tracking.model_requirements())
 
 
 def test_evaluate_an_unseen_folder(trained, small_data, tmp_path, capsys):
