@@ -48,6 +48,8 @@ def test_paired_t_test_on_seeds():
     p = stats.paired_seed_test({"0": 11, "1": 12, "2": 13}, {"0": 10, "1": 10, "2": 10, "3": 1})
     assert p == pytest.approx(1 - t / math.sqrt(t**2 + 2))
     assert stats.paired_seed_test({"0": 1.0}, {"0": 0.5}) is None
+    # The same lead on every seed (floats that differ in the last bit): no t-test, p is not 0.
+    assert stats.paired_seed_test({"0": 0.99, "1": 0.985, "2": 0.97}, {"0": 0.985, "1": 0.98, "2": 0.965}) is None
 
 
 def test_holm_matches_the_textbook_steps():
@@ -86,3 +88,15 @@ def test_verdicts_name_the_better_variant_only_when_it_is_detectable():
     assert verdicts[("coin", "twin")].verdict == "no detectable difference"
     assert verdicts[("good", "coin")].test == "exact McNemar"
     assert verdicts[("good", "coin")].p_holm == pytest.approx(min(1.0, 3 * verdicts[("good", "coin")].p_value))
+
+
+def test_the_same_lead_on_every_seed_is_tested_on_the_images():
+    behind = np.zeros(200)
+    behind[:190] = 1
+    ahead = behind.copy()
+    ahead[190] = 1  # one image more, on each of three seeds
+    correct = {"ahead": dict.fromkeys("012", ahead), "behind": dict.fromkeys("012", behind)}
+    accuracy = {g: {s: float(c.mean()) for s, c in seeds.items()} for g, seeds in correct.items()}
+    (c,) = stats.compare_variants(correct, accuracy)
+    assert (c.test, c.verdict) == ("paired permutation test", "no detectable difference")
+    assert c.p_value > 0.9  # one image of 200 (the t-test on seeds would say p 0)

@@ -60,14 +60,15 @@ def mcnemar_exact(correct_a, correct_b) -> float:
 
 
 def paired_seed_test(acc_a: dict, acc_b: dict) -> float | None:
-    """Paired t-test on per-seed accuracies over the seeds both variants ran (None if
-    fewer than two are shared, or every difference is the same)."""
+    """Paired t-test on per-seed accuracies over the seeds both variants ran. None if
+    fewer than two are shared, or if every seed differs by the same amount: the t statistic
+    is then infinite (p 0 for a one-image lead on three seeds), so the caller tests images."""
     seeds = sorted(set(acc_a) & set(acc_b))
     if len(seeds) < 2:
         return None
     diffs = np.array([acc_a[s] - acc_b[s] for s in seeds])
-    if np.ptp(diffs) == 0:
-        return 0.0 if diffs[0] else 1.0
+    if np.allclose(diffs, diffs[0], rtol=0, atol=1e-9):
+        return None
     return float(stats.ttest_rel([acc_a[s] for s in seeds], [acc_b[s] for s in seeds]).pvalue)
 
 
@@ -146,9 +147,10 @@ def compare_variants(
 ) -> list[Comparison]:
     """Every pair of variants. CORRECT[variant][seed]: per-image 0/1 on the same test
     images in the same order; ACCURACY[variant][seed]: that run's test accuracy.
-    One run each: exact McNemar. Two or more shared seeds: paired t-test on per-seed
-    accuracies. Otherwise (one run against several): a paired permutation test on the
-    seed-averaged per-image scores."""
+    One run each: exact McNemar. Two or more shared seeds whose differences vary: paired
+    t-test on per-seed accuracies. Otherwise (one run against several, or the same
+    difference on every seed): a paired permutation test on the seed-averaged per-image
+    scores."""
     out = []
     for a, b in combinations(correct, 2):
         mean_a = np.mean(list(correct[a].values()), axis=0)
