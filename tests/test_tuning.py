@@ -127,6 +127,15 @@ def test_feature_cache_is_reused_and_invalidated(search_cfg, weights, tmp_path):
     rotated = again.train_features(search_cfg("model.rotation_factor=0.3"))
     assert again.computed == cfg.features.train_views * 48 and rotated.shape == views.shape
 
+    # No augmentation: one view, whichever way "none" is spelled and whatever the view seed.
+    plain = again.train_features(search_cfg("model.flip_mode=null", "model.rotation_factor=0"))
+    assert plain.shape == (1, *views.shape[1:]) and again.computed == cfg.features.train_views * 48 + 48
+    spelled = search_cfg(
+        "model.flip_mode=null", "model.rotation_factor=0.0", "model.fill_mode=reflect", "features.seed=7"
+    )
+    other = features.FeatureCache(data, spelled)
+    assert (other.train_features(spelled).numpy() == plain.numpy()).all() and other.computed == 0
+
     smaller = search_cfg("data.image_size=[96,96]")
     small = features.FeatureCache(load_study_data(smaller.data), smaller)
     assert small.feature_shape == (3, 3, 1280) and small.computed == 40

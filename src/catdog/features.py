@@ -173,15 +173,14 @@ class FeatureCache:
         # would train differently depending on whether the cache was warm.
         augment = augmentation_layers(model_cfg, seed=self.cfg.seed)
         views = self.cfg.train_views if augment else 1
-        key = {
-            **self.base_key,
-            "split": "train",
-            "views": views,
-            "view_seed": self.cfg.seed,
-            "flip_mode": model_cfg.flip_mode,
-            "rotation_factor": model_cfg.rotation_factor,
-            "fill_mode": model_cfg.fill_mode,
-        }
+        key = {**self.base_key, "split": "train", "views": views}
+        if augment:  # without augmentation the one view is the image, whatever these say
+            key |= {
+                "view_seed": self.cfg.seed,
+                "flip_mode": model_cfg.flip_mode,
+                "rotation_factor": model_cfg.rotation_factor,
+                "fill_mode": model_cfg.fill_mode,
+            }
 
         def build():
             layers_ = scaling_layers(model_cfg) + augment
