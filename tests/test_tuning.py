@@ -15,6 +15,7 @@ from catdog.data import load_study_data
 from catdog.tuning import tune
 from catdog.tuning.hypermodel import VariantHyperModel
 from catdog.tuning.search import make_tuner
+from catdog.tuning.space import check_space
 from conftest import store_overrides
 
 
@@ -168,6 +169,7 @@ def test_cached_head_gives_the_same_model_as_the_image_pipeline(search_cfg):
         ("search.dropout.min=0.6", "min .* must not exceed max"),
         ("search.dropout.min=-0.1", "must lie in"),
         ("search.dense_units=[]", "non-empty list"),
+        ("search.dense_units=[-1,64]", r"integers >= 0, got \[-1, 64\]"),
         ("search.rotation_factor.max=-1", "must not exceed max|must lie in"),
         ("tuner.max_trials=0", "at least 1"),
         (
@@ -181,6 +183,12 @@ def test_invalid_spaces_fail_before_anything_runs(search_cfg, tmp_path, override
     with pytest.raises(CatdogError, match=message):
         tune(search_cfg(*override.split()))
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "tuner").exists()
+
+
+def test_a_linear_head_is_in_a_backbones_space_only(search_cfg, make_cfg, tmp_path):
+    check_space(search_cfg("search.dense_units=[0,64]"))
+    with pytest.raises(CatdogError, match=r"integers >= 1, got \[0, 64\]"):
+        check_space(make_cfg("cnn", store_overrides(tmp_path), "search.dense_units=[0,64]", config="tune"))
 
 
 def test_a_run_trains_the_same_whether_the_cache_is_cold_or_warm(make_cfg, tmp_path):

@@ -32,8 +32,9 @@ def check_space(cfg) -> None:
     if search.get("fine_tune_at") is not None and not all(isinstance(c, int) and c > 0 for c in search.fine_tune_at):
         raise CatdogError(f"search.fine_tune_at must list positive layer indices, got {list(search.fine_tune_at)}")
     units = search.get("dense_units")
-    if units is not None and (not units or any(not isinstance(u, int) or u < 1 for u in units)):
-        raise CatdogError(f"search.dense_units must be a non-empty list of positive integers, got {list(units)}")
+    least = 0 if cfg.model.backbone else 1  # 0: a linear head, which only a backbone can have
+    if units is not None and (not units or any(not isinstance(u, int) or u < least for u in units)):
+        raise CatdogError(f"search.dense_units must be a non-empty list of integers >= {least}, got {list(units)}")
     if not hp_names(cfg):
         raise CatdogError(f"nothing to search: every setting {cfg.model.name} uses is fixed (search.<name>=null)")
     if tuner.name not in TUNER_NAMES:
