@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -124,6 +125,15 @@ def test_feature_cache_is_reused_and_invalidated(search_cfg, weights, tmp_path):
     again = features.FeatureCache(data, cfg)
     assert (again.train_features(cfg).numpy() == views).all() and again.eval_features()[0].shape[0] == 32
     assert again.computed == 0  # everything came from disk: no backbone forward pass
+
+    # Augmentation draws once per `features.batch_size` images, so augmented views are keyed
+    # by it; the backbone's outputs do not depend on how many images it sees at once.
+    batched = search_cfg("features.batch_size=7")
+    rebuilt = features.FeatureCache(data, batched)
+    rebuilt.train_features(batched)
+    assert rebuilt.computed == cfg.features.train_views * 48
+    fresh = features.FeatureCache(data, search_cfg("features.batch_size=7", f"features.cache_dir={tmp_path}"))
+    np.testing.assert_array_equal(fresh.eval_features()[1], first.eval_features()[1])
 
     rotated = again.train_features(search_cfg("model.rotation_factor=0.3"))
     assert again.computed == cfg.features.train_views * 48 and rotated.shape == views.shape
