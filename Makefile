@@ -85,8 +85,11 @@ server: $(STAMP) ## MLflow tracking server with artifact proxying (HOST, PORT, W
 		--backend-store-uri "$(BACKEND_STORE_URI)" --serve-artifacts --artifacts-destination "$(ARTIFACTS_DESTINATION)" \
 		--host $(HOST) --port $(PORT) --workers $(WORKERS) $(if $(AUTH),--app-name basic-auth,)
 
+# Half of the fast suite's time is one core busy (process starts, TensorFlow imports, MLflow
+# stores, servers starting), so two workers fill two cores; by file, so that a module's
+# fixtures are built once.
 test: $(STAMP) ## fast tests (real Keras training on small real image sets, real MLflow store)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 test-full: $(STAMP) ## slow tests (pytest -m slow): full data, Chromium, a PostgreSQL-backed server
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; } \

@@ -127,13 +127,14 @@ def test_feature_cache_is_reused_and_invalidated(search_cfg, weights, tmp_path):
     assert again.computed == 0  # everything came from disk: no backbone forward pass
 
     # Augmentation draws once per `features.batch_size` images, so augmented views are keyed
-    # by it; the backbone's outputs do not depend on how many images it sees at once.
+    # by it; the backbone's outputs do not depend on how many images it sees at once (up to
+    # rounding: some CPUs pick different kernels for different batch sizes).
     batched = search_cfg("features.batch_size=7")
     rebuilt = features.FeatureCache(data, batched)
     rebuilt.train_features(batched)
     assert rebuilt.computed == cfg.features.train_views * 48
     fresh = features.FeatureCache(data, search_cfg("features.batch_size=7", f"features.cache_dir={tmp_path}"))
-    np.testing.assert_array_equal(fresh.eval_features()[1], first.eval_features()[1])
+    np.testing.assert_allclose(fresh.eval_features()[1], first.eval_features()[1], rtol=1e-2, atol=4e-3)
 
     rotated = again.train_features(search_cfg("model.rotation_factor=0.3"))
     assert again.computed == cfg.features.train_views * 48 and rotated.shape == views.shape

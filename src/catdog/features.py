@@ -27,7 +27,8 @@ from catdog.models import augmentation_layers, build_backbone, fine_tune_at, poo
 log = logging.getLogger(__name__)
 
 # Images per backbone call. At 320 px a run peaked at 4.36 GB with the whole batch of 64 in
-# one call and at 3.13 GB in 16s, with the same features and no slower.
+# one call and at 3.13 GB in 16s, with the same features (bit for bit on that machine's
+# CPU; an AVX2-only one differs in the last float16 bit for some values) and no slower.
 BACKBONE_CHUNK = 16
 
 
@@ -143,8 +144,9 @@ class FeatureCache:
 
         for start in range(0, len(images), self.cfg.batch_size):
             # Augmentation draws once per batch of `batch_size`; the backbone, whose
-            # activations grow with batch x pixels, sees smaller chunks of it. Its outputs
-            # do not depend on the chunk: only peak memory does.
+            # activations grow with batch x pixels, sees smaller chunks of it. The chunk
+            # decides peak memory; the outputs only in their last bits, on CPUs whose
+            # kernels change with the batch size.
             batch = prepare(tf.constant(images[start : start + self.cfg.batch_size], tf.float32))
             for at in range(0, len(batch), BACKBONE_CHUNK):
                 chunk = embed(batch[at : at + BACKBONE_CHUNK]).numpy()
