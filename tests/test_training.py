@@ -55,6 +55,11 @@ def test_run_is_logged_completely(trained, variant, small_data):
         assert [m.step for m in history] == [0]
     metrics = run.data.metrics
     assert metrics["model_val_accuracy"] == metrics["val_accuracy"] and metrics["model_epoch"] == 0
+    assert metrics["model_val_loss"] == metrics["val_loss"]
+    # Cost: the fit's wall time, 48 training images over 1 epoch, and this process's peak RSS.
+    assert metrics["train_images_per_s"] == pytest.approx(48 / metrics["fit_seconds"])
+    assert 200 < metrics["peak_rss_mb"] < 16_000
+    assert run.data.tags[tracking.DIRTY_TAG] == str(tracking.git_dirty()).lower()
     assert metrics["test_loss"] > 0 and metrics["baseline_accuracy"] == 0.5
     # The per-image predictions are the test score, row by row.
     table = client.load_table(run.info.experiment_id, "predictions/test.json", run_ids=[run.info.run_id])

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from catdog import PROJECT_ROOT, CatdogError
 
 KIND_TAG = "kind"  # train | search | trial | retrain: lets reports pick the runs they mean
+DIRTY_TAG = "git_dirty"  # "true": the run's code had uncommitted changes to tracked files
 
 
 # What MLflow infers for our Keras models (it loads each one in a subprocess to find out:
@@ -172,6 +173,22 @@ def git_commit() -> str | None:
     return out.stdout.strip()
 
 
+@functools.cache
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from that commit: a run of uncommitted code says so."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return bool(out.stdout.strip())
+
+
 def run_tags(kind: str, **extra) -> dict[str, str]:
     from catdog.stale import owner_tags
 
@@ -180,6 +197,7 @@ def run_tags(kind: str, **extra) -> dict[str, str]:
     if commit:
         # MLflow's own tag: the UI shows it as the run's source version.
         tags["mlflow.source.git.commit"] = commit
+        tags[DIRTY_TAG] = str(git_dirty()).lower()
     return tags
 
 

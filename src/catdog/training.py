@@ -5,7 +5,9 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import resource
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -157,14 +159,30 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
         )
         trained = fitting.trainable_model(cfg, data, cache)
         mlflow.log_param("init_weights_digest", seeding.weights_digest(trained))
+        started = time.perf_counter()
         history = fitting.fit_variant(cfg, data, trained, cache).history
+        fit_seconds = time.perf_counter() - started
         epoch = fitting.kept_epoch(history, cfg.train)
-        mlflow.log_metrics({"model_val_accuracy": history["val_accuracy"][epoch], "model_epoch": epoch})
+        kept = {"model_val_accuracy": history["val_accuracy"][epoch], "model_val_loss": history["val_loss"][epoch]}
+        mlflow.log_metrics({**kept, "model_epoch": epoch})
         model = fitting.image_model(trained, cfg, data, cache)
         if cache is not None:
             mlflow.log_text(_summary(model), "model_summary.txt")  # the callback saw only the head
         test = log_results(model, history, data, cfg.data.batch_size, cfg.train.log_model)
+        log_cost(fit_seconds, len(history["val_accuracy"]), len(data.train))
     return RunResult(run.info.run_id, history["val_accuracy"][epoch], test["accuracy"], data.baseline_accuracy)
+
+
+def log_cost(fit_seconds: float, epochs: int, n_train: int) -> None:
+    """What the fit cost: its wall time, training images per second, and the process's peak
+    resident memory so far (Linux reports KiB; in a multirun, the largest run so far)."""
+    mlflow.log_metrics(
+        {
+            "fit_seconds": fit_seconds,
+            "train_images_per_s": epochs * n_train / fit_seconds,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    )
 
 
 def _summary(model: keras.Model) -> str:
