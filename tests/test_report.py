@@ -4,6 +4,7 @@ import base64
 import io
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import matplotlib.image
 import mlflow
@@ -74,37 +75,43 @@ def study(make_cfg, tmp_path_factory):
 
 def test_every_section_is_present(study):
     html, md = study["html"], study["md"]
-    for anchor in (
-        "setup",
-        "variants",
-        "pairs",
-        "curves",
-        "confusion",
-        "gallery",
-        f"search-{study['search']['search_id']}-{study['search']['parent_run_id'][:8]}",
-    ):
+    search = f"{study['search']['search_id']}-{study['search']['parent_run_id'][:8]}"
+    anchors = ["decision", "pairs", "variants", "hyperparameters", "classes", "cost", "curves", "confusion", "gallery"]
+    for anchor in [*anchors, f"search-{search}", "setup"]:
         assert f'id="{anchor}"' in html, anchor
+    assert html.index('id="decision"') < html.index('id="pairs"') < html.index('id="variants"')  # decision first
     for heading in (
-        "## Set-up",
+        "## Decision",
+        "## Comparisons on the test images",
         "## Variants",
-        "## Pairwise comparisons",
+        "## What sets each variant apart",
+        "## Per class and calibration (test)",
+        "## Cost",
         "## Training curves",
-        "## Confusion matrices",
-        "## Most often misclassified test images",
-        f"## Search {study['search']['search_id']}, run {study['search']['parent_run_id'][:8]}",
+        "## Confusion matrix of",
+        f"## Search {study['search']['search_id']}",
+        "## Provenance",
     ):
         assert heading in md, heading
     assert "rough estimate" in html and "rough estimate" in md  # the importance warning with few trials
-    assert "http" not in re.sub(r'data:image/png;base64,[^"]+', "", html).replace("http://www.w3.org", "")  # no network
+    assert "http" not in re.sub(r'data:image/[a-z]+;base64,[^"]+', "", html).replace("http://www.w3.org", "")
+
+
+def test_the_page_names_no_local_path_and_stays_small(study):
+    for text in (study["html"], study["md"]):
+        assert str(study["root"]) not in text and str(Path.home()) + "/" not in text
+    assert "`sqlite:///.../" in study["md"] or "`sqlite:///" in study["md"]
+    assert len(study["html"].encode()) < 500_000  # self-contained, thumbnails as JPEG
 
 
 def test_embedded_images_decode(study):
-    uris = re.findall(r'src="data:image/png;base64,([^"]+)"', study["html"])
-    assert len(uris) >= 6  # accuracy, curves, confusion, gallery thumbnails, search plots, importance
-    for data in uris:
-        image = matplotlib.image.imread(io.BytesIO(base64.b64decode(data)), format="png")
+    uris = re.findall(r'src="data:image/(png|jpeg);base64,([^"]+)"', study["html"])
+    assert len(uris) >= 8  # accuracy, reliability, cost, curves, confusion, thumbnails, search figures
+    assert {kind for kind, _ in uris} == {"png", "jpeg"}
+    for kind, data in uris:
+        image = matplotlib.image.imread(io.BytesIO(base64.b64decode(data)), format=kind)
         assert image.ndim == 3 and min(image.shape[:2]) >= 16
-    for name in ("accuracy.png", "curves.png", "confusion.png", "misclassified.png"):
+    for name in ("accuracy.png", "curves.png", "confusion.png", "gallery.png", "cost.png", "reliability.png"):
         assert (study["out"] / name).stat().st_size > 1000 and f"]({name})" in study["md"]
 
 
@@ -114,25 +121,58 @@ def test_numbers_in_the_page_are_the_stores(study):
     tables.feed(study["html"])
     header, *rows = tables.tables["variant-table"]
     cells = {row[0]: dict(zip(header, row)) for row in rows}
-    assert set(cells) == {"cnn", "transfer"}
+    assert {"cnn", "transfer"} <= set(cells)
+    means = {}
     for variant in ("cnn", "transfer"):
-        runs = [
-            client.get_run(r.run_id) for r in study["runs"] if client.get_run(r.run_id).data.tags["variant"] == variant
-        ]
+        runs = [client.get_run(r.run_id) for r in study["runs"]]
+        runs = [r for r in runs if r.data.tags["variant"] == variant]
         tests = [r.data.metrics["test_accuracy"] for r in runs]
         vals = [r.data.metrics["model_val_accuracy"] for r in runs]
+        means[variant] = np.mean(tests)
         row = cells[variant]
         assert row["runs"] == "2"
-        assert row["test accuracy"] == f"{100 * np.mean(tests):.1f}% ± {100 * np.std(tests, ddof=1):.1f}%"
-        assert row["val accuracy"].startswith(f"{100 * np.mean(vals):.1f}%")
-        assert row["lift over baseline"] == f"{100 * (np.mean(tests) - 0.5):+.1f} pts"
+        assert row["test accuracy"] == f"{100 * np.mean(tests):.1f}%"
+        assert row["test right per seed"] == f"{round(8 * tests[0])}, {round(8 * tests[1])} of 8"
+        assert row["val right per seed"] == f"{round(32 * vals[0])}, {round(32 * vals[1])} of 32"
+        assert row["val loss"] == f"{np.mean([r.data.metrics['model_val_loss'] for r in runs]):.4g}"
         best = max(runs, key=lambda r: r.data.metrics["model_val_accuracy"])
-        assert row["best run (by val)"] == best.info.run_id
-    [pair] = [r for r in tables.tables["pair-table"][1:] if r[0] == "cnn vs transfer"]
-    diff = np.mean([r.test_accuracy for r in study["runs"][:2]]) - np.mean([r.test_accuracy for r in study["runs"][2:]])
-    assert pair[1] == f"{100 * diff:+.1f} pts" and pair[3] == "paired t-test over seeds"
-    leaderboard = tables.tables["leaderboard"]
-    assert len(leaderboard) == 1 + 4 and leaderboard[0][:2] == ["trial", "score"]
+        assert row["best run (by val)"] == best.info.run_id[:8]
+    pair = next(r for r in tables.tables["pair-table"][1:] if set(r[0].split(" vs ")) == {"cnn", "transfer"})
+    first, second = pair[0].split(" vs ")
+    assert pair[1] == f"{100 * (means[first] - means[second]):+.1f} pts"
+    # Interval and p-value from one statistic: the interval leaves out 0 exactly when p < 0.05.
+    low, high = (float(v) for v in pair[2].strip("[]").split(","))
+    assert (low > 0 or high < 0) == (pair[3] != "-" and float(pair[3].replace("< ", "")) < 0.05)
+    leaderboard = next(t for k, t in tables.tables.items() if k.startswith("leaderboard"))
+    assert len(leaderboard) == 1 + 4 and leaderboard[0][:3] == ["trial", "status", "score"]
+
+
+def test_the_decision_is_on_top_in_the_terminal_and_on_the_report_run(study, capsys):
+    verdict = study["content"]["decision"]
+    chosen = verdict.recommended["variant"]
+    assert f"Recommended: {chosen}" in study["html"] and f"**Recommended: {chosen}.**" in study["md"]
+    assert study["content"]["ledger"]["runs"] == 4 and study["content"]["ledger"]["chosen_on_test"] is False
+    run = MlflowClient().get_run(study["content"]["report_run_id"])
+    assert run.data.tags["recommended_variant"] == chosen
+    assert run.data.tags["recommended_run"] == verdict.recommended["best_run_id"]
+    out = study["root"] / "cli-report"
+    catdog_main(
+        [
+            "--tracking-uri",
+            mlflow.get_tracking_uri(),
+            "report",
+            "--experiment",
+            EXPERIMENT,
+            "--out",
+            str(out),
+            "--all-pairs",
+        ]
+    )
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1].startswith(f"Decision for {EXPERIMENT}: recommend {chosen} (")
+    assert printed[-1] == run.data.tags["decision"]
+    assert f"Report: {out / 'report.html'}" in printed[-2]
+    assert 'id="all-pairs"' in (out / "report.html").read_text()
 
 
 def test_the_report_is_logged_as_a_run(study):
@@ -141,14 +181,6 @@ def test_the_report_is_logged_as_a_run(study):
     assert {a.path for a in MlflowClient().list_artifacts(run.info.run_id)} >= {"report.html", "report.md"}
     html = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/report.html")
     assert html == study["html"]
-
-
-def test_the_cli_prints_the_table_and_the_path(study, capsys):
-    out = study["root"] / "cli-report"
-    catdog_main(["--tracking-uri", mlflow.get_tracking_uri(), "report", "--experiment", EXPERIMENT, "--out", str(out)])
-    printed = capsys.readouterr().out
-    assert "cnn vs transfer" in printed and f"Report: {out / 'report.html'}" in printed
-    assert (out / "report.md").exists()
 
 
 def test_runs_on_different_data_are_not_compared(make_cfg, tmp_path, capsys):
@@ -181,4 +213,4 @@ def test_runs_at_two_image_sizes_of_the_same_images_are_compared(make_cfg, tmp_p
     assert params[0]["data_hash"] != params[1]["data_hash"] and params[0]["data_id"] == params[1]["data_id"]
     build_report("sizes", tmp_path / "out")
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "cnn vs cnn-96" in report and f"data hash `{params[0]['data_id']}`" in report
+    assert "cnn-96" in report and f"data id `{params[0]['data_id']}`" in report

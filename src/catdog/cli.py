@@ -104,11 +104,13 @@ def main(argv: list[str] | None = None) -> None:
 
     report = sub.add_parser("report", help="the study's review report (HTML + Markdown), logged to MLflow")
     report.add_argument("--experiment", help="experiment name (default: the configured one)")
-    report.add_argument("--out", metavar="DIR", help="output folder (default: experiments/<experiment>/)")
+    report.add_argument("--out", metavar="DIR", help="output folder (default: reports/<experiment>/, git-ignored)")
     report.add_argument("--sweep", help="only the runs of this multirun (its `sweep` tag)")
     report.add_argument(
         "--ui-url", help="MLflow UI address for run links (default: the tracking URI if it is a server)"
     )
+    report.add_argument("--control", metavar="VARIANT", help="the variant to measure against (default: chosen)")
+    report.add_argument("--all-pairs", action="store_true", help="also every pair of variants, as exploratory")
 
     runs = sub.add_parser("runs", help="find runs left RUNNING by a process that is gone (killed, crashed)")
     runs.add_argument("--stale", action="store_true", required=True, help="list RUNNING runs whose process has ended")
@@ -179,15 +181,18 @@ def _report(args, experiment: str) -> None:
     from catdog import PROJECT_ROOT
     from catdog.report import build, summary
 
-    out = Path(args.out) if args.out else PROJECT_ROOT / "experiments" / experiment
-    content = build.build_report(experiment, out, ui_url=args.ui_url, sweep=args.sweep)
+    out = Path(args.out) if args.out else PROJECT_ROOT / "reports" / experiment
+    content = build.build_report(
+        experiment, out, ui_url=args.ui_url, sweep=args.sweep, control=args.control, all_pairs=args.all_pairs
+    )
     print(summary.to_text(content["rows"]))
-    for c in content["comparisons"]:
+    for c in content["decision"].comparisons:
         print(
-            f"  {c.a} vs {c.b}: {100 * c.difference:+.1f} pts "
-            f"[{100 * c.interval.low:+.1f}, {100 * c.interval.high:+.1f}], p(Holm) {c.p_holm:.3g}: {c.verdict}"
+            f"  {c.a} vs {c.b}: {100 * c.difference:+.1f} pts [{100 * c.interval.low:+.1f}, "
+            f"{100 * c.interval.high:+.1f}], p(Holm) {c.p_holm:.3g}: {c.verdict}"
         )
     print(f"Report: {out / 'report.html'} (and report.md); logged as run {content['report_run_id']}")
+    print(content["line"])
 
 
 def _stale_runs(args) -> None:

@@ -99,6 +99,8 @@ def objective_against(values, scores, xlabel: str, objective: str, running_best:
         )
         ax.legend(loc="lower right")
         ax.xaxis.get_major_locator().set_params(integer=True)
+    if xlabel.endswith("learning_rate"):
+        ax.set_xscale("log")  # searched on a log scale
     ax.set(xlabel=xlabel, ylabel=objective, title=f"{objective} vs {xlabel}")
     ax.grid(alpha=0.3)
     fig.tight_layout()

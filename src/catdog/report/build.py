@@ -1,5 +1,6 @@
 """`catdog report`: a study's review page (HTML, images embedded) and Markdown, built from
-the tracking store alone and logged back to it as a `kind=report` run."""
+the tracking store alone and logged back to it as a `kind=report` run. The page opens
+with its decision; the evidence follows."""
 
 from __future__ import annotations
 
@@ -11,15 +12,18 @@ from urllib.parse import urlparse
 import mlflow
 import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
+from sklearn.metrics import confusion_matrix
 
 from catdog import stats, tracking
-from catdog.report import assets, figures, searches
-from catdog.report.runs import Study, confusion, history, load_study, misclassified_thumbnails
-from catdog.report.summary import pairwise, per_image, variant_rows
+from catdog.report import assets, decision, evidence, figures, searches
+from catdog.report.paths import shown
+from catdog.report.runs import Study, history, ledger, load_study, misclassified_thumbnails
+from catdog.report.summary import Scores, per_image_scores, variant_rows
 
 log = logging.getLogger(__name__)
 
 GALLERY_SIZE = 18
+CURVE_KEYS = ("accuracy", "val_accuracy", "loss", "val_loss")
 
 
 def ui_base(tracking_uri: str, ui_url: str | None = None) -> str | None:
@@ -31,137 +35,169 @@ def ui_base(tracking_uri: str, ui_url: str | None = None) -> str | None:
     return None
 
 
-def _gallery_items(tables: dict, class_names) -> list[dict]:
-    """Test images most often misclassified across every run, with their thumbnails."""
-    import pandas as pd
-
-    rows = pd.concat([table for runs in tables.values() for _, table in runs.values()])
-    p_true = sum(rows[f"p_{c}"].where(rows["label"] == c, 0.0) for c in class_names)
-    per_image = (
-        rows.assign(wrong=~rows["correct"].astype(bool), p_true=p_true)
-        .groupby(level=0)
-        .agg(wrong=("wrong", "sum"), runs=("wrong", "size"), p_true=("p_true", "mean"), label=("label", "first"))
-    )
-    per_image = per_image[per_image["wrong"] > 0].assign(rate=lambda d: d["wrong"] / d["runs"])
-    worst = per_image.sort_values(["rate", "p_true"], ascending=[False, True]).head(GALLERY_SIZE)
-    thumbs: dict[str, np.ndarray] = {}
-    records = iter([record for runs in tables.values() for record, _ in runs.values()])
-    items = []
-    for image, row in worst.iterrows():
-        while image not in thumbs and (record := next(records, None)) is not None:
-            thumbs.update(misclassified_thumbnails(record))
-        if image in thumbs:
-            items.append(
-                {
-                    "image": thumbs[image],
-                    "id": image,
-                    "label": row["label"],
-                    "wrong": int(row["wrong"]),
-                    "runs": int(row["runs"]),
-                    "p_true": float(row["p_true"]),
-                    "title": f"{Path(image).name}\n{row['label']}: wrong {row['wrong']}/{row['runs']}\n"
-                    f"p(true) = {row['p_true']:.2f}",
-                }
-            )
-    return items
-
-
 def build_report(
-    experiment: str, out_dir, ui_url: str | None = None, sweep: str | None = None, log_run: bool = True
+    experiment: str,
+    out_dir,
+    ui_url: str | None = None,
+    sweep: str | None = None,
+    log_run: bool = True,
+    control: str | None = None,
+    all_pairs: bool = False,
 ) -> dict:
     """Write OUT_DIR/report.html and report.md (with their figures) for EXPERIMENT (only
     the runs of multirun SWEEP if given), log them as a report run, and return the
-    report's content."""
+    report's content. CONTROL names the variant to measure against (default: chosen by
+    `decision.choose_control`); ALL_PAIRS adds every pair, labelled exploratory."""
     out_dir = Path(out_dir)
     study = load_study(experiment, sweep)
     out_dir.mkdir(parents=True, exist_ok=True)
     log.info("Report on %d runs of experiment %s", len(study.records), experiment)
-    rows = variant_rows(study)
-    tables = per_image(study)
-    comparisons = pairwise(study, tables)
+    scores = per_image_scores(study)
+    rows = variant_rows(study, scores)
+    verdict = decision.decide(rows, scores, control, all_pairs)
     base = ui_base(mlflow.get_tracking_uri(), ui_url)
     exp_id = study.experiment.experiment_id
     link = (lambda run_id: f"{base}/#/experiments/{exp_id}/runs/{run_id}") if base else (lambda run_id: None)
-    class_names = [k[len("n_test_") :] for k in sorted(study.records[0].run.data.params) if k.startswith("n_test_")]
-
-    figs = {"accuracy": assets.figure(figures.accuracy_by_variant(rows), "accuracy.png", out_dir)}
-    curves = {
-        g: {k: [history(r, k) for r in records] for k in ("accuracy", "val_accuracy")}
-        for g, records in study.groups.items()
+    test_ledger = ledger(study)
+    content = {
+        "setup": _setup(study, sweep, base),
+        "rows": rows,
+        "decision": verdict,
+        "ledger": test_ledger,
+        "line": decision.line(experiment, verdict, test_ledger["chosen_on_test"]),
+        "rule": decision.RULE,
+        "evidence": _evidence(study, scores, verdict),
+        "searches": [searches.section(run, out_dir, link, rows) for run in study.searches],
+        "link": link,
+        "alpha": stats.ALPHA,
+        "missing_predictions": len(study.records) - sum(len(s.records) for s in scores.values()),
     }
-    figs["curves"] = assets.figure(figures.curves_by_variant(curves, study.baseline), "curves.png", out_dir)
-    matrices = {}
-    for group, records in study.groups.items():
-        found = [m for m in (confusion(r) for r in records) if m is not None]
-        if found:
-            matrices[group] = np.sum(found, axis=0)
-    if matrices:
-        figs["confusion"] = assets.figure(figures.confusion_grid(matrices, class_names), "confusion.png", out_dir)
-    gallery = _gallery_items(tables, class_names) if tables else []
-    for item in gallery:
-        item["data_uri"] = assets.thumbnail_uri(item["image"])
-    if gallery:
-        figs["gallery"] = assets.figure(figures.gallery(gallery), "misclassified.png", out_dir, dpi=72)
-    search_sections = [searches.section(run, out_dir, link) for run in study.searches]
+    content["figures"], content["gallery"] = _figures(study, scores, rows, verdict, content["evidence"], out_dir)
+    _render(content, out_dir)
+    if log_run:
+        content["report_run_id"] = _log_report_run(study, out_dir, verdict, content["line"])
+    return content
 
+
+def _setup(study: Study, sweep: str | None, base: str | None) -> dict:
     start, end = study.span
     params = study.records[0].run.data.params
-    setup = {
-        "experiment": experiment,
+    classes = [k[len("n_test_") :] for k in sorted(params) if k.startswith("n_test_")]
+    exp_id = study.experiment.experiment_id
+    return {
+        "experiment": study.experiment.name,
         "sweep": sweep,
-        "tracking_uri": tracking.redact(mlflow.get_tracking_uri()),
+        "launches": len({r.run.data.tags.get("sweep") for r in study.records}),
+        "tracking_uri": shown(tracking.redact(mlflow.get_tracking_uri())),
         "experiment_link": f"{base}/#/experiments/{exp_id}?workflowType=machine_learning" if base else None,
-        "data_source": study.param("data_source") or params.get("data_source"),
-        "data_hash": study.param("data_id") or study.param("data_hash"),
-        "splits": {
-            s: sum(int(v) for k, v in params.items() if k.startswith(f"n_{s}_")) for s in ("train", "val", "test")
-        },
-        "test_by_class": {c: params.get(f"n_test_{c}") for c in class_names},
+        "data_source": shown(study.param("data_source") or params.get("data_source")),
+        "data_id": study.param("data_id") or study.param("data_hash"),
+        "splits": {s: study.records[0].count(s) for s in ("train", "val", "test")},
+        "test_by_class": {c: params.get(f"n_test_{c}") for c in classes},
         "baseline": study.baseline,
-        "commits": sorted({r.run.data.tags.get("mlflow.source.git.commit", "unknown")[:10] for r in study.records}),
         "start": start.strftime("%Y-%m-%d %H:%M UTC"),
         "end": end.strftime("%Y-%m-%d %H:%M UTC"),
         "wall_minutes": (end - start).total_seconds() / 60,
         "seeds": sorted({r.seed for r in study.records}, key=lambda s: (len(s), s)),
         "runs": len(study.records),
+        "unfinished": study.unfinished,
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
-    flagged = [
-        {"variant": row["variant"], "run_id": run_id, "link": link(run_id)}
-        for row in rows
-        for run_id in row["not_above_baseline"]
-    ]
-    content = {
-        "setup": setup,
-        "rows": rows,
-        "comparisons": comparisons,
-        "figures": figs,
-        "gallery": gallery,
-        "flagged": flagged,
-        "searches": search_sections,
-        "link": link,
-        "alpha": stats.ALPHA,
-        "missing_predictions": len(study.records) - sum(len(v) for v in tables.values()),
+
+
+def _evidence(study: Study, scores: dict[str, Scores], verdict: decision.Decision) -> dict:
+    reference = (verdict.control or verdict.recommended)["variant"]
+    return {
+        "reference": reference,
+        "differences": evidence.differences(study.groups, reference),
+        "per_class": {g: evidence.per_class(s) for g, s in scores.items()},
+        "calibration": {g: evidence.calibration(s) for g, s in scores.items()},
     }
+
+
+def _figures(study: Study, scores, rows, verdict, found: dict, out_dir: Path) -> tuple[dict, list[dict]]:
+    chosen = verdict.recommended["variant"]
+    curves = {g: {k: [history(r, k) for r in records] for k in CURVE_KEYS} for g, records in study.groups.items()}
+    fine_tune = {g: records[0].metric("fine_tune_start_epoch") for g, records in study.groups.items()}
+    figs = {
+        "accuracy": figures.accuracy_by_variant(rows, chosen),
+        "curves": figures.curves_by_variant(curves, study.baseline, fine_tune),
+        "cost": figures.accuracy_against_cost(rows, chosen),
+    }
+    if found["calibration"]:
+        reliability = {g: c["curve"] for g, c in found["calibration"].items()}
+        figs["reliability"] = figures.reliability(reliability, chosen)
+    gallery = []
+    if chosen in scores:
+        own = scores[chosen]
+        matrix = sum(confusion_matrix(own.labels, p, labels=range(len(own.classes))) for p in own.predicted)
+        figs["confusion"] = figures.confusion(
+            matrix, own.classes, f"{chosen}: test, summed over {len(own.records)} runs"
+        )
+        gallery = _gallery(own, scores)
+        if gallery:
+            figs["gallery"] = figures.gallery(gallery)
+    saved = {name: assets.figure(fig, f"{name}.png", out_dir) for name, fig in figs.items()}
+    for item in gallery:
+        item["data_uri"] = assets.thumbnail_uri(item["image"])
+    return saved, gallery
+
+
+def _gallery(own: Scores, scores: dict[str, Scores]) -> list[dict]:
+    """The recommended variant's misclassified test images, most often wrong first; an
+    image that every run of every variant got wrong is marked as a suspect label."""
+    wrong = (1 - own.correct).sum(axis=0)
+    always = np.all([(s.correct == 0).all(axis=0) for s in scores.values()], axis=0)
+    truth = np.where(own.labels == 1, own.probability, 1 - own.probability).mean(axis=0)
+    order = sorted(np.flatnonzero(wrong), key=lambda i: (-wrong[i], truth[i]))[:GALLERY_SIZE]
+    thumbs: dict[str, np.ndarray] = {}
+    for record in own.records:
+        thumbs.update(misclassified_thumbnails(record))
+    items = []
+    for i in order:
+        image, label = own.images[i], own.classes[own.labels[i]]
+        if image in thumbs:
+            suspect = bool(always[i])
+            title = f"{Path(image).name}\n{label}: wrong {int(wrong[i])}/{len(own.records)}" + (
+                "\nsuspect label" if suspect else f"\np(true) = {truth[i]:.2f}"
+            )
+            items.append(
+                {
+                    "image": thumbs[image],
+                    "id": image,
+                    "label": label,
+                    "wrong": int(wrong[i]),
+                    "runs": len(own.records),
+                    "p_true": float(truth[i]),
+                    "suspect": suspect,
+                    "title": title,
+                }  # fmt: skip
+            )
+    return items
+
+
+def _render(content: dict, out_dir: Path) -> None:
     env = Environment(
         loader=PackageLoader("catdog.report", "templates"),
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(pct=_pct, pts=_pts, interval=_interval, pval=_pval, cell=_cell)
+    env.filters.update(pct=_pct, pts=_pts, interval=_interval, pval=_pval, cell=_cell, duration=_duration)
     (out_dir / "report.html").write_text(env.get_template("report.html.j2").render(**content))
     (out_dir / "report.md").write_text(env.get_template("report.md.j2").render(**content))
-    if log_run:
-        content["report_run_id"] = _log_report_run(study, out_dir)
-    return content
 
 
-def _log_report_run(study: Study, out_dir: Path) -> str:
+def _log_report_run(study: Study, out_dir: Path, verdict: decision.Decision, line: str) -> str:
     mlflow.set_experiment(experiment_id=study.experiment.experiment_id)
-    with tracking.tracked_run(
-        run_name=f"report-{datetime.now(UTC):%Y%m%d-%H%M%S}", tags=tracking.run_tags("report", runs=len(study.records))
-    ) as run:
+    tags = tracking.run_tags(
+        "report",
+        runs=len(study.records),
+        recommended_variant=verdict.recommended["variant"],
+        recommended_run=verdict.recommended["best_run_id"],
+        decision=line,
+    )
+    with tracking.tracked_run(run_name=f"report-{datetime.now(UTC):%Y%m%d-%H%M%S}", tags=tags) as run:
         mlflow.log_params({k: study.param(k) for k in ("data_hash", "data_id") if study.param(k)})
         mlflow.log_artifact(str(out_dir / "report.html"))
         mlflow.log_artifact(str(out_dir / "report.md"))
@@ -188,6 +224,10 @@ def _pval(p) -> str:
     if p is None or p != p:
         return "-"
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _duration(minutes: float) -> str:
+    return f"{60 * minutes:.0f} s" if minutes < 1 else f"{minutes:.1f} min"
 
 
 def _cell(value) -> str:

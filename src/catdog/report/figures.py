@@ -1,55 +1,154 @@
-"""The report's figures: curves over seeds, confusion matrices, the error gallery and
-hyperparameter importance. Each function returns a matplotlib Figure."""
+"""The report's figures. Each function returns a matplotlib Figure; axes are scaled to the
+data, and the 50% baseline stays visible (drawn, or marked at the edge when far off)."""
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
+from matplotlib.ticker import NullFormatter, PercentFormatter, ScalarFormatter
 
 from catdog.plots import draw_confusion, plt
 
+TRAINING, VALIDATION, HIGHLIGHT, MUTED = "#1f77b4", "#ff7f0e", "#c0392b", "#5d6678"
 
-def curves_by_variant(curves: dict[str, dict[str, list[list[float]]]], baseline: float):
-    """CURVES[group]["accuracy" | "val_accuracy"]: one history per seed. Mean over seeds as
-    a line, min-max over seeds as a band, the baseline dashed."""
-    n = len(curves)
-    cols = min(n, 3)
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.4 * rows), squeeze=False, sharey=True)
-    for ax, (group, by_key) in zip(axes.flat, curves.items()):
-        for key, label, color in (("accuracy", "training", "#1f77b4"), ("val_accuracy", "validation", "#ff7f0e")):
-            histories = by_key.get(key) or []
-            length = min((len(h) for h in histories), default=0)
-            if not length:
-                continue
-            values = np.array([h[:length] for h in histories])
-            epochs = np.arange(1, length + 1)
-            ax.plot(
-                epochs,
-                values.mean(axis=0),
-                color=color,
-                marker="o" if length < 3 else None,
-                label=f"{label} (mean of {len(values)})",
-            )
-            ax.fill_between(epochs, values.min(axis=0), values.max(axis=0), color=color, alpha=0.2, linewidth=0)
-        ax.axhline(baseline, color="grey", linestyle="--", label=f"baseline {baseline:.0%}")
-        ax.set(title=group, xlabel="epoch", ylim=(0.3, 1.02))
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.grid(alpha=0.3)
-    for ax in axes.flat[n:]:
-        ax.axis("off")
-    axes[0][0].set_ylabel("accuracy")
-    axes[0][0].legend(loc="lower right", fontsize=8)
+
+def _wrap(text: str, width: int = 26) -> str:
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def _limits(values, baseline: float, room: float = 3.0) -> tuple[float, float, bool]:
+    """Axis limits around VALUES; the baseline is inside them unless it lies more than
+    ROOM data spans below, where it would squash the differences that matter."""
+    low, high = float(np.min(values)), float(np.max(values))
+    span = max(high - low, 0.01)
+    shown = baseline >= low - room * span
+    low = min(low, baseline) if shown else low
+    pad = 0.08 * max(high - low, 0.01)
+    return low - pad, min(high + pad, 1.005), shown
+
+
+def _baseline(ax, baseline: float, shown: bool, vertical: bool = True) -> None:
+    if shown:
+        (ax.axvline if vertical else ax.axhline)(baseline, color=MUTED, linestyle="--", linewidth=1)
+        return
+    ax.annotate(
+        f"baseline {baseline:.0%}\n(off scale)",
+        xy=(0.01, 0.01) if vertical else (0.01, 0.02),
+        xycoords="axes fraction",
+        fontsize=7,
+        color=MUTED,
+    )
+
+
+def accuracy_by_variant(rows: list[dict], recommended: str):
+    """Validation per seed (the choosing split) beside test with its interval over seeds
+    and images; one row per variant, the recommended one in red."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.42 * len(rows) + 1.5), sharey=True)
+    y = np.arange(len(rows))[::-1]
+    baseline = rows[0]["baseline_accuracy"]
+    for ax, split in zip(axes, ("val", "test")):
+        points = [v for r in rows for v in r[f"{split}_accuracies"]]
+        if split == "test":
+            points += [r["test_ci"].low for r in rows] + [r["test_ci"].high for r in rows]
+        low, high, shown = _limits(points, baseline)
+        for yi, row in zip(y, rows):
+            color = HIGHLIGHT if row["variant"] == recommended else TRAINING
+            ax.scatter(row[f"{split}_accuracies"], [yi] * row["runs"], s=14, color=MUTED, zorder=3)
+            mean = row[f"{split}_accuracy_mean"]
+            if split == "test":
+                ci = row["test_ci"]
+                ax.errorbar(mean, yi, xerr=[[mean - ci.low], [ci.high - mean]], fmt="none", color=color, capsize=4)
+            ax.scatter([mean], [yi], marker="D", s=36, color=color, zorder=4)
+        _baseline(ax, baseline, shown)
+        ax.set(xlim=(low, high), xlabel=f"{'validation' if split == 'val' else 'test'} accuracy")
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=1 if high - low < 0.05 else 0))
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, [_wrap(r["variant"], 34) for r in rows], fontsize=8)
+    axes[0].set_title("validation: each seed (dots) and mean (diamond)", fontsize=9)
+    axes[1].set_title("test: mean and 95% interval (seeds + images)", fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def confusion_grid(matrices: dict[str, np.ndarray], class_names):
-    """Test confusion counts per group, summed over its runs."""
-    n = len(matrices)
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.2), squeeze=False)
-    for ax, (group, matrix) in zip(axes[0], matrices.items()):
-        draw_confusion(ax, matrix, class_names, group)
-    axes[0][0].set_ylabel("true")
+def curves_by_variant(curves: dict[str, dict[str, list[list[float]]]], baseline: float, fine_tune: dict):
+    """Accuracy (top) and loss (bottom) per epoch for each variant: mean over seeds as a
+    line, min-max over seeds as a band; a dotted line where fine-tuning starts."""
+    n = len(curves)
+    cols = min(n, 4)
+    blocks = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(2 * blocks, cols, figsize=(3.6 * cols, 5.0 * blocks), squeeze=False)
+    for i, (group, by_key) in enumerate(curves.items()):
+        top, bottom = axes[2 * (i // cols)][i % cols], axes[2 * (i // cols) + 1][i % cols]
+        for ax, metric in ((top, "accuracy"), (bottom, "loss")):
+            for key, label, color in ((metric, "training", TRAINING), (f"val_{metric}", "validation", VALIDATION)):
+                _band(ax, by_key.get(key) or [], label, color)
+            if fine_tune.get(group) is not None:
+                ax.axvline(fine_tune[group] + 0.5, color=MUTED, linestyle=":", label="fine-tuning starts")
+            ax.grid(alpha=0.3)
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        top.axhline(baseline, color=MUTED, linestyle="--", linewidth=1, label=f"baseline {baseline:.0%}")
+        top.set_title(_wrap(group), fontsize=9)
+        top.set_ylabel("accuracy" if i % cols == 0 else None)
+        bottom.set(xlabel="epoch", ylabel="loss" if i % cols == 0 else None)
+    for j in range(n, blocks * cols):
+        axes[2 * (j // cols)][j % cols].axis("off")
+        axes[2 * (j // cols) + 1][j % cols].axis("off")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+def _band(ax, histories: list[list[float]], label: str, color: str) -> None:
+    length = min((len(h) for h in histories), default=0)
+    if not length:
+        return
+    values = np.array([h[:length] for h in histories])
+    epochs = np.arange(1, length + 1)
+    ax.plot(epochs, values.mean(axis=0), color=color, marker="o" if length < 3 else None, label=label)
+    ax.fill_between(epochs, values.min(axis=0), values.max(axis=0), color=color, alpha=0.2, linewidth=0)
+
+
+def confusion(matrix: np.ndarray, class_names, title: str):
+    fig, ax = plt.subplots(figsize=(3.4, 3.2))
+    draw_confusion(ax, matrix, class_names, _wrap(title, 30))
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    return fig
+
+
+def reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], recommended: str):
+    """Observed frequency of the second class against its predicted probability, in
+    equal-mass bins: on the diagonal when calibrated."""
+    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+    ax.plot([0, 1], [0, 1], color=MUTED, linestyle="--", linewidth=1, label="calibrated")
+    for group, (predicted, observed) in curves.items():
+        strong = group == recommended
+        ax.plot(predicted, observed, marker="o", markersize=3, linewidth=2 if strong else 1, label=_wrap(group, 30))
+    ax.set(xlabel="predicted probability", ylabel="observed frequency", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_against_cost(rows: list[dict], recommended: str):
+    """Test accuracy with its interval against the wall time of a run (log scale)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for row in rows:
+        ci, mean, minutes = row["test_ci"], row["test_accuracy_mean"], max(row["wall_minutes"], 1 / 60)
+        color = HIGHLIGHT if row["variant"] == recommended else TRAINING
+        ax.errorbar(minutes, mean, yerr=[[mean - ci.low], [ci.high - mean]], fmt="o", color=color, capsize=3)
+        ax.annotate(_wrap(row["variant"], 22), (minutes, mean), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    low, high, shown = _limits(
+        [r["test_ci"].low for r in rows] + [r["test_ci"].high for r in rows], rows[0]["baseline_accuracy"]
+    )
+    _baseline(ax, rows[0]["baseline_accuracy"], shown, vertical=False)
+    ax.set(xscale="log", xlabel="wall time per run (minutes, log scale)", ylabel="test accuracy", ylim=(low, high))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     return fig
 
@@ -70,28 +169,66 @@ def gallery(items: list[dict], columns: int = 6):
 def importance(names: list[str], values: list[float], title: str):
     fig, ax = plt.subplots(figsize=(4.8, 0.5 * len(names) + 1.2))
     ax.barh(names, values, color="#8fb4d9")
-    ax.set(xlabel="importance (random forest, impurity)", title=title, xlim=(0, 1))
+    ax.set(xlabel="importance (random forest, impurity)", xlim=(0, 1))
+    ax.set_title(_wrap(title, 40), fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def accuracy_by_variant(rows: list[dict]):
-    """Mean test accuracy per group with its 95% interval, every run as a dot."""
-    fig, ax = plt.subplots(figsize=(1.7 * max(len(rows), 2) + 1.5, 4))
-    x = np.arange(len(rows))
-    means = np.array([r["test_accuracy_mean"] for r in rows])
-    err = np.array([[m - r["test_ci"].low, r["test_ci"].high - m] for m, r in zip(means, rows)]).T
-    ax.bar(x, means, yerr=err, capsize=6, color="#8fb4d9", label="mean test accuracy, 95% interval")
-    for i, row in enumerate(rows):
-        ax.scatter([i] * len(row["test_accuracies"]), row["test_accuracies"], color="black", s=14, zorder=3)
-    ax.axhline(
-        rows[0]["baseline_accuracy"], color="grey", linestyle="--", label=f"baseline {rows[0]['baseline_accuracy']:.0%}"
+def parallel_trials(rows: list[dict], names: list[str], objective: str):
+    """One line per scored trial across the searched settings, coloured by its score;
+    learning rates on log axes as they were sampled, choices as evenly spaced levels."""
+    scored = [r for r in rows if r.get("score") is not None and r["score"] == r["score"]]
+    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2.4, 3.8))
+    columns = []
+    for name in names:
+        values = [r.get(name) for r in scored]
+        try:
+            numbers = np.array(values, dtype=float)
+            if name.endswith("learning_rate"):
+                numbers = np.log10(numbers)
+            labels = None
+        except (TypeError, ValueError):
+            levels = sorted({str(v) for v in values})
+            numbers, labels = np.array([levels.index(str(v)) for v in values], float), levels
+        low, high = np.nanmin(numbers), np.nanmax(numbers)
+        columns.append((numbers - low) / (high - low) if high > low else np.full(len(numbers), 0.5))
+        if high > low:
+            ax.annotate(_fmt(name, high, labels), (len(columns) - 1, 1.04), ha="center", fontsize=7)
+        ax.annotate(_fmt(name, low, labels), (len(columns) - 1, -0.1), ha="center", fontsize=7)
+    scores = np.array([r["score"] for r in scored])
+    colors = plt.cm.viridis((scores - scores.min()) / (np.ptp(scores) or 1))
+    data = np.array(columns).T
+    for line, color in zip(data, colors):
+        ax.plot(range(len(names)), line, color=color, alpha=0.8)
+    ax.set_xticks(range(len(names)), [n + (" (log)" if n.endswith("learning_rate") else "") for n in names], fontsize=8)
+    ax.set(yticks=[], ylim=(-0.15, 1.15))
+    mappable = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(scores.min(), scores.max()))
+    fig.colorbar(mappable, ax=ax, label=objective)
+    fig.tight_layout()
+    return fig
+
+
+def _fmt(name: str, value: float, labels) -> str:
+    if labels is not None:
+        return labels[int(round(value))]
+    return f"{10**value:.1e}" if name.endswith("learning_rate") else f"{value:.3g}"
+
+
+def trial_against_retrained(points: list[dict]):
+    """POINTS: {"label", "trial": the search's score, "retrained": per-seed validation}.
+    Below the diagonal: the winner shrinks when trained again with fresh seeds."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.0))
+    values = [p["trial"] for p in points] + [v for p in points for v in p["retrained"]]
+    low, high = min(values) - 0.02, max(values) + 0.02
+    ax.plot([low, high], [low, high], color=MUTED, linestyle="--", linewidth=1, label="no shrinkage")
+    for point in points:
+        ax.scatter([point["trial"]] * len(point["retrained"]), point["retrained"], s=14, color=MUTED)
+        ax.scatter([point["trial"]], [np.mean(point["retrained"])], marker="D", color=HIGHLIGHT, label=point["label"])
+    ax.set(
+        xlim=(low, high), ylim=(low, high), xlabel="trial's validation score", ylabel="retrained validation accuracy"
     )
-    long_names = max(len(r["variant"]) for r in rows) > 12
-    ax.set_xticks(
-        x, [r["variant"] for r in rows], rotation=20 if long_names else 0, ha="right" if long_names else "center"
-    )
-    ax.set(ylabel="test accuracy", ylim=(0, 1.02))
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

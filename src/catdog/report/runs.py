@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -12,9 +13,12 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 
 from catdog import CatdogError
-from catdog.tracking import KIND_TAG
+from catdog.tracking import DIRTY_TAG, KIND_TAG
 
 VARIANT_ORDER = ["cnn", "augmented", "preprocessed", "transfer"]
+# An experiment tag a team sets when anything in it was chosen after looking at test scores:
+# the report then flags its recommendation as selection-biased.
+TEST_USED_TAG = "test_used_for_choice"
 
 
 @dataclass
@@ -45,12 +49,34 @@ class RunRecord:
         return self.metric("test_accuracy")
 
     @property
+    def val_loss(self) -> float | None:
+        """Of the logged weights (older runs recorded only the last epoch's)."""
+        return self.metric("model_val_loss", self.metric("val_loss"))
+
+    def count(self, split: str) -> int:
+        return int(sum(int(v) for k, v in self.run.data.params.items() if k.startswith(f"n_{split}_")))
+
+    @property
     def n_test(self) -> int:
-        return int(sum(int(v) for k, v in self.run.data.params.items() if k.startswith("n_test_")))
+        return self.count("test")
 
     @property
     def test_correct(self) -> int:
         return int(round(self.metric("test_correct", self.test_accuracy * self.n_test)))
+
+    @property
+    def val_correct(self) -> int:
+        return int(round(self.val_accuracy * self.count("val")))
+
+    @property
+    def wall_seconds(self) -> float:
+        info = self.run.info
+        return ((info.end_time or info.start_time) - info.start_time) / 1000
+
+    @property
+    def commit(self) -> str:
+        commit = self.run.data.tags.get("mlflow.source.git.commit", "unknown")[:10]
+        return commit + ("+dirty" if self.run.data.tags.get(DIRTY_TAG) == "true" else "")
 
 
 @dataclass
@@ -60,6 +86,8 @@ class Study:
     experiment: mlflow.entities.Experiment
     records: list[RunRecord]
     searches: list[mlflow.entities.Run] = field(default_factory=list)
+    # Training runs that did not finish, by status (FAILED, KILLED, RUNNING): counted, not used.
+    unfinished: dict[str, int] = field(default_factory=dict)
 
     @functools.cached_property
     def groups(self) -> dict[str, list[RunRecord]]:
@@ -101,19 +129,24 @@ def load_study(experiment_name: str, sweep: str | None = None) -> Study:
         raise CatdogError(f"no experiment named {experiment_name!r} in {mlflow.get_tracking_uri()}")
     runs = mlflow.search_runs(
         experiment_ids=[experiment.experiment_id],
-        filter_string="attributes.status = 'FINISHED'" + (f" and tags.sweep = '{sweep}'" if sweep else ""),
+        filter_string=f"tags.sweep = '{sweep}'" if sweep else "",
         output_format="list",
     )
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    training = [r for r in runs if r.data.tags.get(KIND_TAG) in ("train", "retrain")]
     records = [
-        RunRecord(r, _group(r))
-        for r in runs
-        if r.data.tags.get(KIND_TAG) in ("train", "retrain") and "test_accuracy" in r.data.metrics
+        RunRecord(r, _group(r)) for r in training if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics
     ]
-    searches = [r for r in runs if r.data.tags.get(KIND_TAG) == "search"]
+    searches = [r for r in finished if r.data.tags.get(KIND_TAG) == "search"]
     if not records:
         scope = f" in sweep {sweep!r}" if sweep else ""
         raise CatdogError(f"experiment {experiment_name!r} has no finished training runs{scope} to report on")
-    params = [r.run.data.params for r in records] + [s.data.params for s in searches]
+    _check_same_data(experiment_name, [r.run.data.params for r in records] + [s.data.params for s in searches])
+    unfinished = Counter(r.info.status for r in training if r.info.status != "FINISHED")
+    return Study(experiment, records, sorted(searches, key=lambda r: r.info.start_time), dict(unfinished))
+
+
+def _check_same_data(experiment_name: str, params: list[dict]) -> None:
     # Runs logged before `data_id` existed are compared by their decoded pixels' hash.
     key = "data_id" if all("data_id" in p for p in params) else "data_hash"
     hashes = sorted({p.get(key) for p in params} - {None})
@@ -122,7 +155,34 @@ def load_study(experiment_name: str, sweep: str | None = None) -> Study:
             f"experiment {experiment_name!r} mixes runs on different data ({key} {', '.join(hashes)}); "
             "their scores are not comparable: report each data set in its own experiment"
         )
-    return Study(experiment, records, sorted(searches, key=lambda r: r.info.start_time))
+
+
+def ledger(study: Study) -> dict:
+    """How often this test split has been looked at: the runs that logged a test score in
+    this experiment (any status) and in the whole store (any experiment, same data)."""
+    here = mlflow.search_runs(
+        experiment_ids=[study.experiment.experiment_id],
+        filter_string="metrics.test_accuracy >= 0",
+        output_format="list",
+    )
+    data_id = study.param("data_id")
+    store = []
+    if data_id:
+        ids = [e.experiment_id for e in mlflow.search_experiments()]
+        store = mlflow.search_runs(
+            experiment_ids=ids,
+            filter_string=f"params.data_id = '{data_id}' and metrics.test_accuracy >= 0",
+            output_format="list",
+        )
+    objectives = {s.data.params.get("tuner.objective", "val_accuracy") for s in study.searches}
+    return {
+        "runs": len(here),
+        "variants": len({_group(r) for r in here}),
+        "store_runs": len(store),
+        "store_experiments": len({r.info.experiment_id for r in store}),
+        "chosen_on_test": any("test" in o for o in objectives)
+        or study.experiment.tags.get(TEST_USED_TAG, "").lower() == "true",
+    }
 
 
 def predictions(record: RunRecord):

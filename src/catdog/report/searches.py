@@ -1,9 +1,7 @@
-"""A Keras Tuner search in the report: leaderboard, objective plots, importance estimate."""
+"""A Keras Tuner search in the report: leaderboard, trials across the space, the winner
+retrained, and a rough importance estimate."""
 
 from __future__ import annotations
-
-import tempfile
-from pathlib import Path
 
 import numpy as np
 from mlflow import MlflowClient
@@ -11,7 +9,7 @@ from mlflow.exceptions import MlflowException
 
 from catdog.report import assets, figures
 
-LEADERBOARD_ROWS = 10
+LEADERBOARD_ROWS = 50  # the page says so when a search has more trials
 
 
 def leaderboard(run) -> list[dict]:
@@ -46,32 +44,37 @@ def _encoded(values: list) -> list[float]:
         return [float(codes[str(v)]) for v in values]
 
 
-def section(run, out_dir, link) -> dict:
-    """LINK(run_id): the run's page in the MLflow UI, or None."""
+def section(run, out_dir, link, rows: list[dict]) -> dict:
+    """A search's part of the page. LINK(run_id): the run's page in the MLflow UI, or
+    None; ROWS: the study's variant rows, among them the search's retrained groups."""
     tags = run.data.tags
-    rows = leaderboard(run)
+    board = leaderboard(run)
     names = [k[len("best.") :] for k in tags if k.startswith("best.") and k != "best.trial"]
     search_id = tags.get("search_id", run.info.run_id[:8])
     # A search run again from scratch (search.overwrite=true) keeps its id: its figures and
     # anchor are named for the parent run too, so the two sections never share them.
     key = f"{search_id}-{run.info.run_id[:8]}"
-    plots = []
-    client = MlflowClient()
-    for name in ["trial", *names]:
-        try:
-            with tempfile.TemporaryDirectory() as tmp:
-                local = client.download_artifacts(run.info.run_id, f"plots/objective_vs_{name}.png", tmp)
-                plots.append({"name": name, **assets.png(Path(local).read_bytes(), f"{key}-{name}.png", out_dir)})
-        except (MlflowException, OSError):
-            continue
-    weights = importance(rows, names)
-    fig = None
-    if weights:
-        fig = assets.figure(
-            figures.importance(list(weights), list(weights.values()), f"{search_id}: importance"),
-            f"importance-{key}.png",
-            out_dir,
+    objective = run.data.params.get("tuner.objective", "val_accuracy")
+    scored = [r for r in board if r.get("score") is not None and r["score"] == r["score"]]
+    retrained = [r for r in rows if r["variant"].endswith(f"of search {run.info.run_id[:8]})")]
+    figs = {}
+    if scored and names:
+        fig = figures.parallel_trials(board, names, objective)
+        figs["parallel"] = assets.figure(fig, f"search-{key}-trials.png", out_dir)
+    best_score = scored[0]["score"] if scored else None
+    points = [
+        {"label": r["variant"].split(" (")[1].split(" of")[0], "trial": best_score, "retrained": r["val_accuracies"]}
+        for r in retrained
+        if "(best of" in r["variant"] and best_score is not None
+    ]
+    if points:
+        figs["shrinkage"] = assets.figure(
+            figures.trial_against_retrained(points), f"search-{key}-retrained.png", out_dir
         )
+    weights = importance(board, names)
+    if weights:
+        fig = figures.importance(list(weights), list(weights.values()), f"{search_id}: importance")
+        figs["importance"] = assets.figure(fig, f"search-{key}-importance.png", out_dir)
     return {
         "id": search_id,
         "key": key,
@@ -79,19 +82,16 @@ def section(run, out_dir, link) -> dict:
         "link": link(run.info.run_id),
         "tuner": tags.get("tuner"),
         "variant": tags.get("variant"),
-        "objective": run.data.params.get("tuner.objective", "val_accuracy"),
-        "trials": len(rows),
-        "columns": ["trial", "score", *names],
-        "leaderboard": rows[:LEADERBOARD_ROWS],
+        "objective": objective,
+        "trials": len(board),
+        "scored": len(scored),
+        "columns": ["trial", "status", "score", *names],
+        "leaderboard": board[:LEADERBOARD_ROWS],
         "best": {n: _number(tags.get(f"best.{n}")) for n in names},
-        "plots": plots,
+        "best_score": best_score,
+        "figures": figs,
         "importance": weights,
-        "importance_figure": fig,
-        "retrained": {
-            k: run.data.metrics[k]
-            for k in ("best_test_accuracy_mean", "reference_test_accuracy_mean")
-            if k in run.data.metrics
-        },
+        "retrained": retrained,
     }
 
 
