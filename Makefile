@@ -23,7 +23,7 @@ endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install study report train tune ui server compare test test-full lint bench bench-views clean
+.PHONY: help install study report train tune ui server compare test test-unit test-full lint bench bench-views clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -36,14 +36,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project (editable) with its pinned dependencies
 
-study: $(STAMP) ## the reference study, 4 variants x SEEDS (0,1,2; SEEDS=0 for a quick one), then its report
+study: $(STAMP) ## the reference study, 4 variants x SEEDS (0,1,2; SEEDS=0 for a quick one), then its report and decision
 	@start=$$(date +%s); \
 	$(BIN)/catdog-train --multirun experiment=reference model=cnn,augmented,preprocessed,transfer seed=$(SEEDS) \
 		hydra.sweep.dir=$(CURDIR)/multirun/$(STUDY_ID) $(ARGS) && \
-	$(BIN)/catdog report --experiment reference-study --sweep $(STUDY_ID) && \
-	echo "make study: $$(( $$(date +%s) - start )) s wall for seeds $(SEEDS)"
+	echo "make study: $$(( $$(date +%s) - start )) s of training for seeds $(SEEDS)" && \
+	$(BIN)/catdog report --experiment reference-study --sweep $(STUDY_ID)
 
-report: $(STAMP) ## the review report of an experiment (HTML + Markdown); ARGS="--experiment NAME"
+report: $(STAMP) ## the review page of an experiment, into reports/NAME/; ARGS="--experiment NAME"
 	$(BIN)/catdog report $(ARGS)
 
 train: $(STAMP) ## one training run; pass Hydra overrides in ARGS="model=transfer seed=1"
@@ -90,6 +90,9 @@ server: $(STAMP) ## MLflow tracking server with artifact proxying (HOST, PORT, W
 # fixtures are built once.
 test: $(STAMP) ## fast tests (real Keras training on small real image sets, real MLflow store)
 	$(BIN)/pytest -n 2 --dist loadfile
+
+test-unit: $(STAMP) ## tests that train nothing and start no server (seconds): the edit loop
+	$(BIN)/pytest -m unit
 
 test-full: $(STAMP) ## slow tests (pytest -m slow): full data, Chromium, a PostgreSQL-backed server
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; } \

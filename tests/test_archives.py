@@ -12,6 +12,8 @@ from catdog import CatdogError
 from catdog.data import load_study_data
 from conftest import compose
 
+pytestmark = pytest.mark.unit
+
 
 def _load(url, tmp_path, *extra):
     return load_study_data(compose(f"data.url={url}", f"data.cache_dir={tmp_path / 'cache'}", *extra).data)

@@ -22,6 +22,7 @@ def _counts(model):
     return trainable, frozen
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("variant", sorted(EXPECTED))
 def test_variant_builds_reference_architecture(variant, weights):
     cfg = compose(f"model={variant}", f"model.backbone.weights={weights}" if variant == "transfer" else "seed=0")
@@ -31,6 +32,7 @@ def test_variant_builds_reference_architecture(variant, weights):
     assert model.output_shape == (None, 2)
 
 
+@pytest.mark.unit
 def test_variant_settings_match_reference():
     models = {v: compose(f"model={v}").model for v in EXPECTED}
     assert models["cnn"].rotation_factor is None and models["cnn"].flip_mode is None
@@ -40,6 +42,7 @@ def test_variant_settings_match_reference():
     assert all(m.dropout == 0.2 and m.dense_units == 64 for m in models.values())
 
 
+@pytest.mark.unit
 def test_overrides_reach_the_model():
     cfg = compose("model=augmented", "model.dropout=0.35", "model.dense_units=128", "model.rotation_factor=0.1")
     model = build_model(cfg.model, cfg.data.image_size)
@@ -48,6 +51,7 @@ def test_overrides_reach_the_model():
     assert model.layers[-2].units == 128
 
 
+@pytest.mark.unit
 def test_tracking_store_is_anchored_at_the_project_root(monkeypatch, tmp_path):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
@@ -58,6 +62,7 @@ def test_tracking_store_is_anchored_at_the_project_root(monkeypatch, tmp_path):
     assert cfg.tracking.experiment == "catdog-study"
 
 
+@pytest.mark.unit
 def test_mlflow_environment_overrides_tracking(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "team-review")
@@ -65,6 +70,7 @@ def test_mlflow_environment_overrides_tracking(monkeypatch):
     assert (cfg.tracking.uri, cfg.tracking.experiment) == ("http://127.0.0.1:5000", "team-review")
 
 
+@pytest.mark.unit
 def test_public_sources_stay_the_defaults(monkeypatch):
     monkeypatch.delenv("CATDOG_DATA_URL", raising=False)
     monkeypatch.delenv("CATDOG_BACKBONE_WEIGHTS", raising=False)
@@ -73,6 +79,7 @@ def test_public_sources_stay_the_defaults(monkeypatch):
     assert cfg.model.backbone.weights == "imagenet"
 
 
+@pytest.mark.unit
 def test_experiment_preset_is_global():
     cfg = compose("experiment=reference", "model=transfer")
     assert cfg.tracking.experiment == "reference-study"
@@ -103,6 +110,7 @@ def test_every_experiment_preset_composes_and_runs(preset, make_cfg, store):
     assert MlflowClient().get_experiment(run.info.experiment_id).name == preset_cfg.tracking.experiment
 
 
+@pytest.mark.unit
 def test_tracking_uris_are_logged_without_passwords():
     from catdog.tracking import redact
 

@@ -10,6 +10,8 @@ from catdog import CatdogError
 from catdog.data import load_folder, load_study_data, split_off_test, to_dataset
 from conftest import compose, write_images
 
+pytestmark = pytest.mark.unit
+
 
 def test_load_folder_decodes_generated_images(tmp_path):
     folder = write_images(tmp_path / "imgs", {"cats": 5, "dogs": 3})

@@ -45,6 +45,7 @@ def zoo(tmp_path):
     return tmp_path / "zoo"
 
 
+@pytest.mark.unit
 def test_every_kind_of_file_is_decoded_or_skipped_with_a_reason(zoo):
     split = load_folder(zoo, (40, 40), ["cats", "dogs"])
     accepted = split.ids.tolist()
@@ -75,6 +76,7 @@ def test_every_kind_of_file_is_decoded_or_skipped_with_a_reason(zoo):
     assert np.array_equal(split.images[at["dogs/linked.jpg"]], split.images[at["cats/plain.jpg"]])
 
 
+@pytest.mark.unit
 def test_exif_orientation_is_ignored_as_in_keras(zoo):
     """Keras' loader shows the stored pixels; so does ours (README: Failure behaviour)."""
     stored = np.asarray(Image.open(zoo / "dogs" / "rotated.jpg"))
@@ -83,12 +85,14 @@ def test_exif_orientation_is_ignored_as_in_keras(zoo):
     assert np.abs(decoded.astype(int) - stored.astype(int)).mean() < 3  # decoders differ by a unit or two
 
 
+@pytest.mark.unit
 def test_huge_images_are_refused_before_decoding(zoo, monkeypatch):
     monkeypatch.setattr(images, "MAX_PIXELS", 48 * 64 - 1)
     with pytest.raises(images.BadImage, match="pixel limit"):
         images.decode(zoo / "cats" / "plain.jpg", (40, 40))
 
 
+@pytest.mark.unit
 def test_folder_problems(zoo, tmp_path, caplog):
     (zoo / "birds").mkdir()
     _picture().save(zoo / "birds" / "tweet.jpg")
