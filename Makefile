@@ -6,10 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 SEEDS ?= 0,1,2
-# One id per `make study`: names its Hydra sweep, tags its runs, and scopes its report.
-ifndef STUDY_ID
-STUDY_ID := study-$(shell date +%Y%m%d-%H%M%S)
-endif
+# One id per study setting (SEEDS, ARGS): it names the Hydra sweep, tags the runs and scopes
+# the report, so a second `make study` resumes the first (finished jobs are skipped, one line
+# each) and its review page covers both launches. ARGS=study.rerun=true trains everything again.
+comma := ,
+STUDY_ID ?= reference-seeds-$(subst $(comma),-,$(SEEDS))$(if $(ARGS),-$(shell printf '%s' '$(ARGS)' | sha1sum | cut -c1-8))
 
 # Machines without internet: fall back to the local copies of the dataset and the
 # ImageNet weights in ../shared when they exist and the caller has not chosen.
@@ -38,8 +39,8 @@ install: $(STAMP) ## create .venv and install the project (editable) with its pi
 
 study: $(STAMP) ## the reference study, 4 variants x SEEDS (0,1,2; SEEDS=0 for a quick one), then its report and decision
 	@start=$$(date +%s); \
-	$(BIN)/catdog-train --multirun experiment=reference model=cnn,augmented,preprocessed,transfer seed=$(SEEDS) \
-		hydra.sweep.dir=$(CURDIR)/multirun/$(STUDY_ID) $(ARGS) && \
+	$(BIN)/catdog-train --multirun experiment=reference model=transfer,cnn,preprocessed,augmented seed=$(SEEDS) \
+		study.skip_finished=true study.live_report=true hydra.sweep.dir=$(CURDIR)/multirun/$(STUDY_ID) $(ARGS) && \
 	echo "make study: $$(( $$(date +%s) - start )) s of training for seeds $(SEEDS)" && \
 	$(BIN)/catdog report --experiment reference-study --sweep $(STUDY_ID)
 

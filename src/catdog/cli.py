@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 import hydra
@@ -30,8 +31,9 @@ def _terminate(signum, frame):
 
 def guarded(prog: str, work, interrupt_hint: str = ""):
     """WORK(), with bad input, Ctrl-C and SIGTERM reported in one line instead of a traceback."""
+    previous = None
     with contextlib.suppress(ValueError):  # not the main thread (some launchers): they handle signals
-        signal.signal(signal.SIGTERM, _terminate)
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return work()
     except CatdogError as exc:
@@ -39,15 +41,21 @@ def guarded(prog: str, work, interrupt_hint: str = ""):
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; the run is marked KILLED in MLflow.{interrupt_hint}", file=sys.stderr)
         raise SystemExit(130) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="train")
 def train(cfg) -> float:
     """catdog-train: one tracked training run. Returns validation accuracy for sweepers."""
-    from catdog import launch, training
+    from catdog import launch, progress, training
 
     launch.share_cores()
+    progress.job_started(cfg)
+    started = time.monotonic()
     result = guarded("catdog-train", lambda: training.train(cfg, tags=launch.sweep_tags()))
+    progress.job_ended(cfg, result, time.monotonic() - started)
     log.info(
         "run %s: val accuracy %.1f%%, test accuracy %.1f%% (baseline %.1f%%)",
         result.run_id,
@@ -81,10 +89,10 @@ def tune(cfg) -> float | None:
     return summary["best_score"]
 
 
-def _tracking_defaults():
+def _defaults():
     from catdog.config import load
 
-    return load("train").tracking
+    return load("train")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -132,22 +140,22 @@ def main(argv: list[str] | None = None) -> None:
 
     from catdog.tracking import check_reachable
 
-    defaults = _tracking_defaults()
-    mlflow.set_tracking_uri(args.tracking_uri or defaults.uri)
+    defaults = _defaults()
+    mlflow.set_tracking_uri(args.tracking_uri or defaults.tracking.uri)
     try:
         check_reachable(mlflow.get_tracking_uri())
         if args.command == "evaluate":
             _evaluate(args)
         elif args.command == "promote":
-            _promote(args, args.experiment or defaults.experiment)
+            _promote(args, args.experiment or defaults.tracking.experiment)
         elif args.command == "predict":
             _predict(args)
         elif args.command == "runs":
             _stale_runs(args)
         elif args.command == "compare":
-            _compare(args, args.experiment or defaults.experiment)
+            _compare(args, args.experiment or defaults.tracking.experiment)
         else:
-            _report(args, args.experiment or defaults.experiment)
+            _report(args, args.experiment or defaults.tracking.experiment, Path(defaults.paths.reports_dir))
     except CatdogError as exc:
         _fail("catdog", exc)
 
@@ -177,11 +185,10 @@ def _compare(args, experiment: str) -> None:
     print(summary.to_text(rows))
 
 
-def _report(args, experiment: str) -> None:
-    from catdog import PROJECT_ROOT
+def _report(args, experiment: str, reports_dir: Path) -> None:
     from catdog.report import build, summary
 
-    out = Path(args.out) if args.out else PROJECT_ROOT / "reports" / experiment
+    out = Path(args.out) if args.out else reports_dir / experiment
     content = build.build_report(
         experiment, out, ui_url=args.ui_url, sweep=args.sweep, control=args.control, all_pairs=args.all_pairs
     )

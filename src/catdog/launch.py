@@ -19,7 +19,13 @@ def sweep_tags() -> dict:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return {}
-    return {"sweep": Path(hydra_cfg.sweep.dir).name, "sweep_job": hydra_cfg.job.num}
+    from catdog.progress import LAUNCH_ENV
+
+    return {
+        "sweep": Path(hydra_cfg.sweep.dir).name,
+        "sweep_job": hydra_cfg.job.num,
+        "launch": os.environ.get(LAUNCH_ENV),
+    }
 
 
 def share_cores() -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import hashlib
 import importlib.metadata
 import os
 import subprocess
@@ -174,19 +175,20 @@ def git_commit() -> str | None:
 
 
 @functools.cache
-def git_dirty() -> bool | None:
-    """Whether tracked files differ from that commit: a run of uncommitted code says so."""
+def uncommitted_digest() -> str | None:
+    """A digest of the tracked files' changes against that commit ("" when there are none),
+    read once like the commit; None outside a git checkout."""
     try:
-        out = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        out = subprocess.run(["git", "diff", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
-    return bool(out.stdout.strip())
+    return hashlib.sha256(out.stdout).hexdigest()[:16] if out.stdout else ""
+
+
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from that commit: a run of uncommitted code says so."""
+    digest = uncommitted_digest()
+    return None if digest is None else bool(digest)
 
 
 def run_tags(kind: str, **extra) -> dict[str, str]:

@@ -15,7 +15,7 @@ import keras
 import mlflow
 import numpy as np
 
-from catdog import CatdogError, features, fitting, plots, seeding, tracking
+from catdog import CatdogError, features, fitting, plots, resume, seeding, tracking
 from catdog.data import Split, StudyData, load_study_data
 from catdog.evaluation import evaluate_split, predictions_table, thumbnails
 from catdog.models import augmentation_layers, check_model, check_number
@@ -31,6 +31,18 @@ class RunResult:
     val_accuracy: float  # of the logged weights: the best epoch's under early stopping
     test_accuracy: float
     baseline_accuracy: float
+    skipped: bool = False  # True: an earlier FINISHED run with the same key, not trained again
+
+    @classmethod
+    def of(cls, run, skipped: bool = False) -> RunResult:
+        metrics = run.data.metrics
+        return cls(
+            run.info.run_id,
+            metrics["model_val_accuracy"],
+            metrics["test_accuracy"],
+            metrics["baseline_accuracy"],
+            skipped,
+        )
 
 
 @contextmanager
@@ -122,6 +134,11 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
     check_train(cfg.train)
     tracking.check_reachable(cfg.tracking.uri)
     data = data or load_study_data(cfg.data)
+    key = resume.run_key(cfg, data.data_id)
+    experiment_id = tracking.configure(cfg.tracking)
+    if cfg.study.skip_finished and not cfg.study.rerun and (done := resume.finished_run(experiment_id, key)):
+        log.info("skipped: done in run %s (study.rerun=true trains it again)", done.info.run_id)
+        return RunResult.of(done, skipped=True)
     # The previous run of a multirun may still hold its features in reference cycles (tf.data
     # datasets, traced functions): free them before this run loads its own.
     gc.collect()
@@ -132,7 +149,6 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
         # Cold or warm, the cache draws only from its own seeded generators: the run below
         # trains the same either way.
         cache.prepare(cfg)
-    tracking.configure(cfg.tracking)
     run_name = f"{cfg.model.name}-seed{cfg.seed}"
     kind = "retrain" if parent_run_id else "train"
     with (
@@ -141,7 +157,9 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
             run_name=run_name,
             parent_run_id=parent_run_id,
             nested=parent_run_id is not None,
-            tags=tracking.run_tags(kind, variant=cfg.model.name, seed=cfg.seed, **(tags or {})),
+            tags=tracking.run_tags(
+                kind, variant=cfg.model.name, seed=cfg.seed, **{resume.RUN_KEY_TAG: key}, **(tags or {})
+            ),
         ) as run,
     ):
         # After start_run, which draws the run's name from Python's global `random`.
@@ -170,7 +188,7 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
             mlflow.log_text(_summary(model), "model_summary.txt")  # the callback saw only the head
         test = log_results(model, history, data, cfg.data.batch_size, cfg.train.log_model)
         log_cost(fit_seconds, len(history["val_accuracy"]), len(data.train))
-    return RunResult(run.info.run_id, history["val_accuracy"][epoch], test["accuracy"], data.baseline_accuracy)
+    return RunResult(run.info.run_id, kept["model_val_accuracy"], test["accuracy"], data.baseline_accuracy)
 
 
 def log_cost(fit_seconds: float, epochs: int, n_train: int) -> None:

@@ -43,11 +43,13 @@ def build_report(
     log_run: bool = True,
     control: str | None = None,
     all_pairs: bool = False,
+    expected: int | None = None,
 ) -> dict:
     """Write OUT_DIR/report.html and report.md (with their figures) for EXPERIMENT (only
     the runs of multirun SWEEP if given), log them as a report run, and return the
     report's content. CONTROL names the variant to measure against (default: chosen by
-    `decision.choose_control`); ALL_PAIRS adds every pair, labelled exploratory."""
+    `decision.choose_control`); ALL_PAIRS adds every pair, labelled exploratory; EXPECTED,
+    the runs a study will have when complete (the page says when it has fewer)."""
     out_dir = Path(out_dir)
     study = load_study(experiment, sweep)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -60,7 +62,7 @@ def build_report(
     link = (lambda run_id: f"{base}/#/experiments/{exp_id}/runs/{run_id}") if base else (lambda run_id: None)
     test_ledger = ledger(study)
     content = {
-        "setup": _setup(study, sweep, base),
+        "setup": {**_setup(study, sweep, base), "expected": expected},
         "rows": rows,
         "decision": verdict,
         "ledger": test_ledger,
@@ -87,7 +89,7 @@ def _setup(study: Study, sweep: str | None, base: str | None) -> dict:
     return {
         "experiment": study.experiment.name,
         "sweep": sweep,
-        "launches": len({r.run.data.tags.get("sweep") for r in study.records}),
+        "launches": len({r.run.data.tags.get("launch") or r.run.data.tags.get("sweep") for r in study.records}),
         "tracking_uri": shown(tracking.redact(mlflow.get_tracking_uri())),
         "experiment_link": f"{base}/#/experiments/{exp_id}?workflowType=machine_learning" if base else None,
         "data_source": shown(study.param("data_source") or params.get("data_source")),

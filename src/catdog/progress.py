@@ -1,0 +1,167 @@
+"""Where a multirun study stands. The Hydra callback knows the sweep (how many jobs, which);
+each job, in whatever process a launcher runs it, reads and appends one small JSON-lines
+file in the sweep folder: one line when it starts and ends ("run 5/12 cnn seed 1: 4 done,
+1 skipped, about 1 h 10 min left"), and, with `study.live_report`, the review page
+rewritten after every finished job."""
+
+from __future__ import annotations
+
+import fcntl
+import itertools
+import json
+import logging
+import os
+import statistics
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+
+from catdog import CatdogError
+
+log = logging.getLogger("catdog")
+
+LAUNCH_ENV = "CATDOG_LAUNCH"  # set for the jobs of one launch (inherited by launcher processes)
+
+
+def expand(overrides: list[str]) -> list[list[str]]:
+    """The jobs of a sweep, in the basic sweeper's order (the first override outermost)."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    choices = [
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override() else [o.input_line]
+        for o in parsed
+    ]
+    return [list(job) for job in itertools.product(*choices)]
+
+
+class StudyProgress(Callback):
+    """Registered in conf/hydra/default.yaml; writes the launch's job list for the jobs."""
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        launch = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + str(os.getpid())
+        os.environ[LAUNCH_ENV] = launch
+        jobs = expand(list(config.hydra.overrides.task))
+        _append(_file(Path(config.hydra.sweep.dir), launch), {"event": "launch", "jobs": jobs})
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        state = _read()
+        if state is not None:
+            log.info("study: %s", _counts(state))
+
+
+def _file(sweep_dir: Path, launch: str) -> Path:
+    return sweep_dir / f".progress-{launch}.jsonl"
+
+
+def _append(path: Path, entry: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as out:
+        fcntl.flock(out, fcntl.LOCK_EX)
+        out.write(json.dumps(entry) + "\n")
+
+
+def _path() -> Path | None:
+    launch = os.environ.get(LAUNCH_ENV)
+    if not launch or not HydraConfig.initialized():
+        return None
+    return _file(Path(HydraConfig.get().sweep.dir), launch)
+
+
+def _read() -> dict | None:
+    path = _path()
+    if path is None or not path.exists():
+        return None
+    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    jobs = next((e["jobs"] for e in entries if e["event"] == "launch"), [])
+    return {"jobs": jobs, "ended": [e for e in entries if e["event"] == "end"]}
+
+
+def _counts(state: dict) -> str:
+    outcomes = [e["outcome"] for e in state["ended"]]
+    return f"{outcomes.count('done')} done, {outcomes.count('skipped')} skipped"
+
+
+def _model(job: list[str]) -> str:
+    return next((o.split("=", 1)[1] for o in job if o.startswith("model=")), "")
+
+
+def time_left(state: dict, running: int | None = None) -> str:
+    """About how long the jobs not yet ended will take, from the runs measured so far in
+    this launch: a variant's own mean where it has one, else every run's mean."""
+    ended = {e["job"] for e in state["ended"]}
+    done = [e for e in state["ended"] if e["outcome"] == "done"]
+    if not done:
+        return "time left known after the first run"
+    overall = statistics.fmean(e["seconds"] for e in done)
+    by_model = {m: [e["seconds"] for e in done if e["model"] == m] for m in {e["model"] for e in done}}
+    seconds = sum(
+        statistics.fmean(by_model.get(_model(job)) or [overall])
+        for num, job in enumerate(state["jobs"])
+        if num not in ended and num != running
+    )
+    return "under a minute left" if seconds < 60 else f"about {_duration(seconds)} left"
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return "under a minute"
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+def _where(cfg) -> tuple[int, str]:
+    num = HydraConfig.get().job.num
+    return num, f"{cfg.model.name} seed {cfg.seed}"
+
+
+def job_started(cfg) -> None:
+    state = _read()
+    if state is None:
+        return
+    num, what = _where(cfg)
+    log.info("run %d/%d %s: %s, %s", num + 1, len(state["jobs"]), what, _counts(state), time_left(state, num))
+
+
+def job_ended(cfg, result, seconds: float) -> None:
+    """Record the job's outcome, say where the study stands, and rewrite the review page."""
+    path = _path()
+    if path is None:
+        return
+    num, what = _where(cfg)
+    outcome = "skipped" if result.skipped else "done"
+    _append(path, {"event": "end", "job": num, "model": _model_of(num), "outcome": outcome, "seconds": seconds})
+    state = _read()
+    log.info(
+        "run %d/%d %s %s (run %s): %s, %s",
+        num + 1,
+        len(state["jobs"]),
+        what,
+        "skipped" if result.skipped else f"finished in {_duration(seconds)}",
+        result.run_id,
+        _counts(state),
+        time_left(state),
+    )
+    if cfg.study.live_report:
+        _live_report(cfg, len(state["jobs"]))
+
+
+def _model_of(num: int) -> str:
+    state = _read()
+    return _model(state["jobs"][num]) if state and num < len(state["jobs"]) else ""
+
+
+def _live_report(cfg, expected: int) -> None:
+    from catdog.report.build import build_report
+
+    experiment = cfg.tracking.experiment
+    out = Path(cfg.paths.reports_dir) / experiment
+    try:
+        content = build_report(
+            experiment, out, sweep=Path(HydraConfig.get().sweep.dir).name, log_run=False, expected=expected
+        )
+    except CatdogError as exc:  # a page that cannot be made yet must not stop the study
+        log.warning("review page not rewritten: %s", exc)
+        return
+    log.info("review page %s: %d of %d runs", out / "report.html", content["setup"]["runs"], expected)

@@ -1,0 +1,40 @@
+"""Resuming a study: a job whose resolved config, data and code match a FINISHED run of
+its experiment is not trained again. KILLED, FAILED and stale RUNNING runs never count."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import mlflow
+from omegaconf import OmegaConf
+
+from catdog import tracking
+
+RUN_KEY_TAG = "run_key"
+# Where a run is logged and how it reports, not what it computes.
+NOT_IN_KEY = ("tracking", "paths", "study")
+
+
+def run_key(cfg, data_id: str) -> str:
+    """A digest of what decides a run's result: its resolved config (less where it is
+    logged), the data's identity and the code (commit and any uncommitted changes)."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for key in NOT_IN_KEY:
+        resolved.pop(key, None)
+    resolved.get("train", {}).pop("verbose", None)
+    code = {"commit": tracking.git_commit(), "changes": tracking.uncommitted_digest()}
+    payload = json.dumps({"config": resolved, "data": data_id, "code": code}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def finished_run(experiment_id: str, key: str):
+    """The latest FINISHED run of the experiment with this key, or None."""
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=f"tags.{RUN_KEY_TAG} = '{key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0] if runs else None
