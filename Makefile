@@ -73,8 +73,22 @@ ARTIFACTS_DESTINATION ?= $(CURDIR)/mlruns/artifacts
 
 AUTH ?=
 AUTH_CONFIG := $(CURDIR)/mlruns/basic_auth.ini
+# A server reachable beyond this machine without logins lets anyone read and change every
+# run: refused unless AUTH=1, or ALLOW_UNAUTHENTICATED=1 for a network that is trusted.
+ALLOW_UNAUTHENTICATED ?=
+LOOPBACK := 127.0.0.1 localhost ::1
+# MLflow's own protections, matched to HOST: the Host headers it answers (against DNS
+# rebinding) and the web origins that may call it (CORS). Add a DNS name the team uses.
+SERVER_NAMES := $(if $(filter $(HOST),$(LOOPBACK)),localhost 127.0.0.1,$(HOST) $(shell hostname) $(shell hostname -f 2>/dev/null) localhost 127.0.0.1)
+empty :=
+space := $(empty) $(empty)
+ALLOWED_HOSTS ?= $(subst $(space),$(comma),$(sort $(SERVER_NAMES) $(addsuffix :$(PORT),$(SERVER_NAMES))))
+CORS_ALLOWED_ORIGINS ?= $(subst $(space),$(comma),$(sort $(addprefix http://,$(addsuffix :$(PORT),$(SERVER_NAMES)))))
 
 server: $(STAMP) ## MLflow tracking server with artifact proxying (HOST, PORT, WORKERS, BACKEND_STORE_URI, ARTIFACTS_DESTINATION; AUTH=1 for logins)
+	@if [ -z "$(filter $(HOST),$(LOOPBACK))" ] && [ -z "$(AUTH)" ] && [ -z "$(ALLOW_UNAUTHENTICATED)" ]; then \
+		echo "make server: HOST=$(HOST) is reachable from other machines and AUTH is off, so anyone on the network could read and change every run; use AUTH=1 (logins), or ALLOW_UNAUTHENTICATED=1 on a network you trust" >&2; exit 2; \
+	fi
 	@if [ -n "$(AUTH)" ]; then \
 		[ -n "$$MLFLOW_AUTH_ADMIN_PASSWORD" ] || { echo "AUTH=1 needs MLFLOW_AUTH_ADMIN_PASSWORD (the admin's password; there is no default)"; exit 2; }; \
 		printf '[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///$(CURDIR)/mlruns/basic_auth.db\nadmin_username = admin\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n' > $(AUTH_CONFIG); \
@@ -84,7 +98,8 @@ server: $(STAMP) ## MLflow tracking server with artifact proxying (HOST, PORT, W
 	MLFLOW_FLASK_SERVER_SECRET_KEY=$${MLFLOW_FLASK_SERVER_SECRET_KEY:-$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(32))')} \
 	MLFLOW_AUTH_CONFIG_PATH=$(AUTH_CONFIG) MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server \
 		--backend-store-uri "$(BACKEND_STORE_URI)" --serve-artifacts --artifacts-destination "$(ARTIFACTS_DESTINATION)" \
-		--host $(HOST) --port $(PORT) --workers $(WORKERS) $(if $(AUTH),--app-name basic-auth,)
+		--host $(HOST) --port $(PORT) --workers $(WORKERS) $(if $(AUTH),--app-name basic-auth,) \
+		--allowed-hosts "$(ALLOWED_HOSTS)" --cors-allowed-origins "$(CORS_ALLOWED_ORIGINS)"
 
 # Half of the fast suite's time is one core busy (process starts, TensorFlow imports, MLflow
 # stores, servers starting), so two workers fill two cores; by file, so that a module's

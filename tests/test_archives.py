@@ -10,7 +10,7 @@ import pytest
 
 from catdog import CatdogError
 from catdog.data import load_study_data
-from conftest import compose
+from helpers import compose
 
 pytestmark = pytest.mark.unit
 

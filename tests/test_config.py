@@ -5,7 +5,7 @@ from omegaconf import OmegaConf
 
 from catdog import PROJECT_ROOT
 from catdog.models import build_model
-from conftest import compose
+from helpers import compose
 
 # Trainable / non-trainable parameter counts of the reference models at 160x160.
 EXPECTED = {

@@ -8,7 +8,7 @@ import pytest
 
 from catdog import CatdogError
 from catdog.data import load_folder, load_study_data, split_off_test, to_dataset
-from conftest import compose, write_images
+from helpers import compose, write_images
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,7 @@ import mlflow
 import pytest
 
 from catdog import tracking
-from conftest import free_port
+from helpers import free_port
 
 BIN = Path(sys.executable).parent
 

@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from catdog import backbone_cut, features, fitting, training
 from catdog.data import load_study_data
 from catdog.models import backbone_layer, build_model
-from conftest import compose
+from helpers import compose
 
 # MobileNetV2 (no top, 2,257,984 parameters) unfrozen from layer 100: 1,839,616 trainable, the
 # TensorFlow tutorial's 1,861,440 less the 21,824 batch-norm scales and offsets, which stay

@@ -5,7 +5,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from catdog import training
-from conftest import compose
+from helpers import compose
 
 
 def full_data(archive, weights, store, tmp_path) -> list[str]:

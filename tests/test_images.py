@@ -9,7 +9,7 @@ from PIL import Image
 
 from catdog import CatdogError, images, training
 from catdog.data import load_folder
-from conftest import store_overrides
+from helpers import store_overrides
 
 
 def _picture(size=(48, 64), seed=0) -> Image.Image:

@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from catdog import training
 from catdog.cli import main as catdog_main
 from catdog.data import load_folder
-from conftest import free_port, start_server, store_overrides, write_images
+from helpers import free_port, start_server, store_overrides, write_images
 
 
 @pytest.fixture(scope="module")

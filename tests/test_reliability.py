@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from catdog import CatdogError, features, stale, training
 from catdog.data import load_study_data
 from catdog.tuning import tune
-from conftest import free_port, store_overrides
+from helpers import free_port, store_overrides
 
 BIN = Path(sys.executable).parent
 

@@ -16,7 +16,7 @@ from catdog import CatdogError, tracking, training
 from catdog.cli import main as catdog_main
 from catdog.report.build import build_report
 from catdog.tuning import tune
-from conftest import store_overrides
+from helpers import store_overrides
 
 EXPERIMENT = "review"
 

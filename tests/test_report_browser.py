@@ -7,7 +7,7 @@ import pytest
 
 from catdog import training
 from catdog.report.build import build_report
-from conftest import chromium, store_overrides
+from helpers import chromium, store_overrides
 
 CHECK = """<script>
 window.addEventListener("load", () => {

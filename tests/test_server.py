@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from catdog import tracking, training
 from catdog.report.build import build_report
 from catdog.tuning import tune
-from conftest import postgres_server, tracking_server
+from helpers import postgres_server, tracking_server
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])

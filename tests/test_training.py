@@ -11,7 +11,7 @@ from catdog import CatdogError, tracking, training
 from catdog.cli import main as catdog_main
 from catdog.report.runs import load_study
 from catdog.report.summary import variant_rows
-from conftest import compose
+from helpers import compose
 
 VARIANTS = ["cnn", "augmented", "preprocessed", "transfer"]
 COMMON_ARTIFACTS = {
@@ -111,7 +111,7 @@ def test_logged_requirements_are_what_mlflow_infers(trained):
 
 
 def test_evaluate_an_unseen_folder(trained, small_data, tmp_path, capsys):
-    from conftest import write_images
+    from helpers import write_images
 
     folder = write_images(tmp_path / "never-seen", {"cats": 3, "dogs": 2}, size=(90, 120))
     run_id = trained["cnn"].run_id

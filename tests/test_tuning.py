@@ -17,7 +17,7 @@ from catdog.tuning import tune
 from catdog.tuning.hypermodel import VariantHyperModel
 from catdog.tuning.search import make_tuner
 from catdog.tuning.space import check_space
-from conftest import store_overrides
+from helpers import store_overrides
 
 
 @pytest.fixture()

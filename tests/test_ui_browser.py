@@ -6,7 +6,7 @@ import mlflow
 import pytest
 
 from catdog import training
-from conftest import chromium, store_overrides, tracking_server
+from helpers import chromium, store_overrides, tracking_server
 
 
 @pytest.mark.slow

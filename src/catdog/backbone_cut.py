@@ -14,7 +14,7 @@ import math
 import keras
 from keras import tree
 
-from catdog import CatdogError
+from catdog import CatdogError, private_api
 
 
 def check_fine_tune_at(backbone: keras.Model, fine_tune_at) -> int:
@@ -30,8 +30,8 @@ def _crossing(backbone: keras.Model, index: int) -> list:
     found = {
         id(tensor): tensor
         for layer in backbone.layers[index:]
-        for tensor in layer._inbound_nodes[0].input_tensors
-        if position[tensor._keras_history.operation.name] < index
+        for tensor in private_api.call_inputs(layer)
+        if position[private_api.producer(tensor)] < index
     }
     return list(found.values())
 
@@ -57,7 +57,7 @@ def boundary(backbone: keras.Model, fine_tune_at: int) -> int:
 
 def bottom_model(backbone: keras.Model, index: int) -> keras.Model:
     """Images -> the activation that enters layer INDEX (frozen; the cache's extractor)."""
-    [tensor] = backbone.layers[index]._inbound_nodes[0].input_tensors
+    [tensor] = private_api.call_inputs(backbone.layers[index])
     return keras.Model(backbone.input, tensor, name="backbone_bottom")
 
 
@@ -65,11 +65,11 @@ def top_model(backbone: keras.Model, index: int) -> keras.Model:
     """The activation entering layer INDEX -> the backbone's output, built by calling
     `layers[INDEX:]` again on a new input: the top shares those layers (and their weights)
     with BACKBONE."""
-    [entering] = backbone.layers[index]._inbound_nodes[0].input_tensors
+    [entering] = private_api.call_inputs(backbone.layers[index])
     inputs = keras.Input(shape=entering.shape[1:], name="cached_activations")
     tensors = {id(entering): inputs}
     for layer in backbone.layers[index:]:
-        node = layer._inbound_nodes[0]  # the call inside BACKBONE; later calls add nodes after it
+        node = private_api.first_call(layer)  # the call inside BACKBONE; later calls add nodes after it
         args, kwargs = node.arguments.fill_in(tensors)
         outputs = layer(*args, **kwargs)
         for old, new in zip(tree.flatten(node.outputs), tree.flatten(outputs), strict=True):

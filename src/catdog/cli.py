@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
-import signal
 import sys
 import time
 from pathlib import Path
@@ -14,36 +12,9 @@ from pathlib import Path
 import hydra
 
 from catdog import CONFIG_DIR, CatdogError
+from catdog.guard import fail, guarded
 
 log = logging.getLogger("catdog")
-
-
-def _fail(prog: str, exc: Exception) -> None:
-    print(f"{prog}: error: {exc}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def _terminate(signum, frame):
-    # Schedulers stop jobs with SIGTERM: end the run as Ctrl-C does (KILLED, resumable)
-    # instead of dying with the run left RUNNING.
-    raise KeyboardInterrupt
-
-
-def guarded(prog: str, work, interrupt_hint: str = ""):
-    """WORK(), with bad input, Ctrl-C and SIGTERM reported in one line instead of a traceback."""
-    previous = None
-    with contextlib.suppress(ValueError):  # not the main thread (some launchers): they handle signals
-        previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        return work()
-    except CatdogError as exc:
-        _fail(prog, exc)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; the run is marked KILLED in MLflow.{interrupt_hint}", file=sys.stderr)
-        raise SystemExit(130) from None
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="train")
@@ -89,14 +60,7 @@ def tune(cfg) -> float | None:
     return summary["best_score"]
 
 
-def _defaults():
-    from catdog.config import load
-
-    return load("train")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """catdog evaluate | compare | report | promote | predict | runs: work with the tracking store."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="catdog", description=main.__doc__)
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the project's store)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -105,62 +69,64 @@ def main(argv: list[str] | None = None) -> None:
     evaluate.add_argument("run_id")
     evaluate.add_argument("folder", help="a folder with one sub-folder per class (cats/, dogs/)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(func=_evaluate)
 
     compare = sub.add_parser("compare", help="runs of an experiment by variant, with 95%% intervals")
     compare.add_argument("--experiment", help="experiment name (default: the configured one)")
     compare.add_argument("--json", action="store_true", help="print the rows as JSON")
+    compare.set_defaults(func=_compare)
 
-    report = sub.add_parser("report", help="the study's review report (HTML + Markdown), logged to MLflow")
+    report = sub.add_parser("report", help="the study's review page (HTML + Markdown) and decision, logged to MLflow")
     report.add_argument("--experiment", help="experiment name (default: the configured one)")
     report.add_argument("--out", metavar="DIR", help="output folder (default: reports/<experiment>/, git-ignored)")
     report.add_argument("--sweep", help="only the runs of this multirun (its `sweep` tag)")
-    report.add_argument(
-        "--ui-url", help="MLflow UI address for run links (default: the tracking URI if it is a server)"
-    )
+    report.add_argument("--ui-url", help="MLflow UI address for run links (default: the tracking URI if a server)")
     report.add_argument("--control", metavar="VARIANT", help="the variant to measure against (default: chosen)")
     report.add_argument("--all-pairs", action="store_true", help="also every pair of variants, as exploratory")
+    report.set_defaults(func=_report)
 
     runs = sub.add_parser("runs", help="find runs left RUNNING by a process that is gone (killed, crashed)")
     runs.add_argument("--stale", action="store_true", required=True, help="list RUNNING runs whose process has ended")
     runs.add_argument("--experiment", help="only this experiment (default: all)")
     runs.add_argument("--mark-failed", action="store_true", help="end each stale run as FAILED, with a note")
+    runs.set_defaults(func=_stale_runs)
 
     promote = sub.add_parser("promote", help="register the best model by validation and alias it `champion`")
     promote.add_argument("--experiment", help="experiment name (default: the configured one)")
     promote.add_argument("--variant", help="only runs of this variant")
     promote.add_argument("--run", dest="run_id", help="this run's model instead of the best one")
+    promote.set_defaults(func=_promote)
 
     predict = sub.add_parser("predict", help="classify images or folders of images")
     predict.add_argument("paths", nargs="+", metavar="PATH")
     predict.add_argument("--model", default=None, help="model URI (default: models:/catdog-classifier@champion)")
     predict.add_argument("--json", action="store_true", help="one JSON object per image")
+    predict.set_defaults(func=_predict)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> None:
+    """catdog evaluate | compare | report | promote | predict | runs: work with the tracking store."""
+    args = _parser().parse_args(argv)
     import mlflow
 
+    from catdog.config import load
     from catdog.tracking import check_reachable
 
-    defaults = _defaults()
+    defaults = load("train")
     mlflow.set_tracking_uri(args.tracking_uri or defaults.tracking.uri)
     try:
         check_reachable(mlflow.get_tracking_uri())
-        if args.command == "evaluate":
-            _evaluate(args)
-        elif args.command == "promote":
-            _promote(args, args.experiment or defaults.tracking.experiment)
-        elif args.command == "predict":
-            _predict(args)
-        elif args.command == "runs":
-            _stale_runs(args)
-        elif args.command == "compare":
-            _compare(args, args.experiment or defaults.tracking.experiment)
-        else:
-            _report(args, args.experiment or defaults.tracking.experiment, Path(defaults.paths.reports_dir))
+        args.func(args, defaults)
     except CatdogError as exc:
-        _fail("catdog", exc)
+        fail("catdog", exc)
 
 
-def _evaluate(args) -> None:
+def _experiment(args, defaults) -> str:
+    return args.experiment or defaults.tracking.experiment
+
+
+def _evaluate(args, defaults) -> None:
     from catdog.evaluation import evaluate_run
 
     result = evaluate_run(args.run_id, args.folder)
@@ -173,9 +139,10 @@ def _evaluate(args) -> None:
         print(f"  {name:<8} {scores['correct']:>5}/{scores['n']:<5} {accuracy}")
 
 
-def _compare(args, experiment: str) -> None:
+def _compare(args, defaults) -> None:
     from catdog.report import runs, summary
 
+    experiment = _experiment(args, defaults)
     rows = summary.variant_rows(runs.load_study(experiment))
     if args.json:
         print(json.dumps(summary.to_json(rows), indent=2))
@@ -185,10 +152,11 @@ def _compare(args, experiment: str) -> None:
     print(summary.to_text(rows))
 
 
-def _report(args, experiment: str, reports_dir: Path) -> None:
+def _report(args, defaults) -> None:
     from catdog.report import build, summary
 
-    out = Path(args.out) if args.out else reports_dir / experiment
+    experiment = _experiment(args, defaults)
+    out = Path(args.out) if args.out else Path(defaults.paths.reports_dir) / experiment
     content = build.build_report(
         experiment, out, ui_url=args.ui_url, sweep=args.sweep, control=args.control, all_pairs=args.all_pairs
     )
@@ -202,7 +170,7 @@ def _report(args, experiment: str, reports_dir: Path) -> None:
     print(content["line"])
 
 
-def _stale_runs(args) -> None:
+def _stale_runs(args, defaults) -> None:
     import mlflow
 
     from catdog import stale
@@ -225,15 +193,15 @@ def _stale_runs(args) -> None:
         print("Run again with --mark-failed to end them as FAILED.")
 
 
-def _promote(args, experiment: str) -> None:
+def _promote(args, defaults) -> None:
     from catdog.registry import promote
 
-    done = promote(experiment, variant=args.variant, run_id=args.run_id)
+    done = promote(_experiment(args, defaults), variant=args.variant, run_id=args.run_id)
     print(f"{done['name']} version {done['version']} is now @{done['alias']}: {done['description']}")
     print(f"Predict with it: catdog predict IMAGE_OR_FOLDER... (model models:/{done['name']}@{done['alias']})")
 
 
-def _predict(args) -> None:
+def _predict(args, defaults) -> None:
     from catdog import predict
 
     model, class_names = predict.load(args.model or predict.DEFAULT_MODEL)

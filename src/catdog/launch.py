@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,13 @@ def sweep_tags() -> dict:
         "sweep_job": hydra_cfg.job.num,
         "launch": os.environ.get(LAUNCH_ENV),
     }
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def share_cores() -> int | None:

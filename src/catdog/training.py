@@ -139,16 +139,7 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
     if cfg.study.skip_finished and not cfg.study.rerun and (done := resume.finished_run(experiment_id, key)):
         log.info("skipped: done in run %s (study.rerun=true trains it again)", done.info.run_id)
         return RunResult.of(done, skipped=True)
-    # The previous run of a multirun may still hold its features in reference cycles (tf.data
-    # datasets, traced functions): free them before this run loads its own.
-    gc.collect()
-    if cache is None and features.usable(cfg):
-        cache = features.FeatureCache(data, cfg)
-    cache = features.cache_for(cache, data, cfg)
-    if cache is not None:
-        # Cold or warm, the cache draws only from its own seeded generators: the run below
-        # trains the same either way.
-        cache.prepare(cfg)
+    cache = _prepared_cache(cfg, data, cache)
     run_name = f"{cfg.model.name}-seed{cfg.seed}"
     kind = "retrain" if parent_run_id else "train"
     with (
@@ -164,30 +155,50 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
     ):
         # After start_run, which draws the run's name from Python's global `random`.
         seeding.seed_run(cfg.seed)
-        tracking.log_config(cfg)
-        tracking.log_data(data)
-        mlflow.log_param("features.cached", cache is not None)
-        log_data_views(data, cfg)
-        log.info(
-            "Run %s (%s): training %d epochs%s",
-            run.info.run_id,
-            run_name,
-            cfg.train.epochs,
-            " on cached backbone features" if cache else "",
-        )
-        trained = fitting.trainable_model(cfg, data, cache)
-        mlflow.log_param("init_weights_digest", seeding.weights_digest(trained))
-        started = time.perf_counter()
-        history = fitting.fit_variant(cfg, data, trained, cache).history
-        fit_seconds = time.perf_counter() - started
-        epoch = fitting.kept_epoch(history, cfg.train)
-        kept = {"model_val_accuracy": history["val_accuracy"][epoch], "model_val_loss": history["val_loss"][epoch]}
-        mlflow.log_metrics({**kept, "model_epoch": epoch})
-        model = fitting.image_model(trained, cfg, data, cache)
-        if cache is not None:
-            mlflow.log_text(_summary(model), "model_summary.txt")  # the callback saw only the head
-        test = log_results(model, history, data, cfg.data.batch_size, cfg.train.log_model)
-        log_cost(fit_seconds, len(history["val_accuracy"]), len(data.train))
+        return _fit_and_log(cfg, data, cache, run)
+
+
+def _prepared_cache(cfg, data: StudyData, cache):
+    """The run's backbone feature cache, built if cold (None: the run trains on images)."""
+    # The previous run of a multirun may still hold its features in reference cycles (tf.data
+    # datasets, traced functions): free them before this run loads its own.
+    gc.collect()
+    if cache is None and features.usable(cfg):
+        cache = features.FeatureCache(data, cfg)
+    cache = features.cache_for(cache, data, cfg)
+    if cache is not None:
+        # Cold or warm, the cache draws only from its own seeded generators: the run below
+        # trains the same either way.
+        cache.prepare(cfg)
+    return cache
+
+
+def _fit_and_log(cfg, data: StudyData, cache, run) -> RunResult:
+    """Inside the open, seeded run: log what goes in, fit, score, log what comes out."""
+    tracking.log_config(cfg)
+    tracking.log_data(data)
+    mlflow.log_param("features.cached", cache is not None)
+    log_data_views(data, cfg)
+    log.info(
+        "Run %s (%s): training %d epochs%s",
+        run.info.run_id,
+        run.info.run_name,
+        cfg.train.epochs,
+        " on cached backbone features" if cache else "",
+    )
+    trained = fitting.trainable_model(cfg, data, cache)
+    mlflow.log_param("init_weights_digest", seeding.weights_digest(trained))
+    started = time.perf_counter()
+    history = fitting.fit_variant(cfg, data, trained, cache).history
+    fit_seconds = time.perf_counter() - started
+    epoch = fitting.kept_epoch(history, cfg.train)
+    kept = {"model_val_accuracy": history["val_accuracy"][epoch], "model_val_loss": history["val_loss"][epoch]}
+    mlflow.log_metrics({**kept, "model_epoch": epoch})
+    model = fitting.image_model(trained, cfg, data, cache)
+    if cache is not None:
+        mlflow.log_text(_summary(model), "model_summary.txt")  # the callback saw only the head
+    test = log_results(model, history, data, cfg.data.batch_size, cfg.train.log_model)
+    log_cost(fit_seconds, len(history["val_accuracy"]), len(data.train))
     return RunResult(run.info.run_id, kept["model_val_accuracy"], test["accuracy"], data.baseline_accuracy)
 
 

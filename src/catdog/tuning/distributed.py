@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,9 @@ from concurrent import futures
 from pathlib import Path
 
 from omegaconf import OmegaConf
+
+from catdog import private_api
+from catdog.launch import free_port
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +32,7 @@ PARENT_VAR = "CATDOG_SEARCH_PARENT_RUN"
 
 def role() -> str | None:
     """'chief', 'worker', or None (a search in one process), from Keras Tuner's variables."""
-    from keras_tuner.src.distribute import utils
-
-    if not utils.has_chief_oracle():
-        return None
-    return "chief" if utils.is_chief_oracle() else "worker"
+    return private_api.tuner_role()
 
 
 def wait_for_chief(timeout: float) -> None:
@@ -51,12 +49,6 @@ def wait_for_chief(timeout: float) -> None:
             raise CatdogError(f"no Keras Tuner chief answered at {address} within {timeout:.0f} s") from None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def local_workers(cfg, parent_run_id: str, project_dir: Path):
     """With `tuner.workers=N`: make this process the chief on a free loopback port and start
@@ -66,7 +58,7 @@ def local_workers(cfg, parent_run_id: str, project_dir: Path):
     if not n or role() is not None:
         yield {}
         return
-    port = str(_free_port())
+    port = str(free_port())
     config = project_dir / "worker-config.yaml"
     project_dir.mkdir(parents=True, exist_ok=True)
     config.write_text(OmegaConf.to_yaml(OmegaConf.merge(cfg, {"tuner": {"workers": 0}}), resolve=True))
@@ -79,7 +71,7 @@ def local_workers(cfg, parent_run_id: str, project_dir: Path):
         for i in range(n):
             tuner_id = f"worker{i}"
             env = {**os.environ, ID_VAR: tuner_id, PARENT_VAR: parent_run_id, "CATDOG_THREADS": str(threads)}
-            command = [sys.executable, "-m", "catdog.tuning.distributed", str(config)]
+            command = [sys.executable, "-m", "catdog.tuning.worker", str(config)]
             workers[tuner_id] = subprocess.Popen(command, env=env)
         log.info("Chief on 127.0.0.1:%s with %d worker processes (%d TensorFlow threads each)", port, n, threads)
         yield workers
@@ -100,7 +92,7 @@ def local_workers(cfg, parent_run_id: str, project_dir: Path):
 
 
 def _end_lost_trial(oracle, tuner_id: str, reason: str, on_lost) -> None:
-    from keras_tuner.src.engine import trial as trial_module
+    from keras_tuner.engine import trial as trial_module
 
     trial = oracle.ongoing_trials.get(tuner_id)
     if trial is None:
@@ -121,12 +113,9 @@ def serve_oracle(oracle, workers: dict, wait_s: float, on_lost, stopping) -> Non
     most WAIT_S seconds later. ON_LOST(trial_id, reason) is told of each trial whose worker
     was lost; STOPPING() says the chief was interrupted."""
     import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute.oracle_chief import OracleServicer
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    servicer = OracleServicer(oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    servicer = private_api.serve_oracle_with_grpc(oracle, server)
     server.add_insecure_port(f"{os.environ[IP_VAR]}:{os.environ[PORT_VAR]}")
     server.start()
     deadline = None
@@ -149,18 +138,3 @@ def serve_oracle(oracle, workers: dict, wait_s: float, on_lost, stopping) -> Non
                     return
     finally:
         server.stop(grace=2)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """A local worker started by `local_workers`: run trials from the chief on CONFIG."""
-    from catdog import launch, tuning
-    from catdog.cli import guarded
-
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
-    cfg = OmegaConf.load((argv or sys.argv[1:])[0])
-    launch.limit_threads(int(os.environ.get("CATDOG_THREADS", "0")) or None)
-    guarded(f"catdog-tune {os.environ.get(ID_VAR, 'worker')}", lambda: tuning.tune(cfg))
-
-
-if __name__ == "__main__":
-    main()

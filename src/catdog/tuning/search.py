@@ -131,7 +131,6 @@ def tune(cfg, tags: dict | None = None) -> dict:
         cache.prepare(cfg)
     tracking.configure(cfg.tracking)
     project = search_id(cfg, data)
-    names = hp_names(cfg)
     if distributed.role() == "worker":
         return _work(cfg, data, cache, project)
     resumed = None if cfg.search.overwrite else _parent_run_id(project)
@@ -146,65 +145,75 @@ def tune(cfg, tags: dict | None = None) -> dict:
         ) as parent,
     ):
         parent_id = parent.info.run_id
-        log.info(
-            "%s search %s (parent run %s) in %s",
-            "Resuming" if resumed else "Starting",
-            project,
-            parent_id,
-            Path(cfg.search.project_dir) / project,
-        )
+        where = Path(cfg.search.project_dir) / project
+        log.info("%s search %s (parent run %s) in %s", "Resuming" if resumed else "Starting", project, parent_id, where)
         if not resumed:
             tracking.log_config(cfg)
             tracking.log_data(data)
-        try:
-            hypermodel = VariantHyperModel(cfg, data, cache)
-            tuner = make_tuner(cfg, hypermodel, project, parent_id, resume=resumed is not None)
-        except (ValueError, KeyError, OSError) as exc:  # unreadable oracle.json / trial.json
-            where = Path(cfg.search.project_dir) / project
-            raise CatdogError(
-                f"the Keras Tuner project {where} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
-                "start the search over with search.overwrite=true"
-            ) from exc
-        tuner.wait_s = cfg.tuner.wait_s
-        with distributed.local_workers(cfg, parent_id, Path(cfg.search.project_dir) / project) as tuner.workers:
+        hypermodel = VariantHyperModel(cfg, data, cache)
+        tuner = _tuner(cfg, hypermodel, project, parent_id, resumed is not None)
+        with distributed.local_workers(cfg, parent_id, where) as tuner.workers:
             tuner.search(epochs=_epochs(cfg), verbose=0)
-
-        best_trials = tuner.oracle.get_best_trials(1)
-        if not best_trials or best_trials[0].score is None:
-            raise RuntimeError("no trial of the search finished; see the trial runs for their errors")
-        rows = leaderboard(tuner)
-        mlflow.log_table({k: [r.get(k) for r in rows] for k in rows[0]}, "leaderboard.json")
-        mlflow.set_tag("objective_direction", tuner.oracle.objective.direction)
-        log_search_plots(rows, tuner.oracle.objective, names)
-        best = {k: plain(v) for k, v in best_trials[0].hyperparameters.values.items() if k in names}
-        # Tags, not params: an extended or resumed search may find a new best, and MLflow
-        # params cannot change once logged.
-        mlflow.set_tags({f"best.{k}": v for k, v in best.items()} | {"best.trial": best_trials[0].trial_id})
-        mlflow.log_metric(f"best_{cfg.tuner.objective}", best_trials[0].score)
-
-        summary = {
-            "parent_run_id": parent_id,
-            "search_id": project,
-            "best": best,
-            "best_score": best_trials[0].score,
-            "trials": len(rows),
-            "baseline_accuracy": data.baseline_accuracy,
-        }
+        summary = _record_best(cfg, tuner, project, parent_id, data)
         if cfg.search.retrain_seeds:
-            # The trials' caches serve the retrains too: none is loaded a second time.
-            best_cache = hypermodel.cache_for(with_values(cfg, best))
-            summary["best_test"] = _mean_sd(retrain(cfg, best, "best", data, best_cache, parent_id))
-            if cfg.search.reference:
-                reference = configured(cfg)
-                summary["reference_test"] = _mean_sd(retrain(cfg, reference, "reference", data, cache, parent_id))
-            for label in ("best_test", "reference_test"):
-                if label in summary:
-                    mlflow.log_metrics(
-                        {
-                            f"{label}_accuracy_mean": summary[label]["mean"],
-                            f"{label}_accuracy_sd": summary[label]["sd"],
-                            f"{label}_lift_over_baseline": summary[label]["mean"] - data.baseline_accuracy,
-                        }
-                    )
+            _retrain_best(cfg, summary, data, hypermodel, cache)
         mlflow.log_dict(summary, "search_summary.json")
     return summary
+
+
+def _tuner(cfg, hypermodel, project: str, parent_id: str, resume: bool):
+    try:
+        tuner = make_tuner(cfg, hypermodel, project, parent_id, resume=resume)
+    except (ValueError, KeyError, OSError) as exc:  # unreadable oracle.json / trial.json
+        where = Path(cfg.search.project_dir) / project
+        raise CatdogError(
+            f"the Keras Tuner project {where} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+            "start the search over with search.overwrite=true"
+        ) from exc
+    tuner.wait_s = cfg.tuner.wait_s
+    return tuner
+
+
+def _record_best(cfg, tuner, project: str, parent_id: str, data) -> dict:
+    """The leaderboard, plots and best hyperparameters on the parent run; the summary."""
+    best_trials = tuner.oracle.get_best_trials(1)
+    if not best_trials or best_trials[0].score is None:
+        raise RuntimeError("no trial of the search finished; see the trial runs for their errors")
+    names = hp_names(cfg)
+    rows = leaderboard(tuner)
+    mlflow.log_table({k: [r.get(k) for r in rows] for k in rows[0]}, "leaderboard.json")
+    mlflow.set_tag("objective_direction", tuner.oracle.objective.direction)
+    log_search_plots(rows, tuner.oracle.objective, names)
+    best = {k: plain(v) for k, v in best_trials[0].hyperparameters.values.items() if k in names}
+    # Tags, not params: an extended or resumed search may find a new best, and MLflow
+    # params cannot change once logged.
+    mlflow.set_tags({f"best.{k}": v for k, v in best.items()} | {"best.trial": best_trials[0].trial_id})
+    mlflow.log_metric(f"best_{cfg.tuner.objective}", best_trials[0].score)
+    return {
+        "parent_run_id": parent_id,
+        "search_id": project,
+        "best": best,
+        "best_score": best_trials[0].score,
+        "trials": len(rows),
+        "baseline_accuracy": data.baseline_accuracy,
+    }
+
+
+def _retrain_best(cfg, summary: dict, data, hypermodel, cache) -> None:
+    """Retrain the best (and the configured) values with `search.retrain_seeds` seeds."""
+    parent_id, best = summary["parent_run_id"], summary["best"]
+    # The trials' caches serve the retrains too: none is loaded a second time.
+    best_cache = hypermodel.cache_for(with_values(cfg, best))
+    summary["best_test"] = _mean_sd(retrain(cfg, best, "best", data, best_cache, parent_id))
+    if cfg.search.reference:
+        reference = configured(cfg)
+        summary["reference_test"] = _mean_sd(retrain(cfg, reference, "reference", data, cache, parent_id))
+    for label in ("best_test", "reference_test"):
+        if label in summary:
+            mlflow.log_metrics(
+                {
+                    f"{label}_accuracy_mean": summary[label]["mean"],
+                    f"{label}_accuracy_sd": summary[label]["sd"],
+                    f"{label}_lift_over_baseline": summary[label]["mean"] - data.baseline_accuracy,
+                }
+            )

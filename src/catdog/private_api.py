@@ -1,0 +1,44 @@
+"""The private Keras and Keras Tuner internals this project needs, in one place. Each is
+checked by tests/test_private_api.py, which names what an upgrade broke.
+
+- Keras' functional graph (a layer's first call inside a model, the layer that made a
+  tensor): `backbone_cut` rebuilds the top of MobileNetV2 from a layer index up.
+- Keras Tuner's distributed mode (roles from its environment variables, the chief's gRPC
+  servicer): `tuning.distributed` serves the oracle itself to notice lost workers."""
+
+from __future__ import annotations
+
+
+def first_call(layer):
+    """The node of LAYER's first call: inside the model it was built in."""
+    return layer._inbound_nodes[0]
+
+
+def call_inputs(layer) -> list:
+    """The tensors LAYER's first call took."""
+    return first_call(layer).input_tensors
+
+
+def producer(tensor) -> str:
+    """The name of the layer whose call made TENSOR."""
+    return tensor._keras_history.operation.name
+
+
+def tuner_role() -> str | None:
+    """'chief', 'worker', or None (no chief oracle configured), from Keras Tuner's variables."""
+    from keras_tuner.src.distribute import utils
+
+    if not utils.has_chief_oracle():
+        return None
+    return "chief" if utils.is_chief_oracle() else "worker"
+
+
+def serve_oracle_with_grpc(oracle, server):
+    """Add Keras Tuner's chief servicer for ORACLE to a gRPC SERVER; returns the servicer
+    (its `stop_triggered` says the search has handed out its last trial)."""
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute.oracle_chief import OracleServicer
+
+    servicer = OracleServicer(oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    return servicer

@@ -1,0 +1,155 @@
+"""Helpers the tests share (the fixtures that use them are in conftest.py): the shared
+data and weights, small real image sets, generated images, store overrides, config
+composition, and real servers and browsers started for a test."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import zipfile
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+
+from catdog import PROJECT_ROOT
+from catdog.config import load
+from catdog.launch import free_port
+
+SHARED = PROJECT_ROOT.parent / "shared"
+ARCHIVE = Path(urlparse(os.environ.get("CATDOG_DATA_URL", "")).path or SHARED / "data" / "cats_and_dogs_filtered.zip")
+WEIGHTS = Path(
+    os.environ.get("CATDOG_BACKBONE_WEIGHTS")
+    or SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+)
+
+
+def extract_subset(archive: Path, dest: Path, per_class: dict[str, int]) -> Path:
+    """The first N real JPEGs per class of each split, in the archive's own layout."""
+    taken = Counter()
+    with zipfile.ZipFile(archive) as zf:
+        for name in sorted(zf.namelist()):
+            parts = name.split("/")
+            if not name.endswith(".jpg") or len(parts) != 4:
+                continue
+            key = (parts[1], parts[2])
+            if taken[key] < per_class[parts[1]]:
+                taken[key] += 1
+                zf.extract(name, dest)
+    return dest / "cats_and_dogs_filtered"
+
+
+def write_images(folder: Path, counts: dict[str, int], size=(40, 56), seed=0) -> Path:
+    """Generated JPEGs, FOLDER/<class>/<i>.jpg; each class has its own colour cast."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    for label, (name, n) in enumerate(counts.items()):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            image = rng.integers(0, 256, size=(*size, 3)).astype("float32")
+            image[..., label % 3] = 255
+            keras.utils.save_img(folder / name / f"{i}.jpg", image)
+    return folder
+
+
+def store_overrides(root: Path) -> list[str]:
+    """A fresh SQLite store under ROOT, with the artifacts, feature cache and tuner projects
+    that hang off `paths.mlruns_dir`. The URI is explicit so MLFLOW_TRACKING_URI cannot win."""
+    return [f"paths.mlruns_dir={root}", f"tracking.uri=sqlite:///{root}/mlflow.db"]
+
+
+def compose(*overrides: str, config: str = "train"):
+    return load(config, list(overrides))
+
+
+def start_server(command: list[str], url: str, env: dict, timeout: float = 180) -> subprocess.Popen:
+    """Start a real server process and return once URL answers; fail the test if it dies
+    or does not answer within TIMEOUT seconds."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"{command[0]} did not start: {proc.stderr.read()[-2000:]}")
+            time.sleep(0.5)
+
+
+def tracking_server(
+    root: Path, *extra: str, env: dict | None = None, artifacts: bool = True, backend: str | None = None
+):
+    """A real `mlflow server` on a free 127.0.0.1 port over BACKEND (default: a SQLite store
+    under ROOT), proxying artifacts to ROOT/artifacts; returns (process, URI) once it answers."""
+    port = free_port()
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        *extra,
+        "--backend-store-uri",
+        backend or f"sqlite:///{root}/mlflow.db",
+    ]
+    if artifacts:
+        command += ["--serve-artifacts", "--artifacts-destination", str(root / "artifacts")]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    uri = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
+    return start_server(command, f"{uri}/health", env, timeout=90), uri
+
+
+@contextlib.contextmanager
+def postgres_server():
+    """A real PostgreSQL server of the system's `postgresql` package on a free 127.0.0.1
+    port, in a fresh cluster; yields its SQLAlchemy URI, stops it on the way out.
+    PostgreSQL refuses to run as root: as root the cluster belongs to the `postgres` user."""
+    bins = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))), None)
+    if bins is None:
+        pytest.skip("needs PostgreSQL (`make test-full` installs it)")
+    bindir = Path(bins).resolve().parent
+    data = Path(tempfile.mkdtemp(prefix="catdog-pg-"))
+    as_owner = []
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    run = functools.partial(subprocess.run, check=True, capture_output=True)
+    run([*as_owner, bindir / "initdb", "-D", data / "db", "-U", "catdog", "-A", "trust"])
+    run([*as_owner, bindir / "pg_ctl", "-D", data / "db", "-w", "-l", data / "log",
+         "-o", f"-p {port} -h 127.0.0.1 -k {data}", "start"])  # fmt: skip
+    try:
+        run([*as_owner, bindir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "catdog", "mlflow"])
+        yield f"postgresql://catdog@127.0.0.1:{port}/mlflow"
+    finally:
+        run([*as_owner, bindir / "pg_ctl", "-D", data / "db", "-m", "fast", "stop"])
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def chromium(tmp_path: Path) -> list[str]:
+    """Headless Chromium's command line (own profile, no background traffic), or a skip."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("needs chromium (`make test-full` installs it)")
+    return [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path}/profile",
+    ]

@@ -1,0 +1,51 @@
+"""The private Keras and Keras Tuner internals the project uses (catdog.private_api) still
+exist and mean what it expects: an upgrade that changes them fails here, by name."""
+
+from concurrent import futures
+
+import grpc
+import keras
+import pytest
+
+from catdog import private_api
+
+pytestmark = pytest.mark.unit
+
+
+def _explain(what: str):
+    return f"{what} changed in keras {keras.__version__}: update catdog/private_api.py (and backbone_cut.py)"
+
+
+def test_keras_functional_graph_internals():
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(3, name="hidden")(inputs)
+    outputs = keras.layers.Add(name="sum")([hidden, keras.layers.Dense(3, name="side")(inputs)])
+    model = keras.Model(inputs, outputs)
+    try:
+        node = private_api.first_call(model.get_layer("sum"))
+        tensors = private_api.call_inputs(model.get_layer("sum"))
+        names = [private_api.producer(t) for t in tensors]
+        args, _ = node.arguments.fill_in({id(t): t for t in tensors})
+    except (AttributeError, IndexError, TypeError) as exc:
+        pytest.fail(f"{_explain('the layer node API')}: {exc!r}")
+    assert names == ["hidden", "side"] and len(args[0]) == 2
+    assert node.outputs[0] is outputs, _explain("Node.outputs")
+
+
+def test_keras_tuner_distributed_internals(monkeypatch):
+    import keras_tuner
+
+    for var in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    try:
+        assert private_api.tuner_role() is None
+        monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
+        monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+        monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
+        assert private_api.tuner_role() == "chief"
+        oracle = keras_tuner.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=1)
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+        servicer = private_api.serve_oracle_with_grpc(oracle, server)
+    except (ImportError, AttributeError) as exc:
+        pytest.fail(f"Keras Tuner {keras_tuner.__version__}'s distributed internals changed: {exc!r}")
+    assert servicer.stop_triggered is False
