@@ -90,11 +90,17 @@ def start_server(command: list[str], url: str, env: dict, timeout: float = 180) 
 
 
 def tracking_server(
-    root: Path, *extra: str, env: dict | None = None, artifacts: bool = True, backend: str | None = None
+    root: Path,
+    *extra: str,
+    env: dict | None = None,
+    artifacts: bool = True,
+    backend: str | None = None,
+    port: int | None = None,
 ):
-    """A real `mlflow server` on a free 127.0.0.1 port over BACKEND (default: a SQLite store
-    under ROOT), proxying artifacts to ROOT/artifacts; returns (process, URI) once it answers."""
-    port = free_port()
+    """A real `mlflow server` on 127.0.0.1 (PORT, else a free one) over BACKEND (default: a
+    SQLite store under ROOT), proxying artifacts to ROOT/artifacts; returns (process, URI)
+    once it answers."""
+    port = port or free_port()
     command = [
         str(Path(sys.executable).parent / "mlflow"),
         "server",

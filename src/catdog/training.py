@@ -135,11 +135,13 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
     tracking.check_reachable(cfg.tracking.uri)
     data = data or load_study_data(cfg.data)
     key = resume.run_key(cfg, data.data_id)
-    experiment_id = tracking.configure(cfg.tracking)
-    if cfg.study.skip_finished and not cfg.study.rerun and (done := resume.finished_run(experiment_id, key)):
-        log.info("skipped: done in run %s (study.rerun=true trains it again)", done.info.run_id)
-        return RunResult.of(done, skipped=True)
+    if cfg.study.skip_finished and not cfg.study.rerun:
+        done = resume.finished_run(tracking.configure(cfg.tracking), key)
+        if done is not None:
+            log.info("skipped: done in run %s (study.rerun=true trains it again)", done.info.run_id)
+            return RunResult.of(done, skipped=True)
     cache = _prepared_cache(cfg, data, cache)
+    tracking.configure(cfg.tracking)  # after the cache: bad weights leave no store behind
     run_name = f"{cfg.model.name}-seed{cfg.seed}"
     kind = "retrain" if parent_run_id else "train"
     with (

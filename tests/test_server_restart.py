@@ -1,0 +1,72 @@
+"""The team server restarts while a run logs through it: the run rides the outage out and
+ends FINISHED with every epoch's metrics once, its plots and its model."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from helpers import tracking_server
+
+BIN = Path(sys.executable).parent
+EPOCHS = 8
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, pytest.param(signal.SIGKILL, marks=pytest.mark.slow)])
+def test_a_run_rides_out_a_server_restart(small_data, tmp_path, stop):
+    server, uri = tracking_server(tmp_path)
+    port = int(uri.rsplit(":", 1)[1])
+    client = MlflowClient(uri)
+    command = [
+        str(BIN / "catdog-train"),
+        "model=cnn",
+        f"data.dir={small_data}",
+        f"train.epochs={EPOCHS}",
+        "train.verbose=0",
+        f"tracking.uri={uri}",
+        "tracking.experiment=restart",
+        f"paths.mlruns_dir={tmp_path}",
+        f"hydra.run.dir={tmp_path}/out",
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 300
+        while not _epochs_logged(client) >= 2:  # stop it mid-training, between two epochs' logs
+            assert run.poll() is None and time.monotonic() < deadline, run.stdout.read()[-3000:]
+            time.sleep(0.2)
+        server.send_signal(stop)
+        server.wait(timeout=60)
+        time.sleep(5)  # the outage: the run's next epochs log into a server that is not there
+        server, _ = tracking_server(tmp_path, port=port)
+        out = run.communicate(timeout=600)[0]
+        assert run.returncode == 0, out[-3000:]
+        _check_complete(client, uri)
+    finally:
+        run.kill()
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def _check_complete(client: MlflowClient, uri: str) -> None:
+    [finished] = client.search_runs([client.get_experiment_by_name("restart").experiment_id])
+    assert finished.info.status == "FINISHED"
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        steps = [m.step for m in client.get_metric_history(finished.info.run_id, key)]
+        assert sorted(steps) == list(range(EPOCHS)), (key, steps)  # every epoch, once
+    artifacts = {a.path for a in client.list_artifacts(finished.info.run_id, "plots")}
+    assert {"plots/accuracy.png", "plots/confusion_matrix.png"} <= artifacts
+    mlflow.set_tracking_uri(uri)
+    assert mlflow.models.get_model_info(f"runs:/{finished.info.run_id}/model").model_uri
+
+
+def _epochs_logged(client: MlflowClient) -> int:
+    experiment = client.get_experiment_by_name("restart")
+    runs = client.search_runs([experiment.experiment_id]) if experiment else []
+    return len(client.get_metric_history(runs[0].info.run_id, "val_accuracy")) if runs else 0
