@@ -20,8 +20,9 @@ log = logging.getLogger("catdog")
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="train")
 def train(cfg) -> float:
     """catdog-train: one tracked training run. Returns validation accuracy for sweepers."""
-    from catdog import launch, progress, training
+    from catdog import launch, progress, tracking, training
 
+    tracking.code_version()  # read before any work, while the checkout is the code just loaded
     launch.share_cores()
     progress.job_started(cfg)
     started = time.monotonic()
@@ -40,8 +41,9 @@ def train(cfg) -> float:
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="tune")
 def tune(cfg) -> float | None:
     """catdog-tune: a Keras Tuner search, one parent run with a nested run per trial."""
-    from catdog import launch, tuning
+    from catdog import launch, tracking, tuning
 
+    tracking.code_version()
     launch.share_cores()
 
     summary = guarded(

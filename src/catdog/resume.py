@@ -23,7 +23,8 @@ def run_key(cfg, data_id: str) -> str:
     for key in NOT_IN_KEY:
         resolved.pop(key, None)
     resolved.get("train", {}).pop("verbose", None)
-    code = {"commit": tracking.git_commit(), "changes": tracking.uncommitted_digest()}
+    commit, changes = tracking.code_version()
+    code = {"commit": commit, "changes": changes}
     payload = json.dumps({"config": resolved, "data": data_id, "code": code}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

@@ -185,6 +185,13 @@ def uncommitted_digest() -> str | None:
     return hashlib.sha256(out.stdout).hexdigest()[:16] if out.stdout else ""
 
 
+def code_version() -> tuple[str | None, str | None]:
+    """The commit and the digest of uncommitted changes, read once per process: entry points
+    call it first, so that edits made while a long multirun goes on are not mistaken for
+    the code it runs."""
+    return git_commit(), uncommitted_digest()
+
+
 def git_dirty() -> bool | None:
     """Whether tracked files differ from that commit: a run of uncommitted code says so."""
     digest = uncommitted_digest()
