@@ -110,3 +110,20 @@ def test_unknown_variants_and_keys_get_hydras_message(tmp_path, override, expect
     if override.startswith("model="):
         assert "Available options in 'model'" in proc.stderr and "transfer" in proc.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.unit
+def test_exit_codes_say_bad_input_from_failure(tmp_path, capsys):
+    from catdog.cli import main as catdog_main
+    from catdog.launch import free_port
+
+    with pytest.raises(SystemExit) as failed:  # nothing answers there: a failure at run time
+        catdog_main(["--tracking-uri", f"http://127.0.0.1:{free_port()}", "compare"])
+    with pytest.raises(SystemExit) as bad_input:  # no such experiment: the user's input
+        catdog_main(["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "compare", "--experiment", "nope"])
+    with pytest.raises(SystemExit) as usage:  # argparse: a usage error
+        catdog_main(["compare", "--no-such-flag"])
+    assert (failed.value.code, bad_input.value.code, usage.value.code) == (1, 2, 2)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("catdog: error:")]
+    assert lines[0].startswith("catdog: error: tracking server http://127.0.0.1:") and "does not answer" in lines[0]
+    assert lines[1] == f"catdog: error: no experiment named 'nope' in sqlite:///{tmp_path}/mlflow.db"

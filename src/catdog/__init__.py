@@ -13,4 +13,10 @@ OmegaConf.register_new_resolver("catdog_root", lambda: str(PROJECT_ROOT), replac
 
 
 class CatdogError(Exception):
-    """Bad input the user can fix; command lines print it as one line."""
+    """Bad input the user can fix (a setting, an argument, a file); command lines print it
+    as one line and exit 2."""
+
+
+class RunFailure(CatdogError):
+    """The work could not be done though the input was fine: data that cannot be fetched,
+    a server that does not answer, saved state that is damaged. One line, exit 1."""

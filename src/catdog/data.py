@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from catdog import CatdogError
+from catdog import CatdogError, RunFailure
 from catdog.images import BadImage, decode, list_images
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def _download(url: str, cache_dir: str | None, timeout: float) -> Path:
         try:
             return keras.utils.get_file(fname=fname, origin=url, cache_dir=cache_dir, **kwargs)
         except Exception as exc:  # get_file raises bare Exception on fetch failures
-            raise CatdogError(f"could not fetch data.url {url}: {str(exc).splitlines()[0]}") from exc
+            raise RunFailure(f"could not fetch data.url {url}: {str(exc).splitlines()[0]}") from exc
         finally:
             socket.setdefaulttimeout(previous)
 
@@ -161,7 +161,7 @@ def _extract_once(archive: str) -> Path:
         os.rename(partial, target)
     except OSError as exc:
         if not target.is_dir():  # else a concurrent run renamed its copy first: use that
-            raise CatdogError(f"could not extract {archive}: {exc}") from exc
+            raise RunFailure(f"could not extract {archive}: {exc}") from exc
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return target

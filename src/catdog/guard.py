@@ -1,5 +1,6 @@
-"""How entry points end: bad input as one line (exit 2), Ctrl-C and a scheduler's SIGTERM
-as an interrupt (exit 130) with the run marked KILLED. Used by the command lines and the
+"""How entry points end: bad input as one line (exit 2), a failure at run time as one line
+(exit 1), Ctrl-C and a scheduler's SIGTERM as an interrupt (exit 130) with the run marked
+KILLED. Used by the command lines and the
 distributed search's worker processes alike."""
 
 from __future__ import annotations
@@ -8,14 +9,15 @@ import contextlib
 import signal
 import sys
 
-from catdog import CatdogError
+from catdog import CatdogError, RunFailure
 
-USAGE, INTERRUPTED = 2, 130
+FAILED, USAGE, INTERRUPTED = 1, 2, 130
 
 
 def fail(prog: str, exc: Exception) -> None:
+    """One line, and the exit code: 1 for a failure at run time, 2 for bad input."""
     print(f"{prog}: error: {exc}", file=sys.stderr)
-    raise SystemExit(USAGE)
+    raise SystemExit(FAILED if isinstance(exc, RunFailure) else USAGE)
 
 
 def _terminate(signum, frame):

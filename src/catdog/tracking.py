@@ -18,7 +18,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from omegaconf import OmegaConf
 
-from catdog import PROJECT_ROOT, CatdogError
+from catdog import PROJECT_ROOT, CatdogError, RunFailure
 
 KIND_TAG = "kind"  # train | search | trial | retrain: lets reports pick the runs they mean
 DIRTY_TAG = "git_dirty"  # "true": the run's code had uncommitted changes to tracked files
@@ -47,7 +47,7 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
             pass  # it answered (an auth-protected server may refuse even /health)
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise CatdogError(
+            raise RunFailure(
                 f"tracking server {redact(uri)} does not answer ({reason}); start it (make server) "
                 "or point MLFLOW_TRACKING_URI / tracking.uri at a running one"
             ) from exc

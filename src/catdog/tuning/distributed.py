@@ -21,7 +21,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from catdog import private_api
+from catdog import RunFailure, private_api
 from catdog.launch import free_port
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,7 @@ def wait_for_chief(timeout: float) -> None:
         try:
             grpc.channel_ready_future(channel).result(timeout=timeout)
         except grpc.FutureTimeoutError:
-            from catdog import CatdogError
-
-            raise CatdogError(f"no Keras Tuner chief answered at {address} within {timeout:.0f} s") from None
+            raise RunFailure(f"no Keras Tuner chief answered at {address} within {timeout:.0f} s") from None
 
 
 @contextlib.contextmanager

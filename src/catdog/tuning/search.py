@@ -13,7 +13,7 @@ import keras_tuner as kt
 import mlflow
 from omegaconf import OmegaConf
 
-from catdog import CatdogError, features, seeding, tracking
+from catdog import RunFailure, features, seeding, tracking
 from catdog.data import StudyData, load_study_data
 from catdog.models import check_model
 from catdog.training import check_train, precision
@@ -107,7 +107,7 @@ def _work(cfg, data: StudyData, cache, project: str) -> dict:
         distributed.wait_for_chief(timeout=cfg.tuner.wait_s)
         parent_id = _parent_run_id(project)
         if parent_id is None:
-            raise CatdogError(f"the store has no run of search {project}: are chief and worker on the same config?")
+            raise RunFailure(f"the store has no run of search {project}: are chief and worker on the same config?")
     with precision(cfg.train.precision):
         tuner = make_tuner(cfg, VariantHyperModel(cfg, data, cache), project, parent_id, resume=True)
         log.info("Worker %s of search %s (parent run %s)", tuner.tuner_id, project, parent_id)
@@ -166,7 +166,7 @@ def _tuner(cfg, hypermodel, project: str, parent_id: str, resume: bool):
         tuner = make_tuner(cfg, hypermodel, project, parent_id, resume=resume)
     except (ValueError, KeyError, OSError) as exc:  # unreadable oracle.json / trial.json
         where = Path(cfg.search.project_dir) / project
-        raise CatdogError(
+        raise RunFailure(
             f"the Keras Tuner project {where} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
             "start the search over with search.overwrite=true"
         ) from exc
