@@ -24,7 +24,7 @@ endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install study report train tune ui server compare test test-unit test-full lint bench bench-views clean
+.PHONY: help install study report train tune ui server compare test test-unit test-full lint bench bench-cnn bench-views clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -124,6 +124,9 @@ lint: $(STAMP) ## ruff: lint and check formatting (configured in pyproject.toml)
 
 bench: $(STAMP) ## benchmark our pipeline against the naive reference pipeline on the full data
 	$(BIN)/python bench/pipeline.py $(ARGS)
+
+bench-cnn: $(STAMP) ## one plain-CNN epoch: where the time goes, images/s, share of float32 peak, levers (~5 min)
+	$(BIN)/python bench/cnn_speed.py $(ARGS)
 
 bench-views: $(STAMP) ## features.train_views against fresh augmentation, 3 seeds each (~30 min)
 	$(BIN)/python bench/views.py $(ARGS)
