@@ -9,6 +9,7 @@ import functools
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -76,7 +77,11 @@ def compose(*overrides: str, config: str = "train"):
 def start_server(command: list[str], url: str, env: dict, timeout: float = 180) -> subprocess.Popen:
     """Start a real server process and return once URL answers; fail the test if it dies
     or does not answer within TIMEOUT seconds."""
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Its own process group: `mlflow server` serves from a child process, and a test that
+    # stops "the server" must stop both (stop_server).
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -87,6 +92,13 @@ def start_server(command: list[str], url: str, env: dict, timeout: float = 180) 
                 proc.kill()
                 pytest.fail(f"{command[0]} did not start: {proc.stderr.read()[-2000:]}")
             time.sleep(0.5)
+
+
+def stop_server(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
+    """Send SIG to a server started by start_server and every process it started."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    proc.wait(timeout=timeout)
 
 
 def tracking_server(

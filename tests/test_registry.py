@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from catdog import training
 from catdog.cli import main as catdog_main
 from catdog.data import load_folder
-from helpers import free_port, start_server, store_overrides, write_images
+from helpers import free_port, start_server, stop_server, store_overrides, write_images
 
 
 @pytest.fixture(scope="module")
@@ -91,5 +91,4 @@ def test_the_champion_serves_with_mlflow_models_serve(promoted, small_data):
         expected = mlflow.keras.load_model("models:/catdog-classifier@champion").predict(images, verbose=0)
         assert logits.shape == (3, 2) and np.allclose(logits, expected, atol=1e-4)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_server(proc)

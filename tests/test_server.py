@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from catdog import tracking, training
 from catdog.report.build import build_report
 from catdog.tuning import tune
-from helpers import postgres_server, tracking_server
+from helpers import postgres_server, stop_server, tracking_server
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
@@ -22,8 +22,7 @@ def server(request, tmp_path_factory):
         backend = stack.enter_context(postgres_server()) if request.param == "postgresql" else None
         proc, uri = tracking_server(root, backend=backend)
         yield {"uri": uri, "root": root}
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_server(proc)
 
 
 def test_runs_searches_and_reports_go_through_the_server(server, make_cfg, tmp_path):
@@ -92,5 +91,4 @@ def test_basic_auth_refuses_strangers_and_lets_users_log(make_cfg, tmp_path, mon
         run_id = training.train(make_cfg("cnn", store, "train.log_model=false")).run_id
         assert MlflowClient(uri).get_run(run_id).info.status == "FINISHED"
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_server(proc)

@@ -6,7 +6,7 @@ import mlflow
 import pytest
 
 from catdog import training
-from helpers import chromium, store_overrides, tracking_server
+from helpers import chromium, stop_server, store_overrides, tracking_server
 
 
 @pytest.mark.slow
@@ -25,5 +25,4 @@ def test_printed_links_open_the_runs_view_with_datasets(make_cfg, tmp_path):
         subprocess.run([*flags, f"--screenshot={shot}", url], capture_output=True, timeout=120, check=True)
         assert shot.stat().st_size > 30_000
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_server(server)

@@ -104,11 +104,15 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", default=None, help="model URI (default: models:/catdog-classifier@champion)")
     predict.add_argument("--json", action="store_true", help="one JSON object per image")
     predict.set_defaults(func=_predict)
+
+    upload = sub.add_parser("upload", help="put a run's results kept on disk (server was gone) into the run")
+    upload.add_argument("folder", help="the folder the failed run named (mlruns/unsent/<run id>)")
+    upload.set_defaults(func=_upload)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    """catdog evaluate | compare | report | promote | predict | runs: work with the tracking store."""
+    """catdog evaluate | compare | report | promote | predict | runs | upload: work with the tracking store."""
     args = _parser().parse_args(argv)
     import mlflow
 
@@ -170,6 +174,15 @@ def _report(args, defaults) -> None:
         )
     print(f"Report: {out / 'report.html'} (and report.md); logged as run {content['report_run_id']}")
     print(content["line"])
+
+
+def _upload(args, defaults) -> None:
+    from catdog import unsent
+
+    if not (Path(args.folder) / "run.json").is_file():
+        raise CatdogError(f"{args.folder} holds no kept run (no run.json)")
+    run_id = unsent.upload(args.folder)
+    print(f"run {run_id}: metrics, scores, predictions and model uploaded from {args.folder}; the run is FINISHED")
 
 
 def _stale_runs(args, defaults) -> None:

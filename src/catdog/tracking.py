@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import hashlib
@@ -124,6 +125,10 @@ def redact(uri: str) -> str:
     return parsed._replace(netloc=netloc).geturl()
 
 
+def is_server(uri: str) -> bool:
+    return urlparse(uri).scheme in ("http", "https")
+
+
 def _is_local(uri: str) -> bool:
     return urlparse(uri).scheme in ("sqlite", "file", "")
 
@@ -138,7 +143,10 @@ def tracked_run(**start_run_kwargs):
         mlflow.end_run("KILLED")
         raise
     except BaseException:
-        mlflow.end_run("FAILED")
+        # A server that stopped answering cannot be told: the error that says so (and
+        # where the run's results were kept) must reach the user, not this one.
+        with contextlib.suppress(MlflowException):
+            mlflow.end_run("FAILED")
         raise
     mlflow.end_run("FINISHED")
 

@@ -10,12 +10,14 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import mlflow
 import numpy as np
+from mlflow.exceptions import MlflowException
 
-from catdog import CatdogError, features, fitting, plots, resume, seeding, tracking
+from catdog import CatdogError, RunFailure, features, fitting, plots, resume, seeding, tracking, unsent
 from catdog.data import Split, StudyData, load_study_data
 from catdog.evaluation import evaluate_split, predictions_table, thumbnails
 from catdog.models import augmentation_layers, check_model, check_number
@@ -84,19 +86,20 @@ def log_data_views(data: StudyData, cfg) -> None:
     plots.plt.close("all")
 
 
-def log_results(model, history: dict, data: StudyData, batch_size: int, log_model: bool) -> dict:
+def test_scores(test: dict, data: StudyData) -> dict[str, float]:
+    return {
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "test_correct": int((test["predicted"] == data.test.labels).sum()),
+        "n_test": len(data.test),
+        "lift_over_baseline": test["accuracy"] - data.baseline_accuracy,
+    }
+
+
+def log_results(model, history: dict, data: StudyData, test: dict, log_model: bool) -> None:
     """Test scores, per-image test predictions, plots and (optionally) the model."""
-    test = evaluate_split(model, data.test, batch_size)
     baseline = data.baseline_accuracy
-    mlflow.log_metrics(
-        {
-            "test_accuracy": test["accuracy"],
-            "test_loss": test["loss"],
-            "test_correct": int((test["predicted"] == data.test.labels).sum()),
-            "n_test": len(data.test),
-            "lift_over_baseline": test["accuracy"] - baseline,
-        }
-    )
+    mlflow.log_metrics(test_scores(test, data))
     mlflow.log_table(predictions_table(data.test, test, data.class_names), "predictions/test.json")
     _log_misclassified(data.test, test["predicted"])
     mlflow.log_figure(plots.accuracy_curves(history, baseline, model.name), "plots/accuracy.png")
@@ -110,7 +113,6 @@ def log_results(model, history: dict, data: StudyData, batch_size: int, log_mode
         sample = data.test.images[:4].astype("float32")
         signature = mlflow.models.infer_signature(sample, model.predict(sample, verbose=0))
         mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=tracking.model_requirements())
-    return test
 
 
 def _log_misclassified(split: Split, predicted) -> None:
@@ -195,13 +197,31 @@ def _fit_and_log(cfg, data: StudyData, cache, run) -> RunResult:
     fit_seconds = time.perf_counter() - started
     epoch = fitting.kept_epoch(history, cfg.train)
     kept = {"model_val_accuracy": history["val_accuracy"][epoch], "model_val_loss": history["val_loss"][epoch]}
-    mlflow.log_metrics({**kept, "model_epoch": epoch})
     model = fitting.image_model(trained, cfg, data, cache)
-    if cache is not None:
-        mlflow.log_text(_summary(model), "model_summary.txt")  # the callback saw only the head
-    test = log_results(model, history, data, cfg.data.batch_size, cfg.train.log_model)
-    log_cost(fit_seconds, len(history["val_accuracy"]), len(data.train))
+    test = evaluate_split(model, data.test, cfg.data.batch_size)
+    try:
+        mlflow.log_metrics({**kept, "model_epoch": epoch})
+        if cache is not None:
+            mlflow.log_text(_summary(model), "model_summary.txt")  # the callback saw only the head
+        log_results(model, history, data, test, cfg.train.log_model)
+        log_cost(fit_seconds, len(history["val_accuracy"]), len(data.train))
+    except MlflowException as exc:
+        if not tracking.is_server(cfg.tracking.uri):
+            raise
+        scores = {**kept, "model_epoch": epoch, **test_scores(test, data)}
+        raise _kept_locally(cfg, run.info.run_id, history, scores, predictions_table(data.test, test, data.class_names),
+                            model, exc) from exc  # fmt: skip
     return RunResult(run.info.run_id, kept["model_val_accuracy"], test["accuracy"], data.baseline_accuracy)
+
+
+def _kept_locally(cfg, run_id: str, history, scores, predictions, model, exc) -> RunFailure:
+    """The server stopped answering after the training: keep its results on local disk."""
+    folder = unsent.keep(Path(cfg.paths.mlruns_dir) / "unsent" / run_id, run_id, history, scores, predictions, model)
+    return RunFailure(
+        f"tracking server {tracking.redact(cfg.tracking.uri)} stopped answering ({str(exc).splitlines()[0][:100]}): "
+        f"run {run_id} is not finished; its metrics history, scores and model are kept in {folder}; "
+        f"once the server is back: catdog upload {folder}"
+    )
 
 
 def log_cost(fit_seconds: float, epochs: int, n_train: int) -> None:
