@@ -1,10 +1,12 @@
 """Faults with real processes, real signals and real files: nothing left RUNNING or corrupt."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -94,13 +96,37 @@ def test_an_unreachable_tracking_server_fails_fast(make_cfg, tmp_path):
     assert time.monotonic() - start < 10
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere: a read-only folder is not read-only")
-def test_a_read_only_store_folder_is_refused(make_cfg, tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o555)
-    cfg = make_cfg("cnn", [f"paths.mlruns_dir={tmp_path}", f"tracking.uri=sqlite:///{locked}/store/mlflow.db"])
-    with pytest.raises(CatdogError, match="not writable"):
-        training.train(cfg)
+# Run as root, the check runs in a child that drops to `nobody` once Python has loaded what
+# it needs (the interpreter lives under /root here, which `nobody` may not enter).
+AS_NOBODY = """
+import os, sys
+from catdog import CatdogError, training
+from catdog.config import load
+cfg = load("train", [f"tracking.uri=sqlite:///{sys.argv[1]}/store/mlflow.db"])
+if os.geteuid() == 0:
+    os.setgroups([]); os.setgid(65534); os.setuid(65534)
+try:
+    training.train(cfg)
+except CatdogError as exc:
+    print(exc)
+"""
+
+
+def test_a_read_only_store_folder_is_refused():
+    """As an unprivileged user (root may write anywhere), also when the suite runs as root."""
+    # Not under pytest's tmp_path: its folders are private to the user running the suite.
+    place = Path(tempfile.mkdtemp(prefix="catdog-readonly-"))
+    try:
+        place.chmod(0o755)
+        locked = place / "locked"
+        locked.mkdir(mode=0o555)
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        proc = subprocess.run([sys.executable, "-c", AS_NOBODY, str(locked)], capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.strip() == f"tracking store folder {locked} is not writable; choose another tracking.uri"
+        assert not (locked / "store").exists()
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
 
 
 def test_a_corrupt_feature_cache_is_rebuilt_not_trained_on(make_cfg, tmp_path):
