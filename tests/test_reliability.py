@@ -129,6 +129,55 @@ def test_a_read_only_store_folder_is_refused():
         shutil.rmtree(place, ignore_errors=True)
 
 
+# The data is decoded before the child drops to `nobody` (pytest's folders are private).
+REFUSED_ARTIFACTS = """
+import os, sys
+from catdog import CatdogError, training
+from catdog.config import load
+from catdog.data import load_study_data
+place, data_dir = sys.argv[1:]
+cfg = load("train", [f"data.dir={data_dir}", "train.epochs=1", "train.verbose=0", f"paths.mlruns_dir={place}/db",
+                     f"tracking.uri=sqlite:///{place}/db/mlflow.db", f"tracking.artifact_root={place}/artifacts"])
+data = load_study_data(cfg.data)
+data.data_id  # read the files while still allowed to
+import mlflow.store.artifact.local_artifact_repo  # noqa: E402,F401 - loaded before the interpreter's folder closes
+from catdog import tracking
+tracking.configure(cfg.tracking)  # the store and its modules, made as root: then handed over
+for name in os.listdir(f"{place}/db"):
+    os.chmod(f"{place}/db/{name}", 0o777)
+if os.geteuid() == 0:
+    os.setgroups([]); os.setgid(65534); os.setuid(65534)
+try:
+    training.train(cfg, data=data)
+except CatdogError as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def test_an_artifact_store_that_refuses_a_write_fails_the_run_in_one_line(small_data):
+    place = Path(tempfile.mkdtemp(prefix="catdog-artifacts-"))
+    try:
+        place.chmod(0o755)
+        (place / "db").mkdir(mode=0o777)
+        (place / "db").chmod(0o777)
+        (place / "artifacts").mkdir(mode=0o555)  # the store's artifacts: not writable
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MPLCONFIGDIR": str(place / "db")}
+        proc = subprocess.run(
+            [sys.executable, "-c", REFUSED_ARTIFACTS, str(place), str(small_data)],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.strip().splitlines()[-1].startswith(f"RunFailure could not write {place}/artifacts")
+        # The tracking store stays readable and consistent: the run is there, FAILED.
+        client = MlflowClient(f"sqlite:///{place}/db/mlflow.db")
+        [run] = client.search_runs([client.get_experiment_by_name("catdog-study").experiment_id])
+        assert run.info.status == "FAILED" and run.data.params["model.name"] == "cnn"
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
+
+
 def test_a_corrupt_feature_cache_is_rebuilt_not_trained_on(make_cfg, tmp_path):
     cfg = make_cfg("transfer", store_overrides(tmp_path))
     data = load_study_data(cfg.data)

@@ -159,7 +159,10 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
     ):
         # After start_run, which draws the run's name from Python's global `random`.
         seeding.seed_run(cfg.seed)
-        return _fit_and_log(cfg, data, cache, run)
+        try:
+            return _fit_and_log(cfg, data, cache, run)
+        except OSError as exc:  # a full disk, a read-only artifact store: one line, the run FAILED
+            raise RunFailure(f"could not write {exc.filename or 'an artifact'}: {exc.strerror or exc}") from exc
 
 
 def _prepared_cache(cfg, data: StudyData, cache):
