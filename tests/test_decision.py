@@ -41,7 +41,7 @@ def test_a_tie_on_validation_goes_to_the_lower_loss_then_the_cheaper_run():
     ]
     chosen, reason, tied, _ = decision.recommend(rows)
     assert set(tied) == {"224 px", "256 px", "288 px"} and chosen["variant"] == "288 px"
-    assert "the lowest validation loss (0.044)" in reason
+    assert "the lowest validation loss (0.0440)" in reason
     rows = [row("slow", [791, 793, 793], 0.046, minutes=2.5), row("fast", [791, 792, 793], 0.046, minutes=0.2)]
     chosen, reason, _, _ = decision.recommend(rows)
     assert chosen["variant"] == "fast" and reason.endswith("shared with slow, and the cheaper run")

@@ -34,8 +34,8 @@ def test_transfer_on_the_full_data(archive, weights, store, tmp_path):
 
 @pytest.mark.slow
 def test_the_recommended_setting_on_the_full_data(archive, weights, store, tmp_path):
-    """`experiment=best` scored 791-793 of 800 validation and 197-198 of 200 test images
-    over seeds 0-2 (README); the bars leave a few images of room for other machines."""
+    """`experiment=best` scored 790-792 of 800 validation and 198-199 of 200 test images
+    over seeds 0-2 (docs/results.md); the bars leave a few images of room for other machines."""
     cfg = compose("experiment=best", *full_data(archive, weights, store, tmp_path), "train.verbose=0")
     result = training.train(cfg)
     assert result.val_accuracy >= 0.98, f"validation accuracy {result.val_accuracy:.4f}"

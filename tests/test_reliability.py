@@ -140,7 +140,7 @@ cfg = load("train", [f"data.dir={data_dir}", "train.epochs=1", "train.verbose=0"
                      f"tracking.uri=sqlite:///{place}/db/mlflow.db", f"tracking.artifact_root={place}/artifacts"])
 data = load_study_data(cfg.data)
 data.data_id  # read the files while still allowed to
-import mlflow.store.artifact.local_artifact_repo  # noqa: E402,F401 - loaded before the interpreter's folder closes
+import mlflow.store.artifact.local_artifact_repo  # loaded before the interpreter's folder closes to nobody
 from catdog import tracking
 tracking.configure(cfg.tracking)  # the store and its modules, made as root: then handed over
 for name in os.listdir(f"{place}/db"):

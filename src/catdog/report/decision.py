@@ -60,13 +60,13 @@ def recommend(rows: list[dict]) -> tuple[dict, str, list[str], list[stats.Compar
             else ""
         )
         return leader, reason, [leader["variant"]], differences
-    loss = lambda r: (float("inf") if r["val_loss_mean"] is None else round(r["val_loss_mean"], 3), r["wall_minutes"])
+    loss = lambda r: (float("inf") if r["val_loss_mean"] is None else r["val_loss_mean"], r["wall_minutes"])
     chosen = min(tied, key=loss)
     others = [r["variant"] for r in tied if r is not chosen]
     same_loss = [r["variant"] for r in tied if r is not chosen and loss(r)[0] == loss(chosen)[0]]
     reason = f"ties on validation accuracy with {', '.join(others)}; the lowest validation loss"
     if chosen["val_loss_mean"] is not None:
-        reason += f" ({chosen['val_loss_mean']:.3f})"
+        reason += f" ({chosen['val_loss_mean']:.4f})"
     if same_loss:
         reason += f", shared with {', '.join(same_loss)}, and the cheaper run"
     return chosen, reason, [r["variant"] for r in tied], differences
