@@ -88,3 +88,40 @@ def test_four_clients_make_forty_runs_through_one_server(backend, small_data, tm
                 f"metric batch of 20: p50 {1000 * statistics.median(batches):.0f} ms, "
                 f"p95 {1000 * batches[int(0.95 * (len(batches) - 1))]:.0f} ms"
             )
+
+
+@pytest.mark.slow
+def test_a_sweep_through_the_submitit_launcher_lands_whole_in_the_server(small_data, tmp_path):
+    """The cluster path the docs recommend, minus the scheduler: hydra/launcher=submitit_local
+    is submitit_slurm's code path with local processes."""
+    server, uri = tracking_server(tmp_path)
+    try:
+        proc = subprocess.run(
+            [
+                str(os.path.join(os.path.dirname(sys.executable), "catdog-train")),
+                "--multirun",
+                "hydra/launcher=submitit_local",
+                "hydra.launcher.timeout_min=20",
+                f"hydra.launcher.submitit_folder={tmp_path}/submitit/%j",
+                "model=cnn,augmented",
+                f"data.dir={small_data}",
+                "train.epochs=1",
+                "train.verbose=0",
+                f"tracking.uri={uri}",
+                "tracking.experiment=cluster",
+                f"paths.mlruns_dir={tmp_path}",
+                f"hydra.sweep.dir={tmp_path}/multirun/cluster",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            timeout=1200,
+        )
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        client = MlflowClient(uri)
+        runs = client.search_runs([client.get_experiment_by_name("cluster").experiment_id])
+        assert sorted(r.data.tags["variant"] for r in runs) == ["augmented", "cnn"]
+        assert {r.info.status for r in runs} == {"FINISHED"} and {r.data.tags["sweep"] for r in runs} == {"cluster"}
+        assert all("test_accuracy" in r.data.metrics for r in runs)
+    finally:
+        stop_server(server)
