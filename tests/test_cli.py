@@ -1,6 +1,7 @@
 """The installed command lines, run as a user runs them."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +92,8 @@ def test_joblib_multirun_runs_jobs_in_parallel_processes_sharing_the_cores(small
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 parallel jobs on" in proc.stdout + proc.stderr
+    # Progress lines come from the jobs' own processes too.
+    assert re.search(r"run 2/2 cnn seed 1 finished in .*: [12] done, 0 skipped", proc.stdout + proc.stderr)
     mlflow.set_tracking_uri(f"sqlite:///{db}")
     runs = mlflow.search_runs(experiment_names=["parallel"], output_format="list")
     assert sorted(r.data.tags["seed"] for r in runs) == ["0", "1"]
