@@ -96,12 +96,12 @@ POOLINGS = ("flatten", "avg")
 
 
 def pooling(model_cfg) -> str:
-    return model_cfg.get("pooling") or "flatten"
+    return model_cfg.pooling or "flatten"
 
 
 def fine_tune_at(model_cfg) -> int | None:
     """The first backbone layer that fine-tuning unfreezes; None: no fine-tuning stage."""
-    return (model_cfg.backbone or {}).get("fine_tune_at")
+    return model_cfg.backbone.fine_tune_at if model_cfg.backbone else None
 
 
 def backbone_layer(model: keras.Model) -> keras.Model:
