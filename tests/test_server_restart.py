@@ -18,12 +18,9 @@ BIN = Path(sys.executable).parent
 EPOCHS = 8
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, pytest.param(signal.SIGKILL, marks=pytest.mark.slow)])
-def test_a_run_rides_out_a_server_restart(small_data, tmp_path, stop):
-    server, uri = tracking_server(tmp_path)
-    port = int(uri.rsplit(":", 1)[1])
-    client = MlflowClient(uri)
-    command = [
+def _train(small_data, uri: str, root) -> list[str]:
+    """A plain-CNN run of EPOCHS epochs on the small real images, logging through URI."""
+    return [
         str(BIN / "catdog-train"),
         "model=cnn",
         f"data.dir={small_data}",
@@ -31,9 +28,17 @@ def test_a_run_rides_out_a_server_restart(small_data, tmp_path, stop):
         "train.verbose=0",
         f"tracking.uri={uri}",
         "tracking.experiment=restart",
-        f"paths.mlruns_dir={tmp_path}",
-        f"hydra.run.dir={tmp_path}/out",
+        f"paths.mlruns_dir={root}",
+        f"hydra.run.dir={root}/out",
     ]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, pytest.param(signal.SIGKILL, marks=pytest.mark.slow)])
+def test_a_run_rides_out_a_server_restart(small_data, tmp_path, stop):
+    server, uri = tracking_server(tmp_path)
+    port = int(uri.rsplit(":", 1)[1])
+    client = MlflowClient(uri)
+    command = _train(small_data, uri, tmp_path)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
@@ -75,17 +80,7 @@ def test_a_long_outage_keeps_the_results_on_disk_for_a_later_upload(small_data, 
     server, uri = tracking_server(tmp_path)
     port = int(uri.rsplit(":", 1)[1])
     client = MlflowClient(uri)
-    command = [
-        str(BIN / "catdog-train"),
-        "model=cnn",
-        f"data.dir={small_data}",
-        f"train.epochs={EPOCHS}",
-        "train.verbose=0",
-        f"tracking.uri={uri}",
-        "tracking.experiment=restart",
-        f"paths.mlruns_dir={tmp_path}",
-        f"hydra.run.dir={tmp_path}/out",
-    ]
+    command = _train(small_data, uri, tmp_path)
     # MLflow's retries shortened, so that the outage outlasts them within the test.
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}  # fmt: skip
