@@ -82,13 +82,13 @@ def test_progress_expands_the_sweep_and_estimates_from_each_variants_runs():
     state = {
         "jobs": jobs,
         "ended": [
-            {"job": 0, "model": "cnn", "outcome": "done", "seconds": 600},
-            {"job": 1, "model": "cnn", "outcome": "skipped", "seconds": 5},
+            {"job": 0, "outcome": "done", "seconds": 600},
+            {"job": 1, "outcome": "skipped", "seconds": 5},
         ],
     }
     # Two transfer jobs left, none measured: each costs the mean of the measured runs.
     assert time_left(state) == "about 20 min left"
-    state["ended"].append({"job": 2, "model": "transfer", "outcome": "done", "seconds": 60})
+    state["ended"].append({"job": 2, "outcome": "done", "seconds": 60})
     assert time_left(state) == "about 1 min left"  # the last transfer job, at transfer's own pace
     assert time_left(state, running=3) == "under a minute left"  # nothing left but the running one
 

@@ -95,7 +95,9 @@ def time_left(state: dict, running: int | None = None) -> str:
     if not done:
         return "time left known after the first run"
     overall = statistics.fmean(e["seconds"] for e in done)
-    by_model = {m: [e["seconds"] for e in done if e["model"] == m] for m in {e["model"] for e in done}}
+    by_model: dict[str, list[float]] = {}
+    for e in done:
+        by_model.setdefault(_model(state["jobs"][e["job"]]), []).append(e["seconds"])
     seconds = sum(
         statistics.fmean(by_model.get(_model(job)) or [overall])
         for num, job in enumerate(state["jobs"])
@@ -131,7 +133,7 @@ def job_ended(cfg, result, seconds: float) -> None:
         return
     num, what = _where(cfg)
     outcome = "skipped" if result.skipped else "done"
-    _append(path, {"event": "end", "job": num, "model": _model_of(num), "outcome": outcome, "seconds": seconds})
+    _append(path, {"event": "end", "job": num, "outcome": outcome, "seconds": seconds})
     state = _read()
     log.info(
         "run %d/%d %s %s (run %s): %s, %s",
@@ -145,11 +147,6 @@ def job_ended(cfg, result, seconds: float) -> None:
     )
     if cfg.study.live_report:
         _live_report(cfg, len(state["jobs"]))
-
-
-def _model_of(num: int) -> str:
-    state = _read()
-    return _model(state["jobs"][num]) if state and num < len(state["jobs"]) else ""
 
 
 def _live_report(cfg, expected: int) -> None:
