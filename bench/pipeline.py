@@ -66,7 +66,7 @@ def run_naive(variant: str, epochs: int, cache_dir: str, seed: int, precision: s
     from catdog import backbone_cut, seeding
     from catdog.data import resolve_root
     from catdog.fitting import compile_model, fine_tune_learning_rate
-    from catdog.models import backbone_layer, build_model, fine_tune_at
+    from catdog.models import backbone_layer, build_model
 
     cfg = _cfg(variant, epochs, cache_dir, seed)
     seeding.seed_run(seed)
@@ -88,7 +88,7 @@ def run_naive(variant: str, epochs: int, cache_dir: str, seed: int, precision: s
     start = time.perf_counter()
     fit = dict(validation_data=val, verbose=0, callbacks=[_epoch_timer(seconds)])
     val_history = model.fit(train, epochs=epochs, **fit).history["val_accuracy"]
-    cut = fine_tune_at(cfg.model)
+    cut = cfg.model.backbone.fine_tune_at if cfg.model.backbone else None
     if cut is not None:  # the tutorial's second stage, on the whole network every batch
         backbone = backbone_layer(model)
         backbone_cut.unfreeze(backbone, backbone.layers[cut].name)
@@ -102,22 +102,22 @@ def run_naive(variant: str, epochs: int, cache_dir: str, seed: int, precision: s
 def run_ours(variant: str, epochs: int, cache_dir: str, seed: int, precision: str) -> dict:
     from catdog import features, fitting, seeding, training
     from catdog.data import load_study_data
+    from catdog.plan import fit_plan
 
     cfg = _cfg(variant, epochs, cache_dir, seed, precision)
     start = time.perf_counter()
     data = load_study_data(cfg.data)
     decode_s = time.perf_counter() - start
-    cache = features.FeatureCache(data, cfg) if features.usable(cfg) else None
-    feature_s = 0.0
-    if cache is not None:
-        t = time.perf_counter()
-        cache.prepare(cfg)
-        feature_s = time.perf_counter() - t
+    plan = fit_plan(cfg)
+    cache = features.FeatureCache(data, cfg) if plan.cached else None
+    t = time.perf_counter()
+    cached = cache.features(cfg) if cache is not None else None
+    feature_s = time.perf_counter() - t
     seconds: list[float] = []
     with training.precision(precision):
         seeding.seed_run(seed)  # as training.train does: seed after the features
-        model = fitting.trainable_model(cfg, data, cache)
-        history = fitting.fit_variant(cfg, data, model, cache, callbacks=[_epoch_timer(seconds)])
+        trainable = fitting.build(cfg, data, plan, cached)
+        history = fitting.fit(cfg, data, plan, trainable, cached, callbacks=[_epoch_timer(seconds)])
     total = time.perf_counter() - start
     return {
         "total_s": total,

@@ -116,3 +116,42 @@ def test_tracking_uris_are_logged_without_passwords():
 
     assert redact("http://ana:s3cret@tracking.example:5000/x") == "http://ana:***@tracking.example:5000/x"
     assert redact("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("tuner", ["random", "bayesian", "hyperband"])
+def test_every_tuner_option_names_its_keras_tuner_class(tuner):
+    import hydra
+    import keras_tuner as kt
+
+    cfg = compose(f"tuner={tuner}", config="tune")
+    assert issubclass(hydra.utils.get_class(cfg.tuner._target_), kt.Tuner)
+    assert cfg.tuner.name == tuner and set(cfg.tuner) == set(compose(config="tune").tuner)
+
+
+@pytest.mark.unit
+def test_the_schemas_refuse_wrong_types_and_values_out_of_range():
+    from hydra.errors import ConfigCompositionException
+
+    from catdog import CatdogError, schema
+
+    with pytest.raises(ConfigCompositionException) as typed:
+        compose("train.epochs=many")
+    assert "could not be converted to Integer" in str(typed.value.__cause__)
+    with pytest.raises(ConfigCompositionException):
+        compose("model=transfer", "model.backbone.depth=3")
+    with pytest.raises(CatdogError, match=r"search.dropout: min \(0.6\) must not exceed max \(0.5\)"):
+        schema.validate(compose("search.dropout.min=0.6", config="tune"))
+    schema.validate(compose("model=finetuned", config="tune"))
+
+
+@pytest.mark.unit
+def test_the_fit_plan_is_decided_by_the_config():
+    from catdog.plan import FitPlan, fit_plan
+
+    assert fit_plan(compose("model=cnn")) == FitPlan("images", None, pooled=False)
+    assert fit_plan(compose("model=transfer")) == FitPlan("features", None, pooled=False)
+    assert fit_plan(compose("experiment=best")) == FitPlan("features", None, pooled=True)
+    assert fit_plan(compose("model=finetuned")) == FitPlan("activations", 100, pooled=False)
+    assert fit_plan(compose("model=finetuned", "features.enabled=false")) == FitPlan("images", 100, pooled=False)
+    assert fit_plan(compose("model=transfer", "model.backbone.trainable=true")).inputs == "images"

@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 from catdog import backbone_cut, features, fitting, training
 from catdog.data import load_study_data
 from catdog.models import backbone_layer, build_model
+from catdog.plan import fit_plan
 from helpers import compose
 
 # MobileNetV2 (no top, 2,257,984 parameters) unfrozen from layer 100: 1,839,616 trainable, the
@@ -82,11 +83,14 @@ def test_partial_cache_trains_like_images_and_is_keyed_by_the_cut(make_cfg, stor
     cfg = make_cfg("finetuned", store, "train.fine_tune.epochs=1")
     data = load_study_data(cfg.data)
     cache = features.FeatureCache(data, cfg)
-    cache.prepare(cfg)
+    cached = cache.features(cfg)
     assert cache.computed == len(data.train) * cfg.features.train_views + len(data.val) + len(data.test)
-    assert cache.feature_shape == (10, 10, 96)  # block 10's output: one tensor crosses the cut
-    model = fitting.trainable_model(cfg, data, cache)
-    top, val_activations = model.get_layer(fitting.TOP), cache.eval_features()[0].astype("float32")
+    assert cached.shape == (10, 10, 96)  # block 10's output: one tensor crosses the cut
+    plan = fit_plan(cfg)
+    assert plan.inputs == "activations" and plan.fine_tune_at == 100
+    trainable = fitting.build(cfg, data, plan, cached)
+    model, top, val_activations = trainable.model, trainable.tuned, cached.val.astype("float32")
+    assert top is model.get_layer(fitting.TOP) and trainable.fine_tune_from == "block_11_expand_relu"
     before = top.get_weights()
     ends = []  # after each stage: the top's weights and the whole model's validation accuracy
 
@@ -95,21 +99,22 @@ def test_partial_cache_trains_like_images_and_is_keyed_by_the_cut(make_cfg, stor
             accuracy = (model.predict(val_activations, verbose=0).argmax(1) == data.val.labels).mean()
             ends.append((top.get_weights(), accuracy))
 
-    history = fitting.fit_variant(cfg, data, model, cache, callbacks=[StageEnd()]).history
+    history = fitting.fit(cfg, data, plan, trainable, cached, callbacks=[StageEnd()]).history
     (after_stage1, accuracy1), (after_stage2, _) = ends
     assert all(np.array_equal(a, b) for a, b in zip(before, after_stage1))  # stage 1 trains the head only
     assert not all(np.array_equal(a, b) for a, b in zip(before, after_stage2))
     # Stage 1's logged score is the whole model's (within one image: its inputs are float16).
     assert abs(accuracy1 - history["val_accuracy"][history["stage"].index(2) - 1]) <= 1 / len(data.val)
-    on_images = fitting.image_model(model, cfg, data, cache)
-    from_cache = model.predict(cache.eval_features()[0].astype("float32"), verbose=0)
+    on_images = fitting.on_images(cfg, data, plan, trainable)
+    from_cache = model.predict(val_activations, verbose=0)
     from_images = on_images.predict(data.val.images.astype("float32"), verbose=0)
     np.testing.assert_allclose(from_cache, from_images, atol=0.05)  # float16 activations
     assert (from_cache.argmax(1) == from_images.argmax(1)).mean() >= 0.95
 
     # Under an average-pooling head, stage 1 trains on the pooled outputs of the frozen top,
     # through the head's own layers.
-    pooled_model = fitting.trainable_model(make_cfg("finetuned", store, "model.pooling=avg"), data, cache)
+    pooled_cfg = make_cfg("finetuned", store, "model.pooling=avg")
+    pooled_model = fitting.build(pooled_cfg, data, fit_plan(pooled_cfg), cached).model
     frozen, head = fitting.stage1_parts(pooled_model)
     assert frozen.output_shape == (None, 1280)
     assert head.get_layer("logits") is pooled_model.get_layer("head").get_layer("logits")
@@ -119,11 +124,11 @@ def test_partial_cache_trains_like_images_and_is_keyed_by_the_cut(make_cfg, stor
     )
 
     again = features.FeatureCache(data, cfg)
-    again.prepare(cfg)
+    again.features(cfg)
     assert again.computed == 0  # a second run reads the cache
     moved = make_cfg("finetuned", store, "model.backbone.fine_tune_at=120")
     other = features.FeatureCache(data, moved)
-    other.prepare(moved)
+    other.features(moved)
     assert other.computed > 0 and other.base_key != cache.base_key
 
 
@@ -135,7 +140,7 @@ def test_224_pixels_end_to_end(make_cfg, store):
     assert model.input_shape == (None, 224, 224, 3)
     data = load_study_data(cfg.data)
     assert data.test.images.shape[1:] == (224, 224, 3)
-    cache = features.FeatureCache(data, cfg)
-    assert cache.feature_shape == (1280,)  # an average-pooling head: pooled features are cached
+    # An average-pooling head: pooled features are cached.
+    assert features.FeatureCache(data, cfg).features(cfg).shape == (1280,)
     predicted = model.predict(data.test.images.astype("float32"), verbose=0).argmax(axis=1)
     assert (predicted == data.test.labels).mean() == pytest.approx(result.test_accuracy)

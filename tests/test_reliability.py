@@ -182,14 +182,14 @@ def test_a_corrupt_feature_cache_is_rebuilt_not_trained_on(make_cfg, tmp_path):
     cfg = make_cfg("transfer", store_overrides(tmp_path))
     data = load_study_data(cfg.data)
     first = features.FeatureCache(data, cfg)
-    first.prepare(cfg)
+    first.features(cfg)
     views = first.train_features(cfg).numpy()
     files = sorted(Path(cfg.features.cache_dir).glob("*.npy"))
     assert len(files) == 2 and not list(Path(cfg.features.cache_dir).glob("*.tmp"))
     for path in files:  # a crash mid-write, or a full disk
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     again = features.FeatureCache(data, cfg)
-    again.prepare(cfg)
+    again.features(cfg)
     assert np.array_equal(again.train_features(cfg).numpy(), views)
     assert again.computed == cfg.features.train_views * 48 + 40  # both entries were rebuilt
     assert all(np.load(path).dtype == np.float16 for path in files)  # and are whole again

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from catdog import CatdogError, features, seeding, tracking
 from catdog.data import load_study_data
+from catdog.plan import fit_plan
 from catdog.tuning import tune
 from catdog.tuning.hypermodel import VariantHyperModel
 from catdog.tuning.search import make_tuner
@@ -119,7 +120,7 @@ def test_feature_cache_is_reused_and_invalidated(search_cfg, weights, tmp_path):
     data = load_study_data(cfg.data)
     first = features.FeatureCache(data, cfg)
     views = first.train_features(cfg).numpy()
-    assert views.shape == (cfg.features.train_views, 48, 5, 5, 1280) and first.feature_shape == (5, 5, 1280)
+    assert views.shape == (cfg.features.train_views, 48, 5, 5, 1280) and first.features(cfg).shape == (5, 5, 1280)
     assert first.computed == cfg.features.train_views * 48 + 40
 
     again = features.FeatureCache(data, cfg)
@@ -150,7 +151,7 @@ def test_feature_cache_is_reused_and_invalidated(search_cfg, weights, tmp_path):
 
     smaller = search_cfg("data.image_size=[96,96]")
     small = features.FeatureCache(load_study_data(smaller.data), smaller)
-    assert small.feature_shape == (3, 3, 1280) and small.computed == 40
+    assert small.eval_features()[0].shape[1:] == (3, 3, 1280) and small.computed == 40
 
     other = tmp_path / "other.h5"
     other.write_bytes(Path(weights).read_bytes() + b"\0")
@@ -166,11 +167,12 @@ def test_cached_head_gives_the_same_model_as_the_image_pipeline(search_cfg):
 
     cfg = search_cfg()
     data = load_study_data(cfg.data)
-    cache = features.FeatureCache(data, cfg)
-    head = fitting.trainable_model(cfg, data, cache)
-    fitting.fit_variant(cfg, data, head, cache, callbacks=[], epochs=2)
-    full = fitting.image_model(head, cfg, data, cache)
-    from_features = head.predict(cache.eval_features()[1].astype("float32"), verbose=0).argmax(axis=1)
+    plan = fit_plan(cfg)
+    cached = features.FeatureCache(data, cfg).features(cfg)
+    trainable = fitting.build(cfg, data, plan, cached)
+    fitting.fit(cfg, data, plan, trainable, cached, callbacks=[], epochs=2)
+    full = fitting.on_images(cfg, data, plan, trainable)
+    from_features = trainable.model.predict(cached.test.astype("float32"), verbose=0).argmax(axis=1)
     assert evaluate_split(full, data.test)["accuracy"] == pytest.approx((from_features == data.test.labels).mean())
 
 
@@ -182,7 +184,7 @@ def test_cached_head_gives_the_same_model_as_the_image_pipeline(search_cfg):
         ("search.dense_units=[]", "non-empty list"),
         ("search.dense_units=[-1,64]", r"integers >= 0, got \[-1, 64\]"),
         ("search.rotation_factor.max=-1", "must not exceed max|must lie in"),
-        ("tuner.max_trials=0", "at least 1"),
+        ("tuner.max_trials=0", "tuner.max_trials must be >= 1, got 0"),
         (
             "search.dropout=null search.dense_units=null search.rotation_factor=null "
             "search.learning_rate=null search.pooling=null",
@@ -236,7 +238,10 @@ def test_a_finished_search_is_extended_and_without_its_parent_run_starts_over(se
 @pytest.mark.parametrize("tuner", ["bayesian", pytest.param("hyperband", marks=pytest.mark.slow)])
 def test_every_tuner_runs_its_trials(search_cfg, tuner):
     extra = ["tuner.max_trials=2", "search.retrain_seeds=0", f"tuner={tuner}"]
-    extra += ["tuner.num_initial_points=1"] if tuner == "bayesian" else ["tuner.max_epochs=2", "tuner.factor=2"]
+    if tuner == "bayesian":
+        extra.append("tuner.options.num_initial_points=1")
+    else:
+        extra += ["tuner.options.max_epochs=2", "tuner.options.factor=2"]
     summary = tune(search_cfg(*extra))
     trials = _children(summary["parent_run_id"], "trial")
     assert len(trials) == 2 and {t.info.status for t in trials} == {"FINISHED"}

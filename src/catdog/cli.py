@@ -12,6 +12,7 @@ from pathlib import Path
 import hydra
 
 from catdog import CONFIG_DIR, CatdogError
+from catdog.config import check_command_line  # also registers the config schemas Hydra composes with
 from catdog.guard import fail, guarded
 
 log = logging.getLogger("catdog")
@@ -60,6 +61,27 @@ def tune(cfg) -> float | None:
             line += f"; {label.replace('_', ' ')} accuracy {summary[label]['mean']:.1%} ± {summary[label]['sd']:.1%}"
     log.info(line)
     return summary["best_score"]
+
+
+def train_command() -> None:
+    """The `catdog-train` command: its overrides checked (one line, exit 2), then the app."""
+    _check_overrides("catdog-train", "train")
+    train()
+
+
+def tune_command() -> None:
+    """The `catdog-tune` command: its overrides checked (one line, exit 2), then the app."""
+    _check_overrides("catdog-tune", "tune")
+    tune()
+
+
+def _check_overrides(prog: str, config_name: str) -> None:
+    # Hydra reports a bad override in several lines and exits 1; every value of a sweep is
+    # checked here first, so no job of a sweep starts on a config that one of them refuses.
+    try:
+        check_command_line(config_name, sys.argv[1:])
+    except CatdogError as exc:
+        fail(prog, exc)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -16,13 +16,15 @@ import logging
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from catdog import backbone_cut
 from catdog.data import StudyData, no_autotune
-from catdog.models import augmentation_layers, build_backbone, fine_tune_at, pooling, scaling_layers
+from catdog.models import augmentation_layers, build_backbone, scaling_layers
+from catdog.plan import fit_plan
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +34,24 @@ log = logging.getLogger(__name__)
 BACKBONE_CHUNK = 16
 
 
-def usable(cfg) -> bool:
-    """Only a frozen backbone with fixed weights gives the same features every time."""
-    backbone = cfg.model.backbone
-    return bool(cfg.features.enabled and backbone and not backbone.trainable and backbone.weights)
+@dataclass(frozen=True)
+class CachedFeatures:
+    """What a run on cached inputs trains and is scored on: the frozen backbone's features
+    (or, for a fine-tuned variant, the activations of its frozen bottom), float16."""
+
+    train: object  # a tf.Tensor (views, n, ...): `train_views` augmented views of each training image
+    val: np.ndarray  # (n, ...): one un-augmented view per image
+    test: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.val.shape[1:])
 
 
 def _weights_id(weights) -> str:
     if weights == "imagenet":
         return weights
     return hashlib.sha256(Path(weights).read_bytes()).hexdigest()
-
-
-def _pooled(model_cfg) -> bool:
-    return pooling(model_cfg) == "avg" and fine_tune_at(model_cfg) is None
 
 
 def _key(parts: dict) -> str:
@@ -72,13 +78,13 @@ class FeatureCache:
             "weights": _weights_id(model_cfg.backbone.weights),
             "preprocess": bool(model_cfg.preprocess),
         }
+        self.plan = fit_plan(cfg)
         # A frozen backbone under an average-pooling head: the pooled features are all the
         # head sees, 49x smaller than the feature map at 224 px.
-        self.pooled = _pooled(model_cfg)
-        if self.pooled:
+        if self.plan.pooled:
             self.base_key["pooled"] = True
-        if fine_tune_at(model_cfg) is not None:
-            self.base_key["fine_tune_at"] = fine_tune_at(model_cfg)
+        if self.plan.fine_tune_at is not None:
+            self.base_key["fine_tune_at"] = self.plan.fine_tune_at
             self.base_key["cut"] = "narrow"  # how backbone_cut.boundary picks the cut layer
         self._backbone = None
         self._eval = None
@@ -87,16 +93,15 @@ class FeatureCache:
 
     def serves(self, cfg) -> bool:
         """Whether CFG's model trains on these features (a trial may pool or cut otherwise)."""
-        cut = fine_tune_at(cfg.model)
-        return self.base_key.get("fine_tune_at") == cut and self.pooled == _pooled(cfg.model)
+        return fit_plan(cfg) == self.plan
 
     def _extractor(self):
         """The frozen backbone, or its bottom below the fine-tuning cut."""
         if self._backbone is None:
             self._backbone = build_backbone(
-                self.model_cfg.backbone, self.data.image_size, pooling="avg" if self.pooled else None
+                self.model_cfg.backbone, self.data.image_size, pooling="avg" if self.plan.pooled else None
             )
-            cut = fine_tune_at(self.model_cfg)
+            cut = self.plan.fine_tune_at
             if cut is not None:
                 self._backbone = backbone_cut.bottom_model(self._backbone, backbone_cut.boundary(self._backbone, cut))
         return self._backbone
@@ -155,10 +160,6 @@ class FeatureCache:
                 out[start + at : start + at + len(chunk)] = chunk
         return out
 
-    @property
-    def feature_shape(self) -> tuple[int, ...]:
-        return self.eval_features()[0].shape[1:]
-
     def eval_features(self) -> tuple[np.ndarray, np.ndarray]:
         """Validation and test features: one un-augmented view each."""
         if self._eval is None:
@@ -172,10 +173,10 @@ class FeatureCache:
             self._eval = (both[:n_val], both[n_val:])
         return self._eval
 
-    def prepare(self, cfg) -> None:
-        """Load or build every feature set a run of CFG trains and validates on."""
-        self.eval_features()
-        self.train_features(cfg)
+    def features(self, cfg) -> CachedFeatures:
+        """Every feature set a run of CFG trains and validates on, loaded or built."""
+        val, test = self.eval_features()
+        return CachedFeatures(self.train_features(cfg), val, test)
 
     def train_features(self, cfg):
         """`train_views` augmented views of every training image for `cfg.model`'s
@@ -224,9 +225,7 @@ def cache_for(cache: FeatureCache | None, data: StudyData, cfg) -> FeatureCache 
     fine-tune otherwise than the search's config."""
     if cache is None or cache.serves(cfg):
         return cache
-    other = FeatureCache(data, cfg)
-    other.prepare(cfg)
-    return other
+    return FeatureCache(data, cfg)
 
 
 def view_dataset(views: np.ndarray, labels: np.ndarray, batch_size: int, seed: int):

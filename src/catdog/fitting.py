@@ -4,14 +4,17 @@ raw images that comes out."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 import mlflow
 import numpy as np
 
 from catdog import backbone_cut
 from catdog.data import Split, StudyData, to_dataset
-from catdog.features import view_dataset
-from catdog.models import backbone_layer, build_backbone, build_head, build_model, fine_tune_at
+from catdog.features import CachedFeatures, view_dataset
+from catdog.models import backbone_layer, build_backbone, build_head, build_model
+from catdog.plan import ACTIVATIONS, FEATURES, IMAGES, FitPlan
 
 
 class EpochMetricsCallback(mlflow.keras.MlflowCallback):
@@ -74,59 +77,68 @@ def kept_epoch(history: dict, train_cfg) -> int:
 TOP = "backbone_top"
 
 
-def trainable_model(cfg, data: StudyData, cache=None) -> keras.Model:
-    """The compiled model that fit() trains: the whole network; or, when the backbone's
-    features come from the cache, only the head; or, for a fine-tuned variant, the top of
-    the backbone (frozen in the first stage) and the head, on the cached bottom's activations.
+@dataclass(frozen=True)
+class Trainable:
+    """The compiled model fit() trains, and what the second stage of a fine-tuned variant
+    unfreezes: `tuned` (the backbone, or its top) from the layer named `fine_tune_from` up."""
 
-    A fine-tuned variant's model carries `fine_tune_from`, the first layer to unfreeze."""
+    model: keras.Model
+    tuned: keras.Model | None = None
+    fine_tune_from: str | None = None
+
+
+def build(cfg, data: StudyData, plan: FitPlan, cached: CachedFeatures | None = None) -> Trainable:
+    """What PLAN trains: the whole network; or, on cached features, only the head; or, on a
+    fine-tuned variant's cached activations, the top of the backbone (frozen in the first
+    stage) and the head."""
     n_classes = len(data.class_names)
-    cut = fine_tune_at(cfg.model)
-    if cache is None:
+    if plan.inputs == FEATURES:
+        return Trainable(compile_model(build_head(cfg.model, cached.shape, n_classes, plan.pooled), cfg.train))
+    if plan.inputs == IMAGES:
         model = build_model(cfg.model, data.image_size, n_classes)
-        backbone = backbone_layer(model) if cut is not None else None
-    elif cut is None:
-        model = build_head(cfg.model, cache.feature_shape, n_classes)
+        backbone = tuned = backbone_layer(model) if plan.fine_tune_at is not None else None
     else:
         backbone = build_backbone(cfg.model.backbone, data.image_size)
-        top = backbone_cut.top_model(backbone, backbone_cut.boundary(backbone, cut))
-        top.trainable = False
-        activations = keras.Input(shape=cache.feature_shape, name="cached_activations")
-        head = build_head(cfg.model, top.output_shape[1:], n_classes)
-        model = keras.Model(activations, head(top(activations, training=False)), name=cfg.model.name)
-    if cut is not None:
-        model.fine_tune_from = backbone.layers[backbone_cut.check_fine_tune_at(backbone, cut)].name
-    return compile_model(model, cfg.train)
+        tuned = backbone_cut.top_model(backbone, backbone_cut.boundary(backbone, plan.fine_tune_at))
+        tuned.trainable = False
+        activations = keras.Input(shape=cached.shape, name="cached_activations")
+        head = build_head(cfg.model, tuned.output_shape[1:], n_classes)
+        model = keras.Model(activations, head(tuned(activations, training=False)), name=cfg.model.name)
+    first = None
+    if plan.fine_tune_at is not None:
+        first = backbone.layers[backbone_cut.check_fine_tune_at(backbone, plan.fine_tune_at)].name
+    return Trainable(compile_model(model, cfg.train), tuned, first)
 
 
-def fit_variant(cfg, data: StudyData, model, cache=None, callbacks=(), **fit_kwargs):
-    """Fit a `trainable_model` on the training split, validating each epoch; then, for a
-    fine-tuned variant, unfreeze the backbone's top, recompile at the fine-tuning learning
-    rate and go on for `train.fine_tune.epochs`. Returns the History, whose `history` holds
-    both stages (and `stage`: 1 or 2 per epoch). The training order, and the cached view
-    drawn per image, follow `cfg.seed`."""
-    fit_kwargs = {"epochs": cfg.train.epochs, "verbose": cfg.train.verbose, **fit_kwargs}
-    first = getattr(model, "fine_tune_from", None)
-    if first is not None and cache is not None:
+def fit(cfg, data: StudyData, plan: FitPlan, trainable: Trainable, cached=None, callbacks=(), **fit_kwargs):
+    """Fit on the training split, validating each epoch; then, for a fine-tuned variant,
+    unfreeze the backbone's top, recompile at the fine-tuning learning rate and go on for
+    `train.fine_tune.epochs`. Returns the History, whose `history` holds both stages (and
+    `stage`: 1 or 2 per epoch). The training order, and the cached view drawn per image,
+    follow `cfg.seed`."""
+    # The training dataset reshuffles itself every epoch: shuffle=False.
+    fit_kwargs = {"epochs": cfg.train.epochs, "verbose": cfg.train.verbose, "shuffle": False, **fit_kwargs}
+    model = trainable.model
+    if plan.inputs == ACTIVATIONS:
         frozen, stage1 = stage1_parts(model)
         compile_model(stage1, cfg.train)
-        train_ds, val = _frozen_top_data(cfg, data, cache, frozen)
+        train_ds, val_ds = _frozen_top_data(cfg, data, cached, frozen)
     else:
         stage1 = model
-        train_ds, val = _training_data(cfg, data, cache)
-    result = _fit(stage1, cfg, train_ds, val, [*fit_callbacks(cfg.train), *callbacks], **fit_kwargs)
-    if first is None:
+        train_ds, val_ds = _training_data(cfg, data, cached)
+    callbacks_ = [*fit_callbacks(cfg.train), *callbacks]
+    result = stage1.fit(train_ds, validation_data=val_ds, callbacks=callbacks_, **fit_kwargs)
+    if plan.fine_tune_at is None:
         return result
-    if cache is not None:
-        train_ds, val = _training_data(cfg, data, cache)
+    if plan.inputs == ACTIVATIONS:
+        train_ds, val_ds = _training_data(cfg, data, cached)
     history = result.history
-    part = model.get_layer(TOP) if cache is not None else backbone_layer(model)
-    backbone_cut.unfreeze(part, first)
+    backbone_cut.unfreeze(trainable.tuned, trainable.fine_tune_from)
     compile_model(model, cfg.train, fine_tune_learning_rate(cfg.train))
     done = len(history["loss"])
     fit_kwargs["epochs"] = done + cfg.train.fine_tune.epochs
     callbacks = [*fit_callbacks(cfg.train, continued=True), *callbacks]
-    result = _fit(model, cfg, train_ds, val, callbacks, initial_epoch=done, **fit_kwargs)
+    result = model.fit(train_ds, validation_data=val_ds, callbacks=callbacks, initial_epoch=done, **fit_kwargs)
     stage2 = result.history
     result.history = {k: list(history[k]) + list(stage2[k]) for k in history}
     result.history["stage"] = [1] * done + [2] * len(stage2["loss"])
@@ -138,18 +150,14 @@ def fit_variant(cfg, data: StudyData, model, cache=None, callbacks=(), **fit_kwa
     return result
 
 
-def _fit(model, cfg, train_ds, val: Split, callbacks, **fit_kwargs):
-    # The training dataset reshuffles itself every epoch: shuffle=False.
-    val_ds = to_dataset(val, cfg.data.batch_size)
-    return model.fit(train_ds, validation_data=val_ds, shuffle=False, callbacks=callbacks, **fit_kwargs)
-
-
-def _training_data(cfg, data: StudyData, cache=None):
-    """The training batches and validation split the whole trainable model fits on."""
-    if cache is None:
-        return to_dataset(data.train, cfg.data.batch_size, shuffle_seed=cfg.seed), data.val
-    views = view_dataset(cache.train_features(cfg), data.train.labels, cfg.data.batch_size, seed=cfg.seed)
-    return views, Split(cache.eval_features()[0], data.val.labels)
+def _training_data(cfg, data: StudyData, cached: CachedFeatures | None):
+    """The training batches (reshuffled every epoch by the dataset itself) and validation
+    batches the whole trainable model fits on."""
+    size = cfg.data.batch_size
+    if cached is None:
+        return to_dataset(data.train, size, shuffle_seed=cfg.seed), to_dataset(data.val, size)
+    views = view_dataset(cached.train, data.train.labels, size, seed=cfg.seed)
+    return views, to_dataset(Split(cached.val, data.val.labels), size)
 
 
 def stage1_parts(model: keras.Model) -> tuple[keras.Model, keras.Model]:
@@ -169,14 +177,15 @@ def stage1_parts(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     return frozen, keras.Model(pooled, x, name="head_on_pooled")
 
 
-def _frozen_top_data(cfg, data: StudyData, cache, frozen: keras.Model):
+def _frozen_top_data(cfg, data: StudyData, cached: CachedFeatures, frozen: keras.Model):
     """The first stage of fine-tuning on cached activations: the top is still frozen, so its
     outputs are computed once per cached view and only the head trains on them, as fast as a
     `transfer` head instead of a forward pass of the top per image and epoch."""
     size = cfg.features.batch_size
-    views = _outputs(frozen, cache.train_features(cfg), size)
-    val = _outputs(frozen, cache.eval_features()[0][None], size)[0]
-    return view_dataset(views, data.train.labels, cfg.data.batch_size, seed=cfg.seed), Split(val, data.val.labels)
+    views = _outputs(frozen, cached.train, size)
+    val = Split(_outputs(frozen, cached.val[None], size)[0], data.val.labels)
+    train_ds = view_dataset(views, data.train.labels, cfg.data.batch_size, seed=cfg.seed)
+    return train_ds, to_dataset(val, cfg.data.batch_size)
 
 
 def _outputs(part: keras.Model, inputs, batch_size: int) -> np.ndarray:
@@ -192,15 +201,16 @@ def _outputs(part: keras.Model, inputs, batch_size: int) -> np.ndarray:
     return out
 
 
-def image_model(model, cfg, data: StudyData, cache=None) -> keras.Model:
-    """A model on raw images: a head trained on cached features goes back on its backbone;
-    a top fine-tuned on cached activations goes back on the frozen bottom."""
-    if cache is None:
-        return model
+def on_images(cfg, data: StudyData, plan: FitPlan, trainable: Trainable) -> keras.Model:
+    """The trained model on raw images: a head trained on cached features goes back on its
+    backbone; a top fine-tuned on cached activations goes back on the frozen bottom."""
     n_classes = len(data.class_names)
-    if fine_tune_at(cfg.model) is None:
-        return build_model(cfg.model, data.image_size, n_classes, head=model)
+    if plan.inputs == IMAGES:
+        return trainable.model
+    if plan.inputs == FEATURES:
+        return build_model(cfg.model, data.image_size, n_classes, head=trainable.model, pooled_head=plan.pooled)
     backbone = build_backbone(cfg.model.backbone, data.image_size)
-    for layer in model.get_layer(TOP).layers[1:]:  # the top's own input layer has no twin
+    for layer in trainable.tuned.layers[1:]:  # the top's own input layer has no twin
         backbone.get_layer(layer.name).set_weights(layer.get_weights())
-    return build_model(cfg.model, data.image_size, n_classes, head=model.get_layer("head"), backbone=backbone)
+    head = trainable.model.get_layer("head")
+    return build_model(cfg.model, data.image_size, n_classes, head=head, backbone=backbone)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import keras
 from keras import layers
 
@@ -11,12 +9,18 @@ from catdog import CatdogError
 
 
 def build_model(
-    model_cfg, image_size, num_classes: int = 2, head: keras.Model | None = None, backbone: keras.Model | None = None
+    model_cfg,
+    image_size,
+    num_classes: int = 2,
+    head: keras.Model | None = None,
+    backbone: keras.Model | None = None,
+    pooled_head: bool = False,
 ) -> keras.Model:
     """Input -> [scaling] -> [augmentation] -> conv body, or frozen backbone + head -> logits.
 
-    `head`: an already trained head (from cached features) to put on the backbone;
-    `backbone`: an already built (say, fine-tuned) backbone instead of a fresh one."""
+    `head`: an already trained head (from cached features) to put on the backbone, one that
+    takes pooled features if `pooled_head`; `backbone`: an already built (say, fine-tuned)
+    backbone instead of a fresh one."""
     inputs = keras.Input(shape=(*image_size, 3), name="image")
     x = inputs
     for layer in input_layers(model_cfg):
@@ -27,7 +31,7 @@ def build_model(
         # still reach its trainable layers, so fine-tuning keeps batch norm frozen
         # (backbone_cut.unfreeze).
         x = backbone(x, training=False)
-        if head is not None and len(head.input_shape) == 2:  # a head trained on pooled cached features
+        if pooled_head:
             x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = (head or build_head(model_cfg, backbone.output_shape[1:], num_classes))(x)
     else:
@@ -78,30 +82,18 @@ def cnn_layers(model_cfg, num_classes: int) -> list[layers.Layer]:
     return out
 
 
-def build_head(model_cfg, feature_shape, num_classes: int = 2) -> keras.Model:
+def build_head(model_cfg, feature_shape, num_classes: int = 2, pooled_input: bool = False) -> keras.Model:
     """The trainable part on top of a frozen backbone, a model of its own. FEATURE_SHAPE:
-    the backbone's feature map, or (avg pooling) the already pooled features of the cache."""
+    the backbone's feature map, or (`pooled_input`) the already pooled features of the cache."""
     features = keras.Input(shape=tuple(feature_shape), name="features")
-    if pooling(model_cfg) == "avg":  # the TensorFlow tutorial's head: 1,280 inputs
-        pooled = layers.GlobalAveragePooling2D()(features) if len(feature_shape) == 3 else features
+    if model_cfg.pooling == "avg":  # the TensorFlow tutorial's head: 1,280 inputs
+        pooled = features if pooled_input else layers.GlobalAveragePooling2D()(features)
         x = layers.Dropout(model_cfg.dropout)(pooled)
     else:  # the reference's: the whole 5x5x1280 map, 32,000 inputs at 160 px
         x = layers.Flatten()(layers.Dropout(model_cfg.dropout)(features))
     if model_cfg.dense_units:  # 0: logits straight from the features, the tutorial's head
         x = layers.Dense(model_cfg.dense_units, activation="relu")(x)
     return keras.Model(features, _logits(num_classes)(x), name="head")
-
-
-POOLINGS = ("flatten", "avg")
-
-
-def pooling(model_cfg) -> str:
-    return model_cfg.pooling or "flatten"
-
-
-def fine_tune_at(model_cfg) -> int | None:
-    """The first backbone layer that fine-tuning unfreezes; None: no fine-tuning stage."""
-    return model_cfg.backbone.fine_tune_at if model_cfg.backbone else None
 
 
 def backbone_layer(model: keras.Model) -> keras.Model:
@@ -112,31 +104,6 @@ def backbone_layer(model: keras.Model) -> keras.Model:
 def _logits(num_classes: int) -> layers.Layer:
     # float32 whatever the precision policy: softmax and loss stay exact under mixed bf16.
     return layers.Dense(num_classes, name="logits", dtype="float32")
-
-
-def check_model(model_cfg) -> None:
-    """Settings that would only fail deep inside Keras, refused with a one-line message."""
-    check_number("model.dropout", model_cfg.dropout)
-    check_number("model.dense_units", model_cfg.dense_units, integer=True)
-    if model_cfg.rotation_factor is not None:
-        check_number("model.rotation_factor", model_cfg.rotation_factor)
-    if not 0.0 <= model_cfg.dropout < 1.0:
-        raise CatdogError(f"model.dropout must be in [0, 1), got {model_cfg.dropout}")
-    if model_cfg.dense_units < (0 if model_cfg.backbone else 1):  # a head may be linear, a CNN not
-        least = "0 (a linear head)" if model_cfg.backbone else "1"
-        raise CatdogError(f"model.dense_units must be at least {least}, got {model_cfg.dense_units}")
-    if model_cfg.rotation_factor is not None and model_cfg.rotation_factor < 0:
-        raise CatdogError(f"model.rotation_factor must be >= 0, got {model_cfg.rotation_factor}")
-    if pooling(model_cfg) not in POOLINGS:
-        raise CatdogError(f"model.pooling must be one of {', '.join(POOLINGS)}, got {model_cfg.pooling!r}")
-    if fine_tune_at(model_cfg) is not None:
-        check_number("model.backbone.fine_tune_at", fine_tune_at(model_cfg), integer=True)
-    backbone = model_cfg.backbone
-    if backbone:
-        if backbone.name != "mobilenet_v2":
-            raise CatdogError(f"model.backbone.name {backbone.name!r} is not supported (mobilenet_v2)")
-        if backbone.weights not in (None, "imagenet") and not Path(backbone.weights).is_file():
-            raise CatdogError(f"model.backbone.weights {backbone.weights}: no such file (use 'imagenet' or a .h5 path)")
 
 
 def build_backbone(backbone_cfg, image_size, pooling: str | None = None) -> keras.Model:
@@ -152,10 +119,3 @@ def build_backbone(backbone_cfg, image_size, pooling: str | None = None) -> kera
         ) from exc
     backbone.trainable = bool(backbone_cfg.trainable)
     return backbone
-
-
-def check_number(name: str, value, integer: bool = False) -> None:
-    """Hydra passes `model.dropout=abc` through as a string: say so instead of a TypeError."""
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        raise CatdogError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")

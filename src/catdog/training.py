@@ -17,14 +17,13 @@ import mlflow
 import numpy as np
 from mlflow.exceptions import MlflowException
 
-from catdog import CatdogError, RunFailure, features, fitting, plots, resume, seeding, tracking, unsent
+from catdog import RunFailure, features, fitting, plots, resume, schema, seeding, tracking, unsent
 from catdog.data import Split, StudyData, load_study_data
 from catdog.evaluation import evaluate_split, predictions_table, thumbnails
-from catdog.models import augmentation_layers, check_model, check_number
+from catdog.models import augmentation_layers
+from catdog.plan import fit_plan
 
 log = logging.getLogger(__name__)
-
-PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 @dataclass(frozen=True)
@@ -57,22 +56,6 @@ def precision(policy: str):
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
-
-
-def check_train(train_cfg) -> None:
-    check_number("train.epochs", train_cfg.epochs, integer=True)
-    check_number("train.learning_rate", train_cfg.learning_rate)
-    check_number("train.fine_tune.epochs", train_cfg.fine_tune.epochs, integer=True)
-    if train_cfg.fine_tune.learning_rate is not None:
-        check_number("train.fine_tune.learning_rate", train_cfg.fine_tune.learning_rate)
-    for name, value in (("epochs", train_cfg.epochs), ("fine_tune.epochs", train_cfg.fine_tune.epochs)):
-        if value < 1:
-            raise CatdogError(f"train.{name} must be >= 1, got {value}")
-    if train_cfg.learning_rate <= 0 or fitting.fine_tune_learning_rate(train_cfg) <= 0:
-        rates = f"{train_cfg.learning_rate}, {train_cfg.fine_tune.learning_rate}"
-        raise CatdogError(f"train.learning_rate and train.fine_tune.learning_rate must be > 0, got {rates}")
-    if train_cfg.precision not in PRECISIONS:
-        raise CatdogError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {train_cfg.precision!r}")
 
 
 def log_data_views(data: StudyData, cfg) -> None:
@@ -132,8 +115,7 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
     `data`/`cache` let a caller (the tuner) share decoded images and cached features;
     `parent_run_id` nests the run under a search."""
     # Bad settings and an unusable store fail here, before any work or run is started.
-    check_model(cfg.model)
-    check_train(cfg.train)
+    schema.validate(cfg)
     tracking.check_reachable(cfg.tracking.uri)
     data = data or load_study_data(cfg.data)
     key = resume.run_key(cfg, data.data_id)
@@ -142,7 +124,7 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
         if done is not None:
             log.info("skipped: done in run %s (study.rerun=true trains it again)", done.info.run_id)
             return RunResult.of(done, skipped=True)
-    cache = _prepared_cache(cfg, data, cache)
+    cached = _cached_inputs(cfg, data, cache)
     tracking.configure(cfg.tracking)  # after the cache: bad weights leave no store behind
     run_name = f"{cfg.model.name}-seed{cfg.seed}"
     kind = "retrain" if parent_run_id else "train"
@@ -160,51 +142,50 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
         # After start_run, which draws the run's name from Python's global `random`.
         seeding.seed_run(cfg.seed)
         try:
-            return _fit_and_log(cfg, data, cache, run)
+            return _fit_and_log(cfg, data, cached, run)
         except OSError as exc:  # a full disk, a read-only artifact store: one line, the run FAILED
             raise RunFailure(f"could not write {exc.filename or 'an artifact'}: {exc.strerror or exc}") from exc
 
 
-def _prepared_cache(cfg, data: StudyData, cache):
-    """The run's backbone feature cache, built if cold (None: the run trains on images)."""
+def _cached_inputs(cfg, data: StudyData, cache) -> features.CachedFeatures | None:
+    """The run's cached backbone features, built if cold (None: the run trains on images)."""
     # The previous run of a multirun may still hold its features in reference cycles (tf.data
     # datasets, traced functions): free them before this run loads its own.
     gc.collect()
-    if cache is None and features.usable(cfg):
+    if cache is None and fit_plan(cfg).cached:
         cache = features.FeatureCache(data, cfg)
     cache = features.cache_for(cache, data, cfg)
-    if cache is not None:
-        # Cold or warm, the cache draws only from its own seeded generators: the run below
-        # trains the same either way.
-        cache.prepare(cfg)
-    return cache
+    # Cold or warm, the cache draws only from its own seeded generators: the run below
+    # trains the same either way.
+    return cache.features(cfg) if cache is not None else None
 
 
-def _fit_and_log(cfg, data: StudyData, cache, run) -> RunResult:
+def _fit_and_log(cfg, data: StudyData, cached: features.CachedFeatures | None, run) -> RunResult:
     """Inside the open, seeded run: log what goes in, fit, score, log what comes out."""
     tracking.log_config(cfg)
     tracking.log_data(data)
-    mlflow.log_param("features.cached", cache is not None)
+    mlflow.log_param("features.cached", cached is not None)
     log_data_views(data, cfg)
     log.info(
         "Run %s (%s): training %d epochs%s",
         run.info.run_id,
         run.info.run_name,
         cfg.train.epochs,
-        " on cached backbone features" if cache else "",
+        " on cached backbone features" if cached else "",
     )
-    trained = fitting.trainable_model(cfg, data, cache)
-    mlflow.log_param("init_weights_digest", seeding.weights_digest(trained))
+    plan = fit_plan(cfg)
+    trainable = fitting.build(cfg, data, plan, cached)
+    mlflow.log_param("init_weights_digest", seeding.weights_digest(trainable.model))
     started = time.perf_counter()
-    history = fitting.fit_variant(cfg, data, trained, cache).history
+    history = fitting.fit(cfg, data, plan, trainable, cached).history
     fit_seconds = time.perf_counter() - started
     epoch = fitting.kept_epoch(history, cfg.train)
     kept = {"model_val_accuracy": history["val_accuracy"][epoch], "model_val_loss": history["val_loss"][epoch]}
-    model = fitting.image_model(trained, cfg, data, cache)
+    model = fitting.on_images(cfg, data, plan, trainable)
     test = evaluate_split(model, data.test, cfg.data.batch_size)
     try:
         mlflow.log_metrics({**kept, "model_epoch": epoch})
-        if cache is not None:
+        if cached is not None:
             mlflow.log_text(_summary(model), "model_summary.txt")  # the callback saw only the head
         log_results(model, history, data, test, cfg.train.log_model)
         log_cost(fit_seconds, len(history["val_accuracy"]), len(data.train))

@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 
 from catdog import features, fitting, seeding
 from catdog.data import StudyData
+from catdog.plan import fit_plan
 from catdog.tuning.space import trial_values, with_values
 
 
@@ -20,24 +21,31 @@ class VariantHyperModel(kt.HyperModel):
         self.cfg, self.data, self.cache = cfg, data, cache
         self.seed = cfg.seed
         self._other = cache
+        self._trainable = None
 
     def run_cfg(self, hp):
         """The search's config with the trial's values and seed in place."""
         return OmegaConf.merge(with_values(self.cfg, trial_values(hp, self.cfg)), {"seed": self.seed})
 
-    def cache_for(self, cfg):
+    def cache_for(self, cfg) -> features.FeatureCache | None:
         """The feature cache CFG trains on. A trial that pools or cuts otherwise needs other
         features; the latest such cache is kept for the trials (and retrains) that follow."""
         if self._other is None or not self._other.serves(cfg):
             self._other = features.cache_for(self.cache, self.data, cfg)
         return self._other
 
+    def cached(self, cfg) -> features.CachedFeatures | None:
+        cache = self.cache_for(cfg)
+        return cache.features(cfg) if cache is not None else None
+
     def build(self, hp):
         # Keras Tuner clears the session just before building: the trial's run starts here.
         seeding.seed_run(self.seed)
         cfg = self.run_cfg(hp)
-        return fitting.trainable_model(cfg, self.data, self.cache_for(cfg))
+        # Keras Tuner hands fit() the model build() returned; what else the fit needs is kept here.
+        self._trainable = fitting.build(cfg, self.data, fit_plan(cfg), self.cached(cfg))
+        return self._trainable.model
 
     def fit(self, hp, model, *args, **kwargs):
         cfg = self.run_cfg(hp)
-        return fitting.fit_variant(cfg, self.data, model, self.cache_for(cfg), **kwargs)
+        return fitting.fit(cfg, self.data, fit_plan(cfg), self._trainable, self.cached(cfg), **kwargs)

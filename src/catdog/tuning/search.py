@@ -9,14 +9,14 @@ import os
 import statistics
 from pathlib import Path
 
-import keras_tuner as kt
+import hydra
 import mlflow
 from omegaconf import OmegaConf
 
-from catdog import RunFailure, features, seeding, tracking
+from catdog import RunFailure, features, schema, seeding, tracking
 from catdog.data import StudyData, load_study_data
-from catdog.models import check_model
-from catdog.training import check_train, precision
+from catdog.plan import fit_plan
+from catdog.training import precision
 from catdog.tuning import distributed
 from catdog.tuning.hypermodel import VariantHyperModel
 from catdog.tuning.leaderboard import leaderboard, log_search_plots
@@ -26,8 +26,6 @@ from catdog.tuning.tracked import TrackedTrials
 
 log = logging.getLogger(__name__)
 
-TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization, "hyperband": kt.Hyperband}
-
 
 def search_id(cfg, data: StudyData) -> str:
     """Names the Keras Tuner project: the same search settings on the same data resume the
@@ -36,13 +34,9 @@ def search_id(cfg, data: StudyData) -> str:
     parts = {
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "space": {k: OmegaConf.to_container(cfg.search[k], resolve=True) for k in hp_names(cfg)},
-        "tuner": {
-            k: v
-            for k, v in OmegaConf.to_container(cfg.tuner, resolve=True).items()
-            if k not in ("max_trials", "workers", "wait_s")
-        },
+        "tuner": _tuner_identity(cfg.tuner),
         "train": OmegaConf.to_container(cfg.train, resolve=True),
-        "features": features.usable(cfg) and cfg.features.train_views,
+        "features": fit_plan(cfg).cached and cfg.features.train_views,
         "data": data.data_hash,
         "seed": cfg.seed,
     }
@@ -50,10 +44,21 @@ def search_id(cfg, data: StudyData) -> str:
     return f"{cfg.model.name}-{cfg.tuner.name}-{digest}"
 
 
+def _tuner_identity(tuner_cfg) -> dict:
+    """The tuner settings that decide its trials, spelled as before tuners were chosen by
+    `_target_` (the class options flat), so that searches started earlier still resume."""
+    settings = OmegaConf.to_container(tuner_cfg, resolve=True)
+    flat = {**settings, **settings.pop("options")}
+    return {k: v for k, v in flat.items() if k not in ("_target_", "max_trials", "workers", "wait_s")}
+
+
 def make_tuner(cfg, hypermodel, project: str, parent_run_id: str, resume: bool):
+    """The `tuner._target_` Keras Tuner class with the tracked trials mixed in."""
     tuner_cfg = cfg.tuner
-    base = TUNERS[tuner_cfg.name]
-    common = dict(
+    base = hydra.utils.get_class(tuner_cfg._target_)
+    options = OmegaConf.to_container(tuner_cfg.options, resolve=True)
+    tuner = type(f"Tracked{base.__name__}", (TrackedTrials, base), {})(
+        hypermodel,
         # A metric's name is enough: Keras Tuner knows which way accuracy or loss improves.
         objective=tuner_cfg.objective,
         executions_per_trial=tuner_cfg.executions_per_trial,
@@ -67,18 +72,8 @@ def make_tuner(cfg, hypermodel, project: str, parent_run_id: str, resume: bool):
         overwrite=not resume,
         parent_run_id=parent_run_id,
         search_seed=cfg.seed,
+        **options,
     )
-    if tuner_cfg.name == "hyperband":
-        extra = dict(
-            max_epochs=tuner_cfg.max_epochs,
-            factor=tuner_cfg.factor,
-            hyperband_iterations=tuner_cfg.hyperband_iterations,
-        )
-    elif tuner_cfg.name == "bayesian":
-        extra = dict(max_trials=tuner_cfg.max_trials, num_initial_points=tuner_cfg.num_initial_points)
-    else:
-        extra = dict(max_trials=tuner_cfg.max_trials)
-    tuner = type(f"Tracked{base.__name__}", (TrackedTrials, base), {})(hypermodel, **common, **extra)
     # Hyperband sizes its brackets from max_epochs, but the base oracle still honours a cap
     # on trials, which keeps `tuner.max_trials` meaningful for every tuner.
     tuner.oracle.max_trials = tuner_cfg.max_trials
@@ -95,10 +90,6 @@ def _parent_run_id(project: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-def _epochs(cfg) -> int:
-    return cfg.tuner.max_epochs if cfg.tuner.name == "hyperband" else cfg.tuner.epochs
-
-
 def _work(cfg, data: StudyData, cache, project: str) -> dict:
     """A distributed search's worker: run the trials the chief hands out, each a nested run
     under the chief's parent run; the chief ranks them and retrains the best."""
@@ -111,7 +102,7 @@ def _work(cfg, data: StudyData, cache, project: str) -> dict:
     with precision(cfg.train.precision):
         tuner = make_tuner(cfg, VariantHyperModel(cfg, data, cache), project, parent_id, resume=True)
         log.info("Worker %s of search %s (parent run %s)", tuner.tuner_id, project, parent_id)
-        tuner.search(epochs=_epochs(cfg), verbose=0)
+        tuner.search(epochs=cfg.tuner.epochs, verbose=0)
     return {"parent_run_id": parent_id, "search_id": project, "worker": tuner.tuner_id}
 
 
@@ -121,14 +112,13 @@ def _mean_sd(values: list[float]) -> dict:
 
 def tune(cfg, tags: dict | None = None) -> dict:
     """Run (or resume) the configured search, retrain the winner, log it all; returns a summary."""
+    schema.validate(cfg)
     check_space(cfg)
-    check_model(cfg.model)
-    check_train(cfg.train)
     tracking.check_reachable(cfg.tracking.uri)
     data = load_study_data(cfg.data)
-    cache = features.FeatureCache(data, cfg) if features.usable(cfg) else None
+    cache = features.FeatureCache(data, cfg) if fit_plan(cfg).cached else None
     if cache is not None:
-        cache.prepare(cfg)
+        cache.features(cfg)
     tracking.configure(cfg.tracking)
     project = search_id(cfg, data)
     if distributed.role() == "worker":
@@ -153,7 +143,7 @@ def tune(cfg, tags: dict | None = None) -> dict:
         hypermodel = VariantHyperModel(cfg, data, cache)
         tuner = _tuner(cfg, hypermodel, project, parent_id, resumed is not None)
         with distributed.local_workers(cfg, parent_id, where) as tuner.workers:
-            tuner.search(epochs=_epochs(cfg), verbose=0)
+            tuner.search(epochs=cfg.tuner.epochs, verbose=0)
         summary = _record_best(cfg, tuner, project, parent_id, data)
         if cfg.search.retrain_seeds:
             _retrain_best(cfg, summary, data, hypermodel, cache)

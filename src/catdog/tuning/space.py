@@ -5,45 +5,20 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from catdog import CatdogError
-from catdog.models import POOLINGS, fine_tune_at
-
-TUNER_NAMES = ("random", "bayesian", "hyperband")
+from catdog.plan import fit_plan
 
 
 def check_space(cfg) -> None:
-    """Refuse impossible search settings before anything trains or is logged."""
-    search, tuner = cfg.search, cfg.tuner
-    for name, low, high in (("dropout", 0.0, 1.0), ("rotation_factor", 0.0, None)):
-        space = search.get(name)
-        if space is None:  # kept at the configured value
-            continue
-        if space.min is None or space.max is None or space.min > space.max:
-            raise CatdogError(f"search.{name}: min ({space.min}) must not exceed max ({space.max})")
-        if space.min < low or (high is not None and space.max >= high):
-            raise CatdogError(f"search.{name} must lie in [{low}, {high or 'inf'}), got [{space.min}, {space.max}]")
-        if space.step is not None and space.step <= 0:
-            raise CatdogError(f"search.{name}.step must be positive or null, got {space.step}")
-    for name in ("learning_rate", "fine_tune_learning_rate"):
-        space = search.get(name)
-        if space is not None and not (space.min and space.max and 0 < space.min <= space.max):
-            raise CatdogError(f"search.{name}: needs 0 < min <= max (a log scale), got [{space.min}, {space.max}]")
-    if search.get("pooling") is not None and not set(search.pooling) <= set(POOLINGS):
-        raise CatdogError(f"search.pooling: choose from {', '.join(POOLINGS)}, got {list(search.pooling)}")
-    if search.get("fine_tune_at") is not None and not all(isinstance(c, int) and c > 0 for c in search.fine_tune_at):
-        raise CatdogError(f"search.fine_tune_at must list positive layer indices, got {list(search.fine_tune_at)}")
-    units = search.get("dense_units")
-    least = 0 if cfg.model.backbone else 1  # 0: a linear head, which only a backbone can have
-    if units is not None and (not units or any(not isinstance(u, int) or u < least for u in units)):
-        raise CatdogError(f"search.dense_units must be a non-empty list of integers >= {least}, got {list(units)}")
+    """What the search schema cannot know alone: a linear head (no dense units) is only for
+    backbones, and the variant must use one of the settings left to search."""
+    units = cfg.search.dense_units
+    if units is not None and not cfg.model.backbone and min(units) < 1:
+        raise CatdogError(
+            f"search.dense_units: a linear head needs a backbone; "
+            f"{cfg.model.name} needs integers >= 1, got {list(units)}"
+        )
     if not hp_names(cfg):
         raise CatdogError(f"nothing to search: every setting {cfg.model.name} uses is fixed (search.<name>=null)")
-    if tuner.name not in TUNER_NAMES:
-        raise CatdogError(f"tuner.name {tuner.name!r} is not one of {', '.join(TUNER_NAMES)}")
-    for key in ("max_trials", "epochs", "executions_per_trial"):
-        if tuner[key] is None or tuner[key] < 1:
-            raise CatdogError(f"tuner.{key} must be at least 1, got {tuner[key]}")
-    if search.retrain_seeds < 0:
-        raise CatdogError(f"search.retrain_seeds must be >= 0, got {search.retrain_seeds}")
 
 
 # Each searched hyperparameter and the config value it sets.
@@ -69,7 +44,7 @@ def hp_names(cfg) -> list[str]:
     names.append("learning_rate")
     if model.backbone:
         names.append("pooling")
-    if fine_tune_at(model) is not None:
+    if fit_plan(cfg).fine_tune_at is not None:
         names += ["fine_tune_at", "fine_tune_learning_rate"]
     return [n for n in names if cfg.search.get(n) is not None]
 

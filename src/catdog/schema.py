@@ -1,0 +1,243 @@
+"""The config groups' schemas: Hydra rejects unknown keys and wrongly typed values with
+them, and each group's `__post_init__` refuses values out of range (run by `validate`).
+Registered in Hydra's ConfigStore as `schema/<group>`; each group's options start from it
+(`defaults: [/schema/<group>@_here_, _self_]`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+from catdog import CatdogError
+
+POOLINGS = ("flatten", "avg")
+PRECISIONS = ("float32", "mixed_bfloat16")
+BACKBONES = ("mobilenet_v2",)
+
+
+def _least(name: str, value, least) -> None:
+    if value < least:
+        raise CatdogError(f"{name} must be >= {least}, got {value}")
+
+
+def _one_of(name: str, value, choices) -> None:
+    if value not in choices:
+        raise CatdogError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "mobilenet_v2"
+    weights: str | None = "imagenet"  # "imagenet" downloads Keras' weights; or a local .h5 file
+    trainable: bool = False
+    fine_tune_at: int | None = None  # the first layer a second stage unfreezes; None: no second stage
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    preprocess: bool = False
+    flip_mode: str | None = None
+    rotation_factor: float | None = None
+    fill_mode: str = "nearest"
+    conv_filters: list[int] = field(default_factory=lambda: [32, 32, 64])
+    dropout: float = 0.2
+    dense_units: int = 64
+    pooling: str | None = None  # backbones: flatten or avg
+    backbone: BackboneConfig | None = None
+
+    def __post_init__(self):
+        if not 0.0 <= self.dropout < 1.0:
+            raise CatdogError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        # A head may be linear (0 units); a CNN needs its dense layer.
+        _least("model.dense_units", self.dense_units, 0 if self.backbone else 1)
+        if self.rotation_factor is not None:
+            _least("model.rotation_factor", self.rotation_factor, 0)
+        if self.backbone is None:
+            return
+        _one_of("model.pooling", self.pooling, POOLINGS)
+        _one_of("model.backbone.name", self.backbone.name, BACKBONES)
+        weights = self.backbone.weights
+        if weights not in (None, "imagenet") and not Path(weights).is_file():
+            raise CatdogError(f"model.backbone.weights {weights}: no such file (use 'imagenet' or a .h5 path)")
+
+
+@dataclass
+class FineTuneConfig:
+    epochs: int = 10
+    learning_rate: float | None = None  # None: train.learning_rate / 10
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    optimizer: str = "adam"
+    learning_rate: float = 0.001
+    early_stopping_patience: int | None = None
+    precision: str = "float32"
+    verbose: int = 2
+    log_model: bool = True
+    fine_tune: FineTuneConfig = field(default_factory=FineTuneConfig)
+
+    def __post_init__(self):
+        _least("train.epochs", self.epochs, 1)
+        _least("train.fine_tune.epochs", self.fine_tune.epochs, 1)
+        for name, rate in (
+            ("learning_rate", self.learning_rate),
+            ("fine_tune.learning_rate", self.fine_tune.learning_rate),
+        ):
+            if rate is not None and rate <= 0:
+                raise CatdogError(f"train.{name} must be > 0, got {rate}")
+        _one_of("train.precision", self.precision, PRECISIONS)
+
+
+@dataclass
+class DataConfig:
+    url: str = MISSING
+    dir: str | None = None
+    cache_dir: str | None = None
+    download_timeout: float = 60
+    image_size: list[int] = field(default_factory=lambda: [160, 160])
+    batch_size: int = 32
+    class_names: list[str] = field(default_factory=lambda: ["cats", "dogs"])
+    test_fraction: float = 0.2
+    split_seed: int = 1337
+
+
+@dataclass
+class FeaturesConfig:
+    enabled: bool = True
+    train_views: int = 1
+    seed: int = 0
+    batch_size: int = 64
+    cache_dir: str = MISSING
+
+    def __post_init__(self):
+        _least("features.train_views", self.train_views, 1)
+        _least("features.batch_size", self.batch_size, 1)
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = MISSING
+    experiment: str = MISSING
+    artifact_root: str = MISSING
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = MISSING
+    mlruns_dir: str = MISSING
+    reports_dir: str = MISSING
+
+
+@dataclass
+class StudyConfig:
+    skip_finished: bool = False
+    rerun: bool = False
+    live_report: bool = False
+
+
+@dataclass
+class Range:
+    """A float searched between `min` and `max`, in steps of `step` (None: continuous)."""
+
+    min: float = MISSING
+    max: float = MISSING
+    step: float | None = None
+
+
+@dataclass
+class LogRange:
+    """A positive float searched on a log scale between `min` and `max`."""
+
+    min: float = MISSING
+    max: float = MISSING
+
+
+@dataclass
+class SearchConfig:
+    dropout: Range | None = None
+    rotation_factor: Range | None = None
+    dense_units: list[int] | None = None
+    retrain_seeds: int = 3
+    reference: bool = True
+    overwrite: bool = False
+    project_dir: str = MISSING
+    learning_rate: LogRange | None = None
+    pooling: list[str] | None = None
+    fine_tune_at: list[int] | None = None
+    fine_tune_learning_rate: LogRange | None = None
+
+    def __post_init__(self):
+        for name, low, high in (("dropout", 0.0, 1.0), ("rotation_factor", 0.0, None)):
+            space = getattr(self, name)
+            if space is None:  # kept at the configured value
+                continue
+            if space.min > space.max:
+                raise CatdogError(f"search.{name}: min ({space.min}) must not exceed max ({space.max})")
+            if space.min < low or (high is not None and space.max >= high):
+                raise CatdogError(f"search.{name} must lie in [{low}, {high or 'inf'}), got [{space.min}, {space.max}]")
+            if space.step is not None and space.step <= 0:
+                raise CatdogError(f"search.{name}.step must be positive or null, got {space.step}")
+        for name in ("learning_rate", "fine_tune_learning_rate"):
+            space = getattr(self, name)
+            if space is not None and not 0 < space.min <= space.max:
+                raise CatdogError(f"search.{name}: needs 0 < min <= max (a log scale), got [{space.min}, {space.max}]")
+        if self.pooling is not None and not set(self.pooling) <= set(POOLINGS):
+            raise CatdogError(f"search.pooling: choose from {', '.join(POOLINGS)}, got {list(self.pooling)}")
+        if self.fine_tune_at is not None and not all(c > 0 for c in self.fine_tune_at):
+            raise CatdogError(f"search.fine_tune_at must list positive layer indices, got {list(self.fine_tune_at)}")
+        if self.dense_units is not None and (not self.dense_units or min(self.dense_units) < 0):
+            raise CatdogError(f"search.dense_units must be a non-empty list of integers >= 0, got {self.dense_units}")
+        _least("search.retrain_seeds", self.retrain_seeds, 0)
+
+
+@dataclass
+class TunerConfig:
+    _target_: str = MISSING  # the Keras Tuner class
+    name: str = MISSING
+    objective: str = "val_accuracy"
+    max_trials: int = 20
+    epochs: int = 10
+    executions_per_trial: int = 1
+    seed: int = 0
+    workers: int = 0
+    wait_s: float = 600
+    options: dict[str, Any] = field(default_factory=dict)  # the tuner class's own arguments
+
+    def __post_init__(self):
+        for key in ("max_trials", "epochs", "executions_per_trial"):
+            _least(f"tuner.{key}", getattr(self, key), 1)
+        _least("tuner.workers", self.workers, 0)
+
+
+SCHEMAS = {
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "data": DataConfig,
+    "features": FeaturesConfig,
+    "tracking": TrackingConfig,
+    "paths": PathsConfig,
+    "study": StudyConfig,
+    "search": SearchConfig,
+    "tuner": TunerConfig,
+}
+
+
+def register() -> None:
+    store = ConfigStore.instance()
+    for group, schema in SCHEMAS.items():
+        store.store(group="schema", name=group, node=schema)
+
+
+def validate(cfg) -> None:
+    """Every group's range checks (its `__post_init__`), before any work starts: Hydra has
+    checked keys and types while composing."""
+    for group in SCHEMAS:
+        if group in cfg:
+            OmegaConf.to_object(cfg[group])
