@@ -63,10 +63,11 @@ def run_naive(variant: str, epochs: int, cache_dir: str, seed: int, precision: s
     import keras
     import tensorflow as tf
 
-    from catdog import backbone_cut, seeding
-    from catdog.data import resolve_root
-    from catdog.fitting import compile_model, fine_tune_learning_rate
-    from catdog.models import backbone_layer, build_model
+    from catdog.data.loading import resolve_root
+    from catdog.models import backbone_cut
+    from catdog.models.variants import backbone_layer, build_model
+    from catdog.training import seeding
+    from catdog.training.fitting import compile_model, fine_tune_learning_rate
 
     cfg = _cfg(variant, epochs, cache_dir, seed)
     seeding.seed_run(seed)
@@ -100,9 +101,10 @@ def run_naive(variant: str, epochs: int, cache_dir: str, seed: int, precision: s
 
 
 def run_ours(variant: str, epochs: int, cache_dir: str, seed: int, precision: str) -> dict:
-    from catdog import features, fitting, seeding, training
-    from catdog.data import load_study_data
-    from catdog.plan import fit_plan
+    from catdog import training
+    from catdog.data.loading import load_study_data
+    from catdog.training import features, fitting, seeding
+    from catdog.training.plan import fit_plan
 
     cfg = _cfg(variant, epochs, cache_dir, seed, precision)
     start = time.perf_counter()

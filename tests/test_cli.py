@@ -63,7 +63,8 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path):
         ),
         (
             "model.dense_units=1.5",
-            "Error merging override model.dense_units=1.5: Value '1.5' of type 'float' could not be converted to Integer",
+            "Error merging override model.dense_units=1.5: "
+            "Value '1.5' of type 'float' could not be converted to Integer",
         ),
         ("model.colour=red", "Could not override 'model.colour': Key 'colour' not in 'ModelConfig'"),
         (

@@ -4,7 +4,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from catdog import PROJECT_ROOT
-from catdog.models import build_model
+from catdog.models.variants import build_model
 from helpers import compose
 
 # Trainable / non-trainable parameter counts of the reference models at 160x160.
@@ -112,7 +112,7 @@ def test_every_experiment_preset_composes_and_runs(preset, make_cfg, store):
 
 @pytest.mark.unit
 def test_tracking_uris_are_logged_without_passwords():
-    from catdog.tracking import redact
+    from catdog.tracking.store import redact
 
     assert redact("http://ana:s3cret@tracking.example:5000/x") == "http://ana:***@tracking.example:5000/x"
     assert redact("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"
@@ -147,7 +147,7 @@ def test_the_schemas_refuse_wrong_types_and_values_out_of_range():
 
 @pytest.mark.unit
 def test_the_fit_plan_is_decided_by_the_config():
-    from catdog.plan import FitPlan, fit_plan
+    from catdog.training.plan import FitPlan, fit_plan
 
     assert fit_plan(compose("model=cnn")) == FitPlan("images", None, pooled=False)
     assert fit_plan(compose("model=transfer")) == FitPlan("features", None, pooled=False)

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from catdog import backbone_cut, features, fitting, training
-from catdog.data import load_study_data
-from catdog.models import backbone_layer, build_model
-from catdog.plan import fit_plan
+from catdog import training
+from catdog.data.loading import load_study_data
+from catdog.models import backbone_cut
+from catdog.models.variants import backbone_layer, build_model
+from catdog.training import features, fitting
+from catdog.training.plan import fit_plan
 from helpers import compose
 
 # MobileNetV2 (no top, 2,257,984 parameters) unfrozen from layer 100: 1,839,616 trainable, the

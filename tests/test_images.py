@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catdog import CatdogError, images, training
-from catdog.data import load_folder
+from catdog import CatdogError, training
+from catdog.data import images
+from catdog.data.loading import load_folder
 from helpers import store_overrides
 
 

@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from catdog.config import load
-from catdog.progress import expand, time_left
+from catdog.training.progress import expand, time_left
 
 BIN = Path(sys.executable).parent
 

@@ -4,7 +4,8 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from catdog import seeding, training
+from catdog import training
+from catdog.training import seeding
 
 VARIANTS = ["cnn", "augmented", "preprocessed", "transfer"]
 
@@ -41,7 +42,8 @@ def test_no_global_random_state_is_touched_by_plots(make_cfg, shared_store):
 
     import numpy as np
 
-    from catdog.data import load_study_data
+    from catdog.data.loading import load_study_data
+    from catdog.training.run import log_data_views
 
     cfg = make_cfg("augmented", shared_store, "seed=5")
     data = load_study_data(cfg.data)
@@ -49,5 +51,5 @@ def test_no_global_random_state_is_touched_by_plots(make_cfg, shared_store):
     with mlflow.start_run():  # MLflow itself draws from `random` to name a run: seed after it, as train() does
         seeding.seed_run(5)
         before = (random.getstate(), np.random.get_state()[1].copy())
-        training.log_data_views(data, cfg)
+        log_data_views(data, cfg)
     assert random.getstate() == before[0] and (np.random.get_state()[1] == before[1]).all()

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from catdog import CatdogError, features, seeding, tracking
-from catdog.data import load_study_data
-from catdog.plan import fit_plan
+from catdog import CatdogError, tracking
+from catdog.data.loading import load_study_data
+from catdog.training import features, seeding
+from catdog.training.plan import fit_plan
 from catdog.tuning import tune
 from catdog.tuning.hypermodel import VariantHyperModel
 from catdog.tuning.search import make_tuner
@@ -162,8 +163,8 @@ def test_feature_cache_is_reused_and_invalidated(search_cfg, weights, tmp_path):
 def test_cached_head_gives_the_same_model_as_the_image_pipeline(search_cfg):
     """The head trained on cached features, put back on its backbone, scores raw test images
     exactly as the head scores the cached test features."""
-    from catdog import fitting
-    from catdog.evaluation import evaluate_split
+    from catdog.training import fitting
+    from catdog.training.evaluation import evaluate_split
 
     cfg = search_cfg()
     data = load_study_data(cfg.data)

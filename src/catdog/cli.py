@@ -21,7 +21,8 @@ log = logging.getLogger("catdog")
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="train")
 def train(cfg) -> float:
     """catdog-train: one tracked training run. Returns validation accuracy for sweepers."""
-    from catdog import launch, progress, tracking, training
+    from catdog import launch, tracking, training
+    from catdog.training import progress
 
     tracking.code_version()  # read before any work, while the checkout is the code just loaded
     launch.share_cores()
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     import mlflow
 
     from catdog.config import load
-    from catdog.tracking import check_reachable
+    from catdog.tracking.store import check_reachable
 
     defaults = load("train")
     mlflow.set_tracking_uri(args.tracking_uri or defaults.tracking.uri)
@@ -155,7 +156,7 @@ def _experiment(args, defaults) -> str:
 
 
 def _evaluate(args, defaults) -> None:
-    from catdog.evaluation import evaluate_run
+    from catdog.training.evaluation import evaluate_run
 
     result = evaluate_run(args.run_id, args.folder)
     if args.json:
@@ -199,7 +200,7 @@ def _report(args, defaults) -> None:
 
 
 def _upload(args, defaults) -> None:
-    from catdog import unsent
+    from catdog.tracking import unsent
 
     if not (Path(args.folder) / "run.json").is_file():
         raise CatdogError(f"{args.folder} holds no kept run (no run.json)")
@@ -210,7 +211,7 @@ def _upload(args, defaults) -> None:
 def _stale_runs(args, defaults) -> None:
     import mlflow
 
-    from catdog import stale
+    from catdog.tracking import stale
 
     ids = None
     if args.experiment:
@@ -239,7 +240,7 @@ def _promote(args, defaults) -> None:
 
 
 def _predict(args, defaults) -> None:
-    from catdog import predict
+    from catdog.tracking import predict
 
     model, class_names = predict.load(args.model or predict.DEFAULT_MODEL)
     files, refused = predict.expand(args.paths)

@@ -20,7 +20,7 @@ def sweep_tags() -> dict:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return {}
-    from catdog.progress import LAUNCH_ENV
+    from catdog.training.progress import LAUNCH_ENV
 
     return {
         "sweep": Path(hydra_cfg.sweep.dir).name,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from catdog import CatdogError, stats
+from catdog import CatdogError
+from catdog.report import stats
 from catdog.report.summary import Scores
 
 RULE = (

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from catdog import stats
+from catdog.report import stats
 from catdog.report.runs import RunRecord, Study, predictions
 
 

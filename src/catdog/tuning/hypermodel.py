@@ -5,9 +5,9 @@ from __future__ import annotations
 import keras_tuner as kt
 from omegaconf import OmegaConf
 
-from catdog import features, fitting, seeding
-from catdog.data import StudyData
-from catdog.plan import fit_plan
+from catdog.data.loading import StudyData
+from catdog.training import features, fitting, seeding
+from catdog.training.plan import fit_plan
 from catdog.tuning.space import trial_values, with_values
 
 

@@ -13,10 +13,11 @@ import hydra
 import mlflow
 from omegaconf import OmegaConf
 
-from catdog import RunFailure, features, schema, seeding, tracking
-from catdog.data import StudyData, load_study_data
-from catdog.plan import fit_plan
-from catdog.training import precision
+from catdog import RunFailure, schema, tracking
+from catdog.data.loading import StudyData, load_study_data
+from catdog.training import features, seeding
+from catdog.training.plan import fit_plan
+from catdog.training.run import precision
 from catdog.tuning import distributed
 from catdog.tuning.hypermodel import VariantHyperModel
 from catdog.tuning.leaderboard import leaderboard, log_search_plots

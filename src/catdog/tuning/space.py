@@ -5,7 +5,7 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from catdog import CatdogError
-from catdog.plan import fit_plan
+from catdog.training.plan import fit_plan
 
 
 def check_space(cfg) -> None:
@@ -46,7 +46,7 @@ def hp_names(cfg) -> list[str]:
         names.append("pooling")
     if fit_plan(cfg).fine_tune_at is not None:
         names += ["fine_tune_at", "fine_tune_learning_rate"]
-    return [n for n in names if cfg.search.get(n) is not None]
+    return [n for n in names if cfg.search[n] is not None]
 
 
 def configured(cfg) -> dict:

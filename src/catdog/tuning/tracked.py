@@ -9,7 +9,8 @@ from contextlib import contextmanager
 
 import mlflow
 
-from catdog import seeding, tracking
+from catdog import tracking
+from catdog.training import seeding
 from catdog.tuning import distributed
 
 # Ctrl-C, and SIGTERM as schedulers send it: both stop a search at the next safe point.

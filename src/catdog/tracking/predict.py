@@ -12,7 +12,7 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 
 from catdog import CatdogError
-from catdog.images import BadImage, decode, list_images
+from catdog.data.images import BadImage, decode, list_images
 from catdog.registry import ALIAS, MODEL_NAME
 
 DEFAULT_MODEL = f"models:/{MODEL_NAME}@{ALIAS}"

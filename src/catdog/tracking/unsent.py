@@ -11,14 +11,14 @@ from pathlib import Path
 import mlflow
 from mlflow.entities import Metric
 
-from catdog import tracking
+from catdog.tracking import store
 
 
 def keep(folder: Path, run_id: str, history: dict, scores: dict, predictions: dict, model) -> Path:
     """Write the run's results into FOLDER; returns it."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "run.json").write_text(
-        json.dumps({"run_id": run_id, "tracking_uri": tracking.redact(mlflow.get_tracking_uri())})
+        json.dumps({"run_id": run_id, "tracking_uri": store.redact(mlflow.get_tracking_uri())})
     )
     plain = {k: [float(v) for v in values] for k, values in history.items()}
     (folder / "history.json").write_text(json.dumps(plain))
@@ -47,5 +47,5 @@ def upload(folder) -> str:
     with mlflow.start_run(run_id=run_id):
         mlflow.log_table(json.loads((folder / "predictions.json").read_text()), "predictions/test.json")
         model = keras.models.load_model(folder / "model.keras")
-        mlflow.keras.log_model(model, name="model", pip_requirements=tracking.model_requirements())
+        mlflow.keras.log_model(model, name="model", pip_requirements=store.model_requirements())
     return run_id

@@ -17,14 +17,14 @@ from urllib.parse import urlparse
 import numpy as np
 
 from catdog import CatdogError, RunFailure
-from catdog.images import BadImage, decode, list_images
+from catdog.data.images import BadImage, decode, list_images
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Split:
-    images: np.ndarray  # uint8 (n, height, width, 3), decoded once; or cached backbone features
+    images: np.ndarray  # uint8 (n, height, width, 3), decoded once
     labels: np.ndarray  # int32, (n,)
     ids: np.ndarray | None = None  # str (n,): the file of each image, relative to its split folder
     skipped: tuple = ()  # (file, reason) of each file that could not be used
@@ -274,12 +274,17 @@ def _decode(root: Path, listing: tuple, image_size, class_names, test_fraction: 
 
 
 def to_dataset(split: Split, batch_size: int, shuffle_seed: int | None = None):
-    """Batches of float32 images; reshuffled every epoch when a seed is given."""
+    """Batches of a split's images as float32; reshuffled every epoch when a seed is given."""
+    return batches(split.images, split.labels, batch_size, shuffle_seed)
+
+
+def batches(inputs: np.ndarray, labels: np.ndarray, batch_size: int, shuffle_seed: int | None = None):
+    """Batches of INPUTS (images, or cached features) as float32, with their LABELS."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
+    ds = tf.data.Dataset.from_tensor_slices((inputs, labels))
     if shuffle_seed is not None:
-        ds = ds.shuffle(len(split), seed=shuffle_seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
     return no_autotune(ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y)).prefetch(1))
 
 

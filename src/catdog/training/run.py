@@ -17,11 +17,13 @@ import mlflow
 import numpy as np
 from mlflow.exceptions import MlflowException
 
-from catdog import RunFailure, features, fitting, plots, resume, schema, seeding, tracking, unsent
-from catdog.data import Split, StudyData, load_study_data
-from catdog.evaluation import evaluate_split, predictions_table, thumbnails
-from catdog.models import augmentation_layers
-from catdog.plan import fit_plan
+from catdog import RunFailure, plots, schema, tracking
+from catdog.data.loading import Split, StudyData, load_study_data
+from catdog.models.variants import augmentation_layers
+from catdog.tracking import unsent
+from catdog.training import features, fitting, resume, seeding
+from catdog.training.evaluation import evaluate_split, predictions_table, thumbnails
+from catdog.training.plan import fit_plan
 
 log = logging.getLogger(__name__)
 

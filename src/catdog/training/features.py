@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from catdog import backbone_cut
-from catdog.data import StudyData, no_autotune
-from catdog.models import augmentation_layers, build_backbone, scaling_layers
-from catdog.plan import fit_plan
+from catdog.data.loading import StudyData, no_autotune
+from catdog.models import backbone_cut
+from catdog.models.variants import augmentation_layers, build_backbone, scaling_layers
+from catdog.training.plan import fit_plan
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ import keras
 import mlflow
 import numpy as np
 
-from catdog import backbone_cut
-from catdog.data import Split, StudyData, to_dataset
-from catdog.features import CachedFeatures, view_dataset
-from catdog.models import backbone_layer, build_backbone, build_head, build_model
-from catdog.plan import ACTIVATIONS, FEATURES, IMAGES, FitPlan
+from catdog.data.loading import StudyData, batches, to_dataset
+from catdog.models import backbone_cut
+from catdog.models.variants import backbone_layer, build_backbone, build_head, build_model
+from catdog.training.features import CachedFeatures, view_dataset
+from catdog.training.plan import ACTIVATIONS, FEATURES, IMAGES, FitPlan
 
 
 class EpochMetricsCallback(mlflow.keras.MlflowCallback):
@@ -125,13 +125,13 @@ def fit(cfg, data: StudyData, plan: FitPlan, trainable: Trainable, cached=None, 
         train_ds, val_ds = _frozen_top_data(cfg, data, cached, frozen)
     else:
         stage1 = model
-        train_ds, val_ds = _training_data(cfg, data, cached)
+        train_ds, val_ds = _training_data(cfg, data, plan, cached)
     callbacks_ = [*fit_callbacks(cfg.train), *callbacks]
     result = stage1.fit(train_ds, validation_data=val_ds, callbacks=callbacks_, **fit_kwargs)
     if plan.fine_tune_at is None:
         return result
     if plan.inputs == ACTIVATIONS:
-        train_ds, val_ds = _training_data(cfg, data, cached)
+        train_ds, val_ds = _training_data(cfg, data, plan, cached)
     history = result.history
     backbone_cut.unfreeze(trainable.tuned, trainable.fine_tune_from)
     compile_model(model, cfg.train, fine_tune_learning_rate(cfg.train))
@@ -150,14 +150,14 @@ def fit(cfg, data: StudyData, plan: FitPlan, trainable: Trainable, cached=None, 
     return result
 
 
-def _training_data(cfg, data: StudyData, cached: CachedFeatures | None):
+def _training_data(cfg, data: StudyData, plan: FitPlan, cached: CachedFeatures | None):
     """The training batches (reshuffled every epoch by the dataset itself) and validation
     batches the whole trainable model fits on."""
     size = cfg.data.batch_size
-    if cached is None:
+    if not plan.cached:
         return to_dataset(data.train, size, shuffle_seed=cfg.seed), to_dataset(data.val, size)
     views = view_dataset(cached.train, data.train.labels, size, seed=cfg.seed)
-    return views, to_dataset(Split(cached.val, data.val.labels), size)
+    return views, batches(cached.val, data.val.labels, size)
 
 
 def stage1_parts(model: keras.Model) -> tuple[keras.Model, keras.Model]:
@@ -183,9 +183,9 @@ def _frozen_top_data(cfg, data: StudyData, cached: CachedFeatures, frozen: keras
     `transfer` head instead of a forward pass of the top per image and epoch."""
     size = cfg.features.batch_size
     views = _outputs(frozen, cached.train, size)
-    val = Split(_outputs(frozen, cached.val[None], size)[0], data.val.labels)
+    val = _outputs(frozen, cached.val[None], size)[0]
     train_ds = view_dataset(views, data.train.labels, cfg.data.batch_size, seed=cfg.seed)
-    return train_ds, to_dataset(val, cfg.data.batch_size)
+    return train_ds, batches(val, data.val.labels, cfg.data.batch_size)
 
 
 def _outputs(part: keras.Model, inputs, batch_size: int) -> np.ndarray:

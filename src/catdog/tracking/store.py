@@ -207,7 +207,7 @@ def git_dirty() -> bool | None:
 
 
 def run_tags(kind: str, **extra) -> dict[str, str]:
-    from catdog.stale import owner_tags
+    from catdog.tracking.stale import owner_tags
 
     tags = {KIND_TAG: kind, **owner_tags(), **{k: str(v) for k, v in extra.items() if v is not None}}
     commit = git_commit()

@@ -12,7 +12,7 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 
 from catdog import CatdogError
-from catdog.data import Split, load_folder, to_dataset
+from catdog.data.loading import Split, load_folder, to_dataset
 
 
 def evaluate_split(model: keras.Model, split: Split, batch_size: int = 32) -> dict:

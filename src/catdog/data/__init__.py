@@ -1,0 +1,1 @@
+"""Data: the image folders or archive, decoded once into train, validation and test splits."""
