@@ -130,6 +130,24 @@ def test_every_tuner_option_names_its_keras_tuner_class(tuner):
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("tuner.options.max_epochs=x", r"tuner.options.max_epochs must be of type int \(default 100\), got 'x'"),
+        ("+tuner.options.max_trials=3", "tuner.options.max_trials: catdog-tune sets it"),
+        ("+tuner.options.colour=red", "tuner.options.colour: Hyperband takes no such argument"),
+        ("tuner._target_=keras_tuner.Nope", "tuner._target_ 'keras_tuner.Nope': no such class to import"),
+        ("tuner._target_=keras.Model", "tuner._target_ 'keras.Model' is not a Keras Tuner tuner class"),
+    ],
+)
+def test_a_tuners_class_and_options_are_checked_before_a_search(override, message):
+    from catdog import CatdogError, schema
+
+    with pytest.raises(CatdogError, match=message):
+        schema.validate(compose("tuner=hyperband", override, config="tune"))
+
+
+@pytest.mark.unit
 def test_the_schemas_refuse_wrong_types_and_values_out_of_range():
     from hydra.errors import ConfigCompositionException
 

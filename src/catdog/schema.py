@@ -214,6 +214,49 @@ class TunerConfig:
         for key in ("max_trials", "epochs", "executions_per_trial"):
             _least(f"tuner.{key}", getattr(self, key), 1)
         _least("tuner.workers", self.workers, 0)
+        _check_tuner_class(self._target_, self.options)
+
+
+# What catdog-tune passes to every tuner itself (tuner.objective, tuner.seed, ...).
+SET_BY_THE_SEARCH = (
+    "hypermodel",
+    "objective",
+    "max_trials",
+    "executions_per_trial",
+    "seed",
+    "directory",
+    "project_name",
+    "overwrite",
+)
+
+
+def _check_tuner_class(target: str, options: dict) -> None:
+    """TARGET is a Keras Tuner class that takes OPTIONS, each of its default's type: a
+    mistake there would otherwise surface as a traceback once the search has started."""
+    import inspect
+
+    import keras_tuner as kt
+    from hydra.utils import get_class
+
+    try:
+        cls = get_class(target)
+    except (ImportError, ValueError, AttributeError) as exc:
+        raise CatdogError(f"tuner._target_ {target!r}: no such class to import") from exc
+    if not issubclass(cls, kt.Tuner):
+        raise CatdogError(f"tuner._target_ {target!r} is not a Keras Tuner tuner class")
+    params = inspect.signature(cls).parameters
+    for name, value in options.items():
+        if name in SET_BY_THE_SEARCH:
+            raise CatdogError(f"tuner.options.{name}: catdog-tune sets it (tuner.{name} where there is one)")
+        if name not in params:
+            raise CatdogError(f"tuner.options.{name}: {cls.__name__} takes no such argument")
+        default = params[name].default
+        if default in (None, inspect.Parameter.empty) or value is None:
+            continue
+        kinds = (int, float) if isinstance(default, float) else type(default)
+        if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, kinds):
+            kind = type(default).__name__
+            raise CatdogError(f"tuner.options.{name} must be of type {kind} (default {default}), got {value!r}")
 
 
 SCHEMAS = {
