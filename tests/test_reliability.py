@@ -239,6 +239,47 @@ def test_eight_jobs_at_once_on_one_new_sqlite_store(small_data, tmp_path):
         assert len(MlflowClient().get_metric_history(run.info.run_id, "val_loss")) == 1
 
 
+@pytest.mark.unit
+def test_jobs_logging_the_same_new_dataset_at_once_all_record_it(tmp_path):
+    """MLflow looks a dataset up, then inserts it, so jobs that log the same new dataset
+    together race on its unique key (without the retry most rounds here lost a run: a
+    submitit sweep into a server failed so). Every run ends with its three inputs."""
+    import threading
+
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    from catdog.tracking.store import log_inputs
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    client = MlflowClient()
+    experiment = client.create_experiment("race")
+    for digest in [f"digest{i}" for i in range(10)]:
+        inputs = [
+            DatasetInput(
+                Dataset(name=f"cats_and_dogs-{split}", digest=digest, source_type="local", source=str(tmp_path)),
+                tags=[InputTag("mlflow.data.context", split)],
+            )
+            for split in ("train", "val", "test")
+        ]
+        runs = [client.create_run(experiment).info.run_id for _ in range(4)]
+        start, errors = threading.Barrier(len(runs)), []
+
+        def log(run_id, inputs=inputs, start=start, errors=errors):
+            start.wait()
+            try:
+                log_inputs(run_id, inputs)
+            except Exception as exc:  # any error fails the test below, with its message
+                errors.append(exc)
+
+        threads = [threading.Thread(target=log, args=(run_id,)) for run_id in runs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors[0]
+        assert [len(client.get_run(r).inputs.dataset_inputs) for r in runs] == [3] * len(runs)
+
+
 @pytest.mark.parametrize("kind", ["text", "other network"])
 def test_unusable_weights_files_are_one_line_errors(make_cfg, tmp_path, kind):
     import h5py

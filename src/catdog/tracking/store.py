@@ -231,9 +231,27 @@ def log_data(data) -> None:
         )
         for split in data.splits()
     ]
-    mlflow.MlflowClient().log_inputs(mlflow.active_run().info.run_id, datasets=inputs)
+    log_inputs(mlflow.active_run().info.run_id, inputs)
     hashes = {"data_hash": data.data_hash, "data_id": data.data_id}
     mlflow.log_params({**data.summary(), **hashes, "data_source": data.source})
     mlflow.log_metrics({"baseline_accuracy": data.baseline_accuracy, "skipped_images": len(data.skipped)})
     if data.skipped:
         mlflow.log_dict([{"file": f, "reason": why} for f, why in data.skipped], "data/skipped_images.json")
+
+
+def log_inputs(run_id: str, inputs: list) -> None:
+    """MLflow's `log_inputs`, safe when parallel jobs log the same new dataset at once: the
+    store looks the dataset up and then inserts it, so all but one of them fail on its
+    unique key (SQLite and PostgreSQL alike, locally or through a server). A failed try is
+    rolled back whole, and the next one finds the rows the winners made."""
+    client = mlflow.MlflowClient()
+    for attempt in range(INPUT_TRIES):
+        try:
+            return client.log_inputs(run_id, datasets=inputs)
+        except MlflowException as exc:
+            if "unique constraint" not in str(exc).lower() or attempt == INPUT_TRIES - 1:
+                raise
+
+
+# Jobs that each win one of the splits' datasets can all lose a try: a few more settle it.
+INPUT_TRIES = 5
