@@ -111,7 +111,7 @@ def run_ours(variant: str, epochs: int, cache_dir: str, seed: int, precision: st
     data = load_study_data(cfg.data)
     decode_s = time.perf_counter() - start
     plan = fit_plan(cfg)
-    cache = features.FeatureCache(data, cfg) if plan.cached else None
+    cache = features.cache_for(None, data, cfg)
     t = time.perf_counter()
     cached = cache.features(cfg) if cache is not None else None
     feature_s = time.perf_counter() - t

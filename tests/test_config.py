@@ -112,7 +112,7 @@ def test_every_experiment_preset_composes_and_runs(preset, make_cfg, store):
 
 @pytest.mark.unit
 def test_tracking_uris_are_logged_without_passwords():
-    from catdog.tracking.store import redact
+    from catdog.tracking import redact
 
     assert redact("http://ana:s3cret@tracking.example:5000/x") == "http://ana:***@tracking.example:5000/x"
     assert redact("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     import mlflow
 
     from catdog.config import load
-    from catdog.tracking.store import check_reachable
+    from catdog.tracking import check_reachable
 
     defaults = load("train")
     mlflow.set_tracking_uri(args.tracking_uri or defaults.tracking.uri)

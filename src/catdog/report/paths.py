@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from catdog import PROJECT_ROOT
-from catdog.tracking.store import redact
+from catdog.tracking import redact
 
 
 def shown_path(path: str) -> str:

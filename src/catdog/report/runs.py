@@ -13,7 +13,7 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 
 from catdog import CatdogError
-from catdog.tracking.store import DIRTY_TAG, KIND_TAG
+from catdog.tracking import DIRTY_TAG, KIND_TAG
 
 VARIANT_ORDER = ["cnn", "augmented", "preprocessed", "transfer"]
 # An experiment tag a team sets when anything in it was chosen after looking at test scores:

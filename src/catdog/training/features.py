@@ -221,9 +221,12 @@ class FeatureCache:
 
 
 def cache_for(cache: FeatureCache | None, data: StudyData, cfg) -> FeatureCache | None:
-    """CACHE when it serves CFG, else a cache for CFG: a trial or a retrain may pool or
-    fine-tune otherwise than the search's config."""
-    if cache is None or cache.serves(cfg):
+    """The cache a run of CFG trains from: CACHE when it serves CFG (a trial or a retrain may
+    pool or fine-tune otherwise than the search's config), else a new one; None when CFG's
+    run trains on images."""
+    if not fit_plan(cfg).cached:
+        return None
+    if cache is not None and cache.serves(cfg):
         return cache
     return FeatureCache(data, cfg)
 

@@ -154,8 +154,6 @@ def _cached_inputs(cfg, data: StudyData, cache) -> features.CachedFeatures | Non
     # The previous run of a multirun may still hold its features in reference cycles (tf.data
     # datasets, traced functions): free them before this run loads its own.
     gc.collect()
-    if cache is None and fit_plan(cfg).cached:
-        cache = features.FeatureCache(data, cfg)
     cache = features.cache_for(cache, data, cfg)
     # Cold or warm, the cache draws only from its own seeded generators: the run below
     # trains the same either way.

@@ -15,9 +15,8 @@ from omegaconf import OmegaConf
 
 from catdog import RunFailure, schema, tracking
 from catdog.data.loading import StudyData, load_study_data
-from catdog.training import features, seeding
+from catdog.training import features, precision, seeding
 from catdog.training.plan import fit_plan
-from catdog.training.run import precision
 from catdog.tuning import distributed
 from catdog.tuning.hypermodel import VariantHyperModel
 from catdog.tuning.leaderboard import leaderboard, log_search_plots
@@ -117,7 +116,7 @@ def tune(cfg, tags: dict | None = None) -> dict:
     check_space(cfg)
     tracking.check_reachable(cfg.tracking.uri)
     data = load_study_data(cfg.data)
-    cache = features.FeatureCache(data, cfg) if fit_plan(cfg).cached else None
+    cache = features.cache_for(None, data, cfg)
     if cache is not None:
         cache.features(cfg)
     tracking.configure(cfg.tracking)
