@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from catdog import CatdogError, tracking, training
+from catdog import CatdogError, decision_rule, tracking, training
 from catdog.cli import main as catdog_main
 from catdog.report.runs import load_study
 from catdog.report.summary import variant_rows
@@ -61,6 +61,16 @@ def test_run_is_logged_completely(trained, variant, small_data):
     assert 200 < metrics["peak_rss_mb"] < 16_000
     assert run.data.tags[tracking.DIRTY_TAG] == str(tracking.git_dirty()).lower()
     assert metrics["test_loss"] > 0 and metrics["baseline_accuracy"] == 0.5
+    # The machine's load around the fit, and the run's own memory sampled by MLflow.
+    assert metrics["load_avg_1m_start"] >= 0 and metrics["load_avg_1m_end"] > 0
+    memory = client.get_metric_history(run.info.run_id, "system/system_memory_usage_megabytes")
+    assert memory and all(m.value > 100 for m in memory)
+    # What it ran on, and the rule a review of it will apply.
+    tags = run.data.tags
+    assert tags["env.tensorflow"].startswith("2.") and tags["env.keras"].startswith("3.")
+    assert tags["env.python"].count(".") == 2 and int(tags["env.cores"]) >= 1 and tags["env.cpu"]
+    assert {"avx2", "avx512f"} & set(tags["env.isa"].split(",")) or tags["env.isa"].startswith("none")
+    assert tags[decision_rule.TAG] == decision_rule.VERSION
     # The per-image predictions are the test score, row by row.
     table = client.load_table(run.info.experiment_id, "predictions/test.json", run_ids=[run.info.run_id])
     assert len(table) == 8 and table["image"].is_unique
@@ -80,6 +90,13 @@ def test_run_is_logged_completely(trained, variant, small_data):
     assert expected <= _artifacts(client, run.info.run_id)
     confusion = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/confusion_matrix.json"))
     assert np.asarray(confusion["matrix"]).sum() == 8
+    # Validation image by image: the kept weights' scores, the same as the kept epoch's.
+    val = client.load_table(run.info.experiment_id, "predictions/val.json", run_ids=[run.info.run_id])
+    assert len(val) == 32 and val["image"].is_unique and set(val["image"]).isdisjoint(table["image"])
+    assert val["correct"].mean() == pytest.approx(metrics["model_val_accuracy"])
+    assert val["loss"].mean() == pytest.approx(metrics["model_val_loss"], rel=1e-4)
+    p_true = np.where(val["label"] == "dogs", val["p_dogs"], val["p_cats"])
+    assert ((val["loss"] < np.log(2)) == (p_true > 0.5)).all()
 
 
 @pytest.mark.parametrize("variant", ["cnn", "transfer"])

@@ -47,6 +47,9 @@ def test_search_logs_parent_trials_retrains_and_leaderboard(search_cfg):
         assert trial.data.tags["seed"] == str(seeding.derive(0, int(trial.data.tags["trial_id"]), 0))
         assert [m.step for m in client.get_metric_history(trial.info.run_id, "val_accuracy")] == [0]
         assert "score" in trial.data.metrics
+        # The trial's kept weights, image by image on validation: its score.
+        val = client.load_table(trial.info.experiment_id, "predictions/val.json", run_ids=[trial.info.run_id])
+        assert len(val) == 32 and val["correct"].mean() == pytest.approx(trial.data.metrics["score"])
     retrains = _children(parent.info.run_id, "retrain")
     assert sorted(r.data.tags["hparams"] for r in retrains) == ["best", "reference"]
     assert all("test_accuracy" in r.data.metrics for r in retrains)

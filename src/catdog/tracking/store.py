@@ -19,7 +19,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from omegaconf import OmegaConf
 
-from catdog import PROJECT_ROOT, CatdogError, RunFailure
+from catdog import PROJECT_ROOT, CatdogError, RunFailure, decision_rule
 
 KIND_TAG = "kind"  # train | search | trial | retrain: lets reports pick the runs they mean
 DIRTY_TAG = "git_dirty"  # "true": the run's code had uncommitted changes to tracked files
@@ -73,8 +73,17 @@ EXPERIMENT_TAGS = {
 }
 
 
+# MLflow samples a run's system metrics every 10 s by default: most runs here take seconds
+# to minutes. MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL still overrides it.
+SYSTEM_METRICS_INTERVAL_S = 2
+
+
 def configure(tracking_cfg) -> str:
     """Point MLflow at the configured store and experiment; returns the experiment id."""
+    from mlflow.environment_variables import MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL
+
+    if MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL.get() is None:
+        mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_INTERVAL_S)
     mlflow.set_tracking_uri(tracking_cfg.uri)
     with _store_setup_lock(tracking_cfg.uri):
         return _set_experiment(tracking_cfg)
@@ -183,14 +192,29 @@ def git_commit() -> str | None:
 
 
 @functools.cache
-def uncommitted_digest() -> str | None:
-    """A digest of the tracked files' changes against that commit ("" when there are none),
-    read once like the commit; None outside a git checkout."""
+def uncommitted_changes() -> bytes | None:
+    """The tracked files' changes against that commit (`git diff HEAD`; empty when there are
+    none), read once like the commit; None outside a git checkout."""
     try:
-        out = subprocess.run(["git", "diff", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, check=True)
+        return subprocess.run(["git", "diff", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
-    return hashlib.sha256(out.stdout).hexdigest()[:16] if out.stdout else ""
+
+
+def uncommitted_digest() -> str | None:
+    """A digest of those changes ("" when there are none; None outside a git checkout)."""
+    changes = uncommitted_changes()
+    if changes is None:
+        return None
+    return hashlib.sha256(changes).hexdigest()[:16] if changes else ""
+
+
+def log_code_changes() -> None:
+    """A dirty tree's diff as the artifact `code/uncommitted.diff`: MLflow records only the
+    commit, which is not the code such a run ran."""
+    changes = uncommitted_changes()
+    if changes:
+        mlflow.log_text(changes.decode(errors="replace"), "code/uncommitted.diff")
 
 
 def code_version() -> tuple[str | None, str | None]:
@@ -207,9 +231,18 @@ def git_dirty() -> bool | None:
 
 
 def run_tags(kind: str, **extra) -> dict[str, str]:
+    """A run's tags: its kind, owner process, environment, the decision rule in force when it
+    started, its code version and EXTRA."""
+    from catdog.tracking.environment import environment
     from catdog.tracking.stale import owner_tags
 
-    tags = {KIND_TAG: kind, **owner_tags(), **{k: str(v) for k, v in extra.items() if v is not None}}
+    tags = {
+        KIND_TAG: kind,
+        **owner_tags(),
+        **environment(),
+        decision_rule.TAG: decision_rule.VERSION,
+        **{k: str(v) for k, v in extra.items() if v is not None},
+    }
     commit = git_commit()
     if commit:
         # MLflow's own tag: the UI shows it as the run's source version.

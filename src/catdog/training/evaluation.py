@@ -12,24 +12,32 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 
 from catdog import CatdogError
-from catdog.data.loading import Split, load_folder, to_dataset
+from catdog.data.loading import Split, batches, load_folder
 
 
-def evaluate_split(model: keras.Model, split: Split, batch_size: int = 32) -> dict:
-    """Accuracy, loss, confusion counts and per-image class probabilities from one pass."""
-    logits = model.predict(to_dataset(split, batch_size), verbose=0).astype("float32")
+def evaluate(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, batch_size: int = 32) -> dict:
+    """Accuracy, loss, confusion counts and per-image class probabilities from one pass of
+    MODEL over INPUTS (images, or the cached features a head was fitted on)."""
+    logits = model.predict(batches(inputs, labels, batch_size), verbose=0).astype("float32")
     predicted = logits.argmax(axis=1)
     n_classes = logits.shape[1]
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(split.labels, logits)
+    # Per image: log loss is additive over images, so a loss difference gets an interval too.
+    losses = keras.ops.convert_to_numpy(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
     matrix = np.zeros((n_classes, n_classes), dtype=int)
-    np.add.at(matrix, (split.labels, predicted), 1)
+    np.add.at(matrix, (labels, predicted), 1)
     return {
-        "accuracy": float((predicted == split.labels).mean()),
-        "loss": float(keras.ops.convert_to_numpy(loss)),
+        "accuracy": float((predicted == labels).mean()),
+        "loss": float(losses.mean()),
+        "losses": losses,
         "confusion": matrix,
         "predicted": predicted,
         "probabilities": keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=1)),
     }
+
+
+def evaluate_split(model: keras.Model, split: Split, batch_size: int = 32) -> dict:
+    """`evaluate` on a split's images."""
+    return evaluate(model, split.images, split.labels, batch_size)
 
 
 def predictions_table(split: Split, scores: dict, class_names) -> dict[str, list]:
@@ -42,6 +50,7 @@ def predictions_table(split: Split, scores: dict, class_names) -> dict[str, list
     }
     for i, name in enumerate(class_names):
         table[f"p_{name}"] = [round(float(p), 6) for p in scores["probabilities"][:, i]]
+    table["loss"] = [float(f"{loss:.6g}") for loss in scores["losses"]]
     return table
 
 

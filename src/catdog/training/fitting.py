@@ -13,6 +13,7 @@ import numpy as np
 from catdog.data.loading import StudyData, batches, to_dataset
 from catdog.models import backbone_cut
 from catdog.models.variants import backbone_layer, build_backbone, build_head, build_model
+from catdog.training.evaluation import evaluate
 from catdog.training.features import CachedFeatures, view_dataset
 from catdog.training.plan import ACTIVATIONS, FEATURES, IMAGES, FitPlan
 
@@ -199,6 +200,14 @@ def _outputs(part: keras.Model, inputs, batch_size: int) -> np.ndarray:
         for start in range(0, inputs.shape[1], batch_size):
             out[view, start : start + batch_size] = part.predict_on_batch(inputs[view, start : start + batch_size])
     return out
+
+
+def validate(cfg, data: StudyData, trainable: Trainable, cached: CachedFeatures | None = None) -> dict:
+    """The fitted weights scored image by image on the validation inputs fit validated on
+    (the images, or their cached features): `evaluate`'s scores, whose accuracy and loss
+    are the kept epoch's `val_accuracy` and `val_loss`."""
+    inputs = data.val.images if cached is None else cached.val
+    return evaluate(trainable.model, inputs, data.val.labels, cfg.data.batch_size)
 
 
 def on_images(cfg, data: StudyData, plan: FitPlan, trainable: Trainable) -> keras.Model:

@@ -81,6 +81,12 @@ def test_scores(test: dict, data: StudyData) -> dict[str, float]:
     }
 
 
+def log_validation(data: StudyData, val: dict, path: str = "predictions/val.json") -> None:
+    """Per-image validation results (file, label, probabilities): what lets two settings be
+    compared image by image on the split that chooses between them."""
+    mlflow.log_table(predictions_table(data.val, val, data.class_names), path)
+
+
 def log_results(model, history: dict, data: StudyData, test: dict, log_model: bool) -> None:
     """Test scores, per-image test predictions, plots and (optionally) the model."""
     baseline = data.baseline_accuracy
@@ -139,6 +145,7 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
             tags=tracking.run_tags(
                 kind, variant=cfg.model.name, seed=cfg.seed, **{resume.RUN_KEY_TAG: key}, **(tags or {})
             ),
+            log_system_metrics=True,  # the run's own memory and CPU, sampled while it runs
         ) as run,
     ):
         # After start_run, which draws the run's name from Python's global `random`.
@@ -162,7 +169,9 @@ def _cached_inputs(cfg, data: StudyData, cache) -> features.CachedFeatures | Non
 
 def _fit_and_log(cfg, data: StudyData, cached: features.CachedFeatures | None, run) -> RunResult:
     """Inside the open, seeded run: log what goes in, fit, score, log what comes out."""
+    load_at_start = os.getloadavg()[0]
     tracking.log_config(cfg)
+    tracking.log_code_changes()
     tracking.log_data(data)
     mlflow.log_param("features.cached", cached is not None)
     log_data_views(data, cfg)
@@ -181,26 +190,29 @@ def _fit_and_log(cfg, data: StudyData, cached: features.CachedFeatures | None, r
     fit_seconds = time.perf_counter() - started
     epoch = fitting.kept_epoch(history, cfg.train)
     kept = {"model_val_accuracy": history["val_accuracy"][epoch], "model_val_loss": history["val_loss"][epoch]}
+    val = fitting.validate(cfg, data, trainable, cached)
     model = fitting.on_images(cfg, data, plan, trainable)
     test = evaluate_split(model, data.test, cfg.data.batch_size)
     try:
         mlflow.log_metrics({**kept, "model_epoch": epoch})
         if cached is not None:
             mlflow.log_text(_summary(model), "model_summary.txt")  # the callback saw only the head
+        log_validation(data, val)
         log_results(model, history, data, test, cfg.train.log_model)
-        log_cost(fit_seconds, len(history["val_accuracy"]), len(data.train))
+        log_cost(fit_seconds, len(history["val_accuracy"]), len(data.train), load_at_start)
     except MlflowException as exc:
         if not tracking.is_server(cfg.tracking.uri):
             raise
         scores = {**kept, "model_epoch": epoch, **test_scores(test, data)}
-        raise _kept_locally(cfg, run.info.run_id, history, scores, predictions_table(data.test, test, data.class_names),
-                            model, exc) from exc  # fmt: skip
+        tables = {name: predictions_table(split, result, data.class_names)
+                  for name, split, result in (("val", data.val, val), ("test", data.test, test))}  # fmt: skip
+        raise _kept_locally(cfg, run.info.run_id, history, scores, tables, model, exc) from exc
     return RunResult(run.info.run_id, kept["model_val_accuracy"], test["accuracy"], data.baseline_accuracy)
 
 
-def _kept_locally(cfg, run_id: str, history, scores, predictions, model, exc) -> RunFailure:
+def _kept_locally(cfg, run_id: str, history, scores, tables: dict, model, exc) -> RunFailure:
     """The server stopped answering after the training: keep its results on local disk."""
-    folder = unsent.keep(Path(cfg.paths.mlruns_dir) / "unsent" / run_id, run_id, history, scores, predictions, model)
+    folder = unsent.keep(Path(cfg.paths.mlruns_dir) / "unsent" / run_id, run_id, history, scores, tables, model)
     return RunFailure(
         f"tracking server {tracking.redact(cfg.tracking.uri)} stopped answering ({str(exc).splitlines()[0][:100]}): "
         f"run {run_id} is not finished; its metrics history, scores and model are kept in {folder}; "
@@ -208,14 +220,18 @@ def _kept_locally(cfg, run_id: str, history, scores, predictions, model, exc) ->
     )
 
 
-def log_cost(fit_seconds: float, epochs: int, n_train: int) -> None:
-    """What the fit cost: its wall time, training images per second, and the process's peak
-    resident memory so far (Linux reports KiB; in a multirun, the largest run so far)."""
+def log_cost(fit_seconds: float, epochs: int, n_train: int, load_at_start: float) -> None:
+    """What the fit cost: its wall time, training images per second, the process's peak
+    resident memory so far (Linux reports KiB; in a multirun, the largest run so far: the
+    run's own memory is MLflow's `system/` metrics), and the machine's 1-minute load
+    average at the run's start and end, which says whether other work shared the CPU."""
     mlflow.log_metrics(
         {
             "fit_seconds": fit_seconds,
             "train_images_per_s": epochs * n_train / fit_seconds,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "load_avg_1m_start": load_at_start,
+            "load_avg_1m_end": os.getloadavg()[0],
         }
     )
 

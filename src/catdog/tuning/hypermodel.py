@@ -22,6 +22,7 @@ class VariantHyperModel(kt.HyperModel):
         self.seed = cfg.seed
         self._other = cache
         self._trainable = None
+        self.validation = None  # the latest fit's per-image validation scores (fitting.validate)
 
     def run_cfg(self, hp):
         """The search's config with the trial's values and seed in place."""
@@ -47,5 +48,12 @@ class VariantHyperModel(kt.HyperModel):
         return self._trainable.model
 
     def fit(self, hp, model, *args, **kwargs):
+        """Fit, score the kept weights on validation image by image (`self.validation`), and
+        report the kept epoch's metrics: the weights a run keeps, not the best epoch of a
+        history that no kept model has."""
         cfg = self.run_cfg(hp)
-        return fitting.fit(cfg, self.data, fit_plan(cfg), self._trainable, self.cached(cfg), **kwargs)
+        cached = self.cached(cfg)
+        history = fitting.fit(cfg, self.data, fit_plan(cfg), self._trainable, cached, **kwargs).history
+        self.validation = fitting.validate(cfg, self.data, self._trainable, cached)
+        epoch = fitting.kept_epoch(history, cfg.train)
+        return {key: values[epoch] for key, values in history.items() if key != "stage"}

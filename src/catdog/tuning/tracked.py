@@ -11,6 +11,7 @@ import mlflow
 
 from catdog import tracking
 from catdog.training import seeding
+from catdog.training.run import log_validation
 from catdog.tuning import distributed
 
 # Ctrl-C, and SIGTERM as schedulers send it: both stop a search at the next safe point.
@@ -108,8 +109,11 @@ class TrackedTrials:
     def _build_and_fit_model(self, trial, *args, **kwargs):
         # Keras Tuner's per-execution hook: each repeated fit of a trial gets its own seed.
         self.hypermodel.seed = self.trial_seed(trial.trial_id, self._execution)
+        results = super()._build_and_fit_model(trial, *args, **kwargs)
+        suffix = f"-{self._execution}" if self._execution else ""
+        log_validation(self.hypermodel.data, self.hypermodel.validation, f"predictions/val{suffix}.json")
         self._execution += 1
-        return super()._build_and_fit_model(trial, *args, **kwargs)
+        return results
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
