@@ -55,7 +55,10 @@ def test_a_study_stopped_with_sigterm_resumes_where_it_was(small_data, tmp_path)
     out1 = first.communicate(timeout=120)[0]
     assert first.returncode != 0
     [done_first] = [r for r in _runs(client) if r.info.status == "FINISHED"]
-    assert re.search(r"run 1/4 cnn seed 0: 0 done, 0 skipped, time left known after the first run", out1)
+    assert re.search(
+        r"run 1/4 cnn seed 0: 0 done, 0 skipped, time left unknown: no run measured yet for 1 of cnn, 2 of augmented",
+        out1,
+    )
 
     second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     out2 = second.stdout + second.stderr
@@ -86,11 +89,16 @@ def test_progress_expands_the_sweep_and_estimates_from_each_variants_runs():
             {"job": 1, "outcome": "skipped", "seconds": 5},
         ],
     }
-    # Two transfer jobs left, none measured: each costs the mean of the measured runs.
-    assert time_left(state) == "about 20 min left"
-    state["ended"].append({"job": 2, "outcome": "done", "seconds": 60})
-    assert time_left(state) == "about 1 min left"  # the last transfer job, at transfer's own pace
+    # Two transfer jobs left, never run: unknown, not guessed from cnn's 10 minutes.
+    assert time_left(state) == "time left unknown: no run measured yet for 2 of transfer"
+    # The store's earlier transfer runs measure it; this launch's own runs come first.
+    assert time_left(state, earlier={"transfer": [50, 70], "cnn": [1]}) == "about 2 min left"
+    state["ended"].append({"job": 2, "outcome": "done", "seconds": 120})
+    assert time_left(state) == "about 2 min left"  # the last transfer job, at transfer's own pace
     assert time_left(state, running=3) == "under a minute left"  # nothing left but the running one
+    jobs.append(["model=augmented", "seed=0", "train.epochs=2"])
+    assert time_left(state) == "about 2 min left, plus 1 of augmented (never run here: unknown)"
+    assert time_left(state, running=3) == "time left unknown: no run measured yet for 1 of augmented"
 
 
 @pytest.mark.unit

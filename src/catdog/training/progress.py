@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import statistics
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -87,23 +88,48 @@ def _model(job: list[str]) -> str:
     return next((o.split("=", 1)[1] for o in job if o.startswith("model=")), "")
 
 
-def time_left(state: dict, running: int | None = None) -> str:
-    """About how long the jobs not yet ended will take, from the runs measured so far in
-    this launch: a variant's own mean where it has one, else every run's mean."""
+def time_left(state: dict, running: int | None = None, earlier: dict[str, list[float]] | None = None) -> str:
+    """About how long the jobs not yet ended will take: each from the mean of its variant's
+    runs measured in this launch, else of its variant's EARLIER runs in the store (seconds
+    by variant); a variant with neither is unknown, never guessed from another."""
     ended = {e["job"] for e in state["ended"]}
-    done = [e for e in state["ended"] if e["outcome"] == "done"]
-    if not done:
-        return "time left known after the first run"
-    overall = statistics.fmean(e["seconds"] for e in done)
-    by_model: dict[str, list[float]] = {}
-    for e in done:
-        by_model.setdefault(_model(state["jobs"][e["job"]]), []).append(e["seconds"])
-    seconds = sum(
-        statistics.fmean(by_model.get(_model(job)) or [overall])
-        for num, job in enumerate(state["jobs"])
-        if num not in ended and num != running
+    measured: dict[str, list[float]] = {}
+    for e in state["ended"]:
+        if e["outcome"] == "done":
+            measured.setdefault(_model(state["jobs"][e["job"]]), []).append(e["seconds"])
+    for variant, seconds in (earlier or {}).items():
+        measured.setdefault(variant, list(seconds))
+    left = [_model(job) for num, job in enumerate(state["jobs"]) if num not in ended and num != running]
+    seconds = sum(statistics.fmean(measured[v]) for v in left if measured.get(v))
+    unknown = Counter(v or "?" for v in left if not measured.get(v))
+    if not unknown:
+        return "under a minute left" if seconds < 60 else f"about {_duration(seconds)} left"
+    never = ", ".join(f"{n} of {v}" for v, n in unknown.items())
+    if len(left) == sum(unknown.values()):
+        return f"time left unknown: no run measured yet for {never}"
+    return f"about {_duration(seconds)} left, plus {never} (never run here: unknown)"
+
+
+def earlier_seconds(cfg) -> dict[str, list[float]]:
+    """Wall seconds of the FINISHED training runs in CFG's experiment, by variant: what a
+    study's remaining runs are estimated from before this launch has measured its own."""
+    import mlflow
+
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    experiment = mlflow.get_experiment_by_name(cfg.tracking.experiment)
+    if experiment is None:
+        return {}
+    runs = mlflow.search_runs(
+        [experiment.experiment_id],
+        filter_string="tags.kind = 'train' and attributes.status = 'FINISHED'",
+        output_format="list",
     )
-    return "under a minute left" if seconds < 60 else f"about {_duration(seconds)} left"
+    out: dict[str, list[float]] = {}
+    for run in runs:
+        if run.info.end_time:
+            seconds = (run.info.end_time - run.info.start_time) / 1000
+            out.setdefault(run.data.tags.get("variant", "?"), []).append(seconds)
+    return out
 
 
 def _duration(seconds: float) -> str:
@@ -123,7 +149,8 @@ def job_started(cfg) -> None:
     if state is None:
         return
     num, what = _where(cfg)
-    log.info("run %d/%d %s: %s, %s", num + 1, len(state["jobs"]), what, _counts(state), time_left(state, num))
+    left = time_left(state, num, earlier_seconds(cfg))
+    log.info("run %d/%d %s: %s, %s", num + 1, len(state["jobs"]), what, _counts(state), left)
 
 
 def job_ended(cfg, result, seconds: float) -> None:
@@ -143,7 +170,7 @@ def job_ended(cfg, result, seconds: float) -> None:
         "skipped" if result.skipped else f"finished in {_duration(seconds)}",
         result.run_id,
         _counts(state),
-        time_left(state),
+        time_left(state, earlier=earlier_seconds(cfg)),
     )
     if cfg.study.live_report:
         _live_report(cfg, len(state["jobs"]))
