@@ -3,11 +3,17 @@ MLflow stores, and configs composed with `hydra.compose` (plain helpers: helpers
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from helpers import ARCHIVE, WEIGHTS, compose, extract_subset, store_overrides
+
+# Reports made by tests (and the commands they start) record their experiments in a ledger
+# of their own, never in the project's, which is kept with the published pages.
+os.environ.setdefault("CATDOG_LEDGER", os.path.join(tempfile.mkdtemp(prefix="catdog-ledger-"), "ledger.json"))
 
 
 def _require(path: Path) -> Path:

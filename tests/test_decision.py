@@ -1,57 +1,93 @@
 """The review page's decision rule and what a published page may show, on rows built by hand."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from catdog import PROJECT_ROOT, CatdogError
-from catdog.report import decision
+from catdog.config import load
+from catdog.report import decision, stats
 from catdog.report.paths import shown
+from catdog.report.summary import Scores, VariantRow
 
 pytestmark = pytest.mark.unit
 
 
-def row(variant, val_right, val_loss, minutes=1.0, n_val=800):
-    return {
-        "variant": variant,
-        "seeds": [str(s) for s in range(len(val_right))],
-        "val_accuracies": [v / n_val for v in val_right],
-        "val_accuracy_mean": float(np.mean(val_right)) / n_val,
-        "n_val": n_val,
-        "val_loss_mean": val_loss,
-        "wall_minutes": minutes,
-    }
+def row(variant, val_right, val_loss, minutes=1.0, n_val=800) -> VariantRow:
+    k = len(val_right)
+    test = stats.estimate(np.ones((k, 200)))
+    return VariantRow(
+        variant=variant, runs=k, seeds=[str(s) for s in range(k)], val_accuracies=[v / n_val for v in val_right],
+        val_correct=list(val_right), n_val=n_val, val_losses=[val_loss] * k, test=test,
+        test_accuracies=[1.0] * k, test_correct=[200] * k, n_test=200, baseline_accuracy=0.5, p_vs_baseline=0.0,
+        not_above_baseline=[], best_run_id="0" * 32, brier=None, wall_minutes=minutes, epochs=20,
+        images_per_s=None, peak_memory_gb=None, contended=0, commits=["abc"],
+        seed_variance=stats.seed_variance([v / n_val for v in val_right]),
+    )  # fmt: skip
+
+
+def val_scores(rng, right_per_seed, loss_level, n=800) -> Scores:
+    """Seeds x images of validation results with RIGHT_PER_SEED images right and per-image
+    losses around LOSS_LEVEL (small where right, large where wrong)."""
+    k = len(right_per_seed)
+    correct = np.zeros((k, n), bool)
+    for seed, right in enumerate(right_per_seed):
+        correct[seed, rng.permutation(n)[:right]] = True
+    labels = np.zeros(n, int)
+    losses = np.where(correct, rng.exponential(loss_level, (k, n)), rng.exponential(1.5, (k, n)))
+    return Scores(
+        [None] * k, [str(i) for i in range(n)], ["cats", "dogs"], labels, np.where(correct, 0, 1), 1 - correct, losses
+    )
 
 
 def test_a_clear_leader_on_validation_is_recommended():
     rows = [row("cnn", [480, 500, 470], 0.6), row("transfer", [770, 773, 771], 0.12)]
-    chosen, reason, tied, differences = decision.recommend(rows)
-    assert chosen["variant"] == "transfer" and tied == ["transfer"]
-    assert reason.startswith("highest mean validation accuracy, +") and "over cnn" in reason
-    assert differences[0].interval.low > 0
+    choice = decision.recommend(rows)
+    assert choice.row.variant == "transfer" and choice.tied == ["transfer"] and choice.equivalent == []
+    assert choice.reason.startswith("highest mean validation accuracy, +") and "over cnn" in choice.reason
+    assert choice.validation[0].interval.low > 0
 
 
-def test_a_tie_on_validation_goes_to_the_lower_loss_then_the_cheaper_run():
-    # 256 px leads by one image a seed: inside the interval, so the lower validation loss decides.
-    rows = [
-        row("224 px", [792, 792, 790], 0.052),
-        row("256 px", [791, 793, 793], 0.046),
-        row("288 px", [790, 792, 791], 0.044),
-    ]
-    chosen, reason, tied, _ = decision.recommend(rows)
-    assert set(tied) == {"224 px", "256 px", "288 px"} and chosen["variant"] == "288 px"
-    assert "the lowest validation loss (0.0440)" in reason
-    rows = [row("slow", [791, 793, 793], 0.046, minutes=2.5), row("fast", [791, 792, 793], 0.046, minutes=0.2)]
-    chosen, reason, _, _ = decision.recommend(rows)
-    assert chosen["variant"] == "fast" and reason.endswith("shared with slow, and the cheaper run")
+def test_a_tie_on_accuracy_goes_to_a_loss_that_its_interval_resolves():
+    rng = np.random.default_rng(0)
+    rows = [row("224 px", [792, 792, 790], 0.052), row("288 px", [790, 792, 791], 0.030)]
+    val = {"224 px": val_scores(rng, [792, 792, 790], 0.05), "288 px": val_scores(rng, [790, 792, 791], 0.02)}
+    rows = [replace(r, val_losses=list(val[r.variant].losses.mean(axis=1))) for r in rows]
+    choice = decision.recommend(rows, val)
+    assert set(choice.tied) == {"224 px", "288 px"} and choice.row.variant == "288 px"
+    [loss] = choice.losses
+    assert loss.a == "288 px" and loss.interval.high < 0  # resolved: the interval excludes 0
+    assert "the lower validation loss, resolved from each" in choice.reason
 
 
-def test_the_control_is_the_reference_model_unless_named():
+def test_a_tie_on_accuracy_and_loss_goes_to_the_cheaper_run():
+    # The old rule's case: 288 px "won" on a bare loss gap of 0.0015 that no interval supports.
+    rng = np.random.default_rng(1)
+    spec = {"256 px": ([791, 793, 793], 0.0455, 0.4), "288 px": ([790, 792, 791], 0.0440, 0.6)}
+    val = {v: val_scores(rng, right, 0.04) for v, (right, _, _) in spec.items()}
+    rows = [row(v, right, loss, minutes) for v, (right, loss, minutes) in spec.items()]
+    choice = decision.recommend(rows, val)
+    assert choice.row.variant == "256 px" and set(choice.equivalent) == {"256 px", "288 px"}
+    assert 0 in choice.losses[0].interval
+    assert (
+        choice.reason.startswith("equivalent on validation: ")
+        and "cheapest run (24 s against 288 px 36 s)" in choice.reason
+    )
+    # Without per-image validation results and with one run each, loss has no interval: cost decides.
+    single = [row("a", [791], 0.04, 0.5), row("b", [792], 0.03, 0.2)]
+    assert decision.recommend(single).row.variant == "b" and decision.recommend(single).losses == []
+
+
+def test_the_control_is_the_incumbent_then_the_reference_model_unless_named():
     rows = [row("cnn", [480], 0.6), row("transfer", [770], 0.1), row("frozen-256-linear", [792], 0.05)]
-    assert decision.choose_control(rows, rows[2])[0]["variant"] == "transfer"
-    assert decision.choose_control(rows, rows[1])[0]["variant"] == "cnn"
-    assert decision.choose_control(rows, rows[2], "cnn")[0]["variant"] == "cnn"
+    assert decision.choose_control(rows, rows[2])[0].variant == "transfer"
+    assert decision.choose_control(rows, rows[1])[0].variant == "cnn"
+    assert decision.choose_control(rows, rows[2], "cnn")[0].variant == "cnn"
+    incumbent, note = decision.choose_control(rows, rows[1], incumbent="frozen-256-linear")
+    assert incumbent.variant == "frozen-256-linear" and "incumbent" in note
+    assert decision.incumbent_variant() == load("train", ["experiment=best"]).model.name
     with pytest.raises(CatdogError, match="--control 'vgg' is not a variant"):
         decision.choose_control(rows, rows[2], "vgg")
 

@@ -149,12 +149,12 @@ def test_numbers_in_the_page_are_the_stores(study):
 
 def test_the_decision_is_on_top_in_the_terminal_and_on_the_report_run(study, capsys):
     verdict = study["content"]["decision"]
-    chosen = verdict.recommended["variant"]
+    chosen = verdict.recommended.variant
     assert f"Recommended: {chosen}" in study["html"] and f"**Recommended: {chosen}.**" in study["md"]
     assert study["content"]["ledger"]["runs"] == 4 and study["content"]["ledger"]["chosen_on_test"] is False
     run = MlflowClient().get_run(study["content"]["report_run_id"])
     assert run.data.tags["recommended_variant"] == chosen
-    assert run.data.tags["recommended_run"] == verdict.recommended["best_run_id"]
+    assert run.data.tags["recommended_run"] == verdict.recommended.best_run_id
     out = study["root"] / "cli-report"
     catdog_main(
         [

@@ -177,7 +177,7 @@ def _compare(args, defaults) -> None:
         print(json.dumps(summary.to_json(rows), indent=2))
         return
     first = rows[0]
-    print(f"Experiment {experiment}: test split of {first['n_test']} images, baseline {first['baseline_accuracy']:.1%}")
+    print(f"Experiment {experiment}: test split of {first.n_test} images, baseline {first.baseline_accuracy:.1%}")
     print(summary.to_text(rows))
 
 
@@ -187,14 +187,18 @@ def _report(args, defaults) -> None:
     experiment = _experiment(args, defaults)
     out = Path(args.out) if args.out else Path(defaults.paths.reports_dir) / experiment
     content = build.build_report(
-        experiment, out, ui_url=args.ui_url, sweep=args.sweep, control=args.control, all_pairs=args.all_pairs
+        experiment,
+        out,
+        ui_url=args.ui_url,
+        sweep=args.sweep,
+        control=args.control,
+        all_pairs=args.all_pairs,
+        ledger_path=defaults.paths.ledger,
     )
     print(summary.to_text(content["rows"]))
     for c in content["decision"].comparisons:
-        print(
-            f"  {c.a} vs {c.b}: {100 * c.difference:+.1f} pts [{100 * c.interval.low:+.1f}, "
-            f"{100 * c.interval.high:+.1f}], p(Holm) {c.p_holm:.3g}: {c.verdict}"
-        )
+        difference = f"{100 * c.difference:+.1f} pts {c.interval.text(True)}"
+        print(f"  {c.a} vs {c.b}: {difference}, p(Holm) {c.p_holm:.3g}: {c.verdict}")
     print(f"Report: {out / 'report.html'} (and report.md); logged as run {content['report_run_id']}")
     print(content["line"])
 

@@ -133,6 +133,7 @@ class PathsConfig:
     root_dir: str = MISSING
     mlruns_dir: str = MISSING
     reports_dir: str = MISSING
+    ledger: str = MISSING  # the test split's ledger, kept with the published pages
 
 
 @dataclass

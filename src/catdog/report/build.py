@@ -15,9 +15,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sklearn.metrics import confusion_matrix
 
 from catdog import tracking
-from catdog.report import assets, decision, evidence, figures, searches, stats
+from catdog.report import assets, decision, evidence, figures, ledger, prose, provenance, searches, stats
 from catdog.report.paths import shown
-from catdog.report.runs import Study, history, ledger, load_study, misclassified_thumbnails
+from catdog.report.runs import Study, history, load_study, misclassified_thumbnails
 from catdog.report.summary import Scores, per_image_scores, variant_rows
 
 log = logging.getLogger(__name__)
@@ -44,37 +44,47 @@ def build_report(
     control: str | None = None,
     all_pairs: bool = False,
     expected: int | None = None,
+    ledger_path=None,
 ) -> dict:
     """Write OUT_DIR/report.html and report.md (with their figures) for EXPERIMENT (only
     the runs of multirun SWEEP if given), log them as a report run, and return the
     report's content. CONTROL names the variant to measure against (default: chosen by
     `decision.choose_control`); ALL_PAIRS adds every pair, labelled exploratory; EXPECTED,
-    the runs a study will have when complete (the page says when it has fewer)."""
+    the runs a study will have when complete (the page says when it has fewer);
+    LEDGER_PATH, the project's test-split ledger, which the page reads and this
+    experiment's entry is written to (None: the store's counts alone)."""
     out_dir = Path(out_dir)
     study = load_study(experiment, sweep)
     out_dir.mkdir(parents=True, exist_ok=True)
     log.info("Report on %d runs of experiment %s", len(study.records), experiment)
-    scores = per_image_scores(study)
+    scores, val = per_image_scores(study), per_image_scores(study, "val")
     rows = variant_rows(study, scores)
-    verdict = decision.decide(rows, scores, control, all_pairs)
+    verdict = decision.decide(rows, scores, val, control, all_pairs)
     base = ui_base(mlflow.get_tracking_uri(), ui_url)
     exp_id = study.experiment.experiment_id
     link = (lambda run_id: f"{base}/#/experiments/{exp_id}/runs/{run_id}") if base else (lambda run_id: None)
-    test_ledger = ledger(study)
+    counts = ledger.in_store(study)
+    book = ledger.summary(ledger.record(ledger_path, experiment, counts)) if ledger_path else None
+    setup = {**_setup(study, sweep, base), "expected": expected}
     content = {
-        "setup": {**_setup(study, sweep, base), "expected": expected},
+        "setup": setup,
         "rows": rows,
         "decision": verdict,
-        "ledger": test_ledger,
-        "line": decision.line(experiment, verdict, test_ledger["chosen_on_test"]),
-        "rule": decision.RULE,
+        "ledger": counts,
+        "book": book,
+        "line": decision.line(experiment, verdict, counts["chosen_on_test"]),
+        "rule": provenance.rule(study),
+        "environment": provenance.environment(study),
         "evidence": _evidence(study, scores, verdict),
         "searches": [searches.section(run, out_dir, link, rows) for run in study.searches],
         "link": link,
         "alpha": stats.ALPHA,
+        "supply": setup["splits"]["val"] + setup["splits"]["test"],
         "missing_predictions": len(study.records) - sum(len(s.records) for s in scores.values()),
+        "missing_validation": len(study.records) - sum(len(s.records) for s in val.values()),
     }
-    content["figures"], content["gallery"] = _figures(study, scores, rows, verdict, content["evidence"], out_dir)
+    content["prose"] = prose.sentences(content)
+    content["figures"], content["gallery"] = _figures(study, scores, val, rows, verdict, content["evidence"], out_dir)
     _render(content, out_dir)
     if log_run:
         content["report_run_id"] = _log_report_run(study, out_dir, verdict, content["line"])
@@ -108,7 +118,7 @@ def _setup(study: Study, sweep: str | None, base: str | None) -> dict:
 
 
 def _evidence(study: Study, scores: dict[str, Scores], verdict: decision.Decision) -> dict:
-    reference = (verdict.control or verdict.recommended)["variant"]
+    reference = (verdict.control or verdict.recommended).variant
     return {
         "reference": reference,
         "differences": evidence.differences(study.groups, reference),
@@ -117,26 +127,28 @@ def _evidence(study: Study, scores: dict[str, Scores], verdict: decision.Decisio
     }
 
 
-def _figures(study: Study, scores, rows, verdict, found: dict, out_dir: Path) -> tuple[dict, list[dict]]:
-    chosen = verdict.recommended["variant"]
+def _figures(study: Study, scores, val, rows, verdict, found: dict, out_dir: Path) -> tuple[dict, list[dict]]:
+    chosen = verdict.recommended.variant
     curves = {g: {k: [history(r, k) for r in records] for k in CURVE_KEYS} for g, records in study.groups.items()}
     fine_tune = {g: records[0].metric("fine_tune_start_epoch") for g, records in study.groups.items()}
     figs = {
-        "accuracy": figures.accuracy_by_variant(rows, chosen),
+        "accuracy": figures.accuracy_by_variant(rows, chosen, val_intervals(rows, val)),
         "curves": figures.curves_by_variant(curves, study.baseline, fine_tune),
         "cost": figures.accuracy_against_cost(rows, chosen),
     }
     if found["calibration"]:
         reliability = {g: c["curve"] for g, c in found["calibration"].items()}
-        figs["reliability"] = figures.reliability(reliability, chosen)
+        positive = next(iter(scores.values())).classes[1]
+        figs["reliability"] = figures.reliability(reliability, chosen, positive)
     gallery = []
     if chosen in scores:
         own = scores[chosen]
         matrix = sum(confusion_matrix(own.labels, p, labels=range(len(own.classes))) for p in own.predicted)
+        runs = len(own.records)
         figs["confusion"] = figures.confusion(
-            matrix, own.classes, f"{chosen}: test, summed over {len(own.records)} runs"
+            matrix, own.classes, f"{chosen}: test, summed over {runs} run{'s' if runs != 1 else ''}"
         )
-        gallery = _gallery(own, scores)
+        gallery = _gallery(own, scores, rows)
         if gallery:
             figs["gallery"] = figures.gallery(gallery)
     saved = {name: assets.figure(fig, f"{name}.png", out_dir) for name, fig in figs.items()}
@@ -145,11 +157,34 @@ def _figures(study: Study, scores, rows, verdict, found: dict, out_dir: Path) ->
     return saved, gallery
 
 
-def _gallery(own: Scores, scores: dict[str, Scores]) -> list[dict]:
-    """The recommended variant's misclassified test images, most often wrong first; an
-    image that every run of every variant got wrong is marked as a suspect label."""
+def val_intervals(rows, val: dict[str, Scores]) -> dict[str, stats.Interval]:
+    """Each variant's validation accuracy interval: over seeds and images where its runs
+    logged validation image by image, else from per-seed accuracies and binomial images."""
+    out = {}
+    for row in rows:
+        scores = val.get(row.variant)
+        prior = row.seed_variance if row.runs == 1 else None
+        if scores is not None and len(scores.records) == row.runs:
+            out[row.variant] = stats.estimate(scores.correct, prior).interval
+        else:
+            out[row.variant] = stats.estimate_rates(row.val_accuracies, row.n_val, prior).interval
+    return out
+
+
+# An image every run got wrong is a suspect label only when enough runs that learn saw it.
+SUSPECT_RUNS = 3
+
+
+def _gallery(own: Scores, scores: dict[str, Scores], rows) -> list[dict]:
+    """The recommended variant's misclassified test images, most often wrong first. An
+    image that every run of every variant above chance got wrong is marked as a suspect
+    label, when at least one such variant has SUSPECT_RUNS runs: a variant near chance, or
+    a single run, gets images wrong for reasons of its own."""
+    learned = {r.variant for r in rows if not r.not_above_baseline}
+    judges = [s for g, s in scores.items() if g in learned]
+    enough = any(len(s.records) >= SUSPECT_RUNS for s in judges)
+    always = np.all([(s.correct == 0).all(axis=0) for s in judges], axis=0) if judges and enough else None
     wrong = (1 - own.correct).sum(axis=0)
-    always = np.all([(s.correct == 0).all(axis=0) for s in scores.values()], axis=0)
     truth = np.where(own.labels == 1, own.probability, 1 - own.probability).mean(axis=0)
     order = sorted(np.flatnonzero(wrong), key=lambda i: (-wrong[i], truth[i]))[:GALLERY_SIZE]
     thumbs: dict[str, np.ndarray] = {}
@@ -159,10 +194,9 @@ def _gallery(own: Scores, scores: dict[str, Scores]) -> list[dict]:
     for i in order:
         image, label = own.images[i], own.classes[own.labels[i]]
         if image in thumbs:
-            suspect = bool(always[i])
-            title = f"{Path(image).name}\n{label}: wrong {int(wrong[i])}/{len(own.records)}" + (
-                "\nsuspect label" if suspect else f"\np(true) = {truth[i]:.2f}"
-            )
+            suspect = bool(always is not None and always[i])
+            detail = "suspect label" if suspect else f"p(true) {truth[i]:.2f}"
+            title = f"{Path(image).name}\n{label}, wrong {int(wrong[i])}/{len(own.records)}\n{detail}"
             items.append(
                 {
                     "image": thumbs[image],
@@ -185,7 +219,8 @@ def _render(content: dict, out_dir: Path) -> None:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(pct=_pct, pts=_pts, interval=_interval, pval=_pval, cell=_cell, duration=_duration)
+    env.filters.update(prose.FILTERS)
+    env.globals.update(plan=prose.plan, supply=content["supply"])
     (out_dir / "report.html").write_text(env.get_template("report.html.j2").render(**content))
     (out_dir / "report.md").write_text(env.get_template("report.md.j2").render(**content))
 
@@ -195,8 +230,8 @@ def _log_report_run(study: Study, out_dir: Path, verdict: decision.Decision, lin
     tags = tracking.run_tags(
         "report",
         runs=len(study.records),
-        recommended_variant=verdict.recommended["variant"],
-        recommended_run=verdict.recommended["best_run_id"],
+        recommended_variant=verdict.recommended.variant,
+        recommended_run=verdict.recommended.best_run_id,
         decision=line,
     )
     with tracking.tracked_run(run_name=f"report-{datetime.now(UTC):%Y%m%d-%H%M%S}", tags=tags) as run:
@@ -204,35 +239,3 @@ def _log_report_run(study: Study, out_dir: Path, verdict: decision.Decision, lin
         mlflow.log_artifact(str(out_dir / "report.html"))
         mlflow.log_artifact(str(out_dir / "report.md"))
     return run.info.run_id
-
-
-def _pct(value, digits: int = 1) -> str:
-    return "-" if value is None else f"{100 * value:.{digits}f}%"
-
-
-def _pts(value) -> str:
-    return "-" if value is None else f"{100 * value:+.1f} pts"
-
-
-def _interval(ci, points: bool = False) -> str:
-    if ci is None:
-        return "-"
-    if points:
-        return f"[{100 * ci.low:+.1f}, {100 * ci.high:+.1f}]"
-    return f"[{100 * ci.low:.1f}, {100 * ci.high:.1f}]"
-
-
-def _pval(p) -> str:
-    if p is None or p != p:
-        return "-"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def _duration(minutes: float) -> str:
-    return f"{60 * minutes:.0f} s" if minutes < 1 else f"{minutes:.1f} min"
-
-
-def _cell(value) -> str:
-    if value is None or value != value:
-        return "-"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,88 +1,170 @@
-"""What a review page decides: the recommended variant by a rule stated up front, the
-control it is measured against, and the comparisons behind both (statistics.md, 3-4)."""
+"""What a review page decides: the recommended variant by the declared rule
+(`catdog.decision_rule`), the control it is measured against, and the comparisons behind
+both. Every step of the rule is itself a comparison with an interval: a tie on accuracy,
+a loss that is lower only where its interval says so, and cost where neither can tell."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from catdog import CatdogError
 from catdog.report import stats
-from catdog.report.summary import Scores
+from catdog.report.summary import Scores, VariantRow
 
-RULE = (
-    "Highest mean validation accuracy. When a runner-up's validation difference to the leader is "
-    "inside its 95% interval, the tie is broken by the lower mean validation loss, then by the "
-    "cheaper run (wall time). The test split is never used to choose."
-)
 REFERENCE_CONTROLS = {
     "transfer": "the reference's Model 4 (frozen MobileNetV2)",
     "cnn": "the reference's Model 1 (the plain CNN)",
 }
+INCUMBENT_PRESET = "best"  # a study with today's `experiment=best` in it is measured against it
 
 
 @dataclass
 class Decision:
-    recommended: dict  # its variant row
+    recommended: VariantRow
     reason: str
-    tied: list[str]  # the variants whose validation accuracy ties the leader's
-    validation: list[stats.Comparison]  # leader minus each other variant, on validation
-    control: dict | None = None
+    tied: list[str]  # the variants whose validation accuracy the leader cannot be told from
+    equivalent: list[str]  # tied on accuracy and on loss, so cost chose (empty otherwise)
+    validation: list[stats.Comparison]  # leader minus each other variant, on validation accuracy
+    losses: list[stats.Comparison]  # lowest-loss tied variant minus each other tied one, on validation loss
+    control: VariantRow | None = None
     control_note: str = ""
     comparisons: list[stats.Comparison] = field(default_factory=list)  # the declared family, Holm-corrected
     exploratory: list[stats.Comparison] = field(default_factory=list)  # all pairs, on request
+    incumbent: str | None = None  # today's experiment=best, when it is one of the variants
 
     @property
     def versus_control(self) -> stats.Comparison | None:
         if self.control is None:
             return None
-        names = (self.recommended["variant"], self.control["variant"])
+        return self._test(self.control.variant)
+
+    def _test(self, other: str) -> stats.Comparison | None:
+        names = (self.recommended.variant, other)
         return next((c for c in self.comparisons if (c.a, c.b) == names), None)
 
+    @property
+    def equivalents_on_test(self) -> list[stats.Comparison]:
+        """The recommendation against each variant it was found equivalent to, on test."""
+        found = [self._test(v) for v in self.equivalent if v != self.recommended.variant]
+        return [c for c in found if c is not None]
 
-def validation_difference(a: dict, b: dict) -> stats.Comparison:
-    return stats.compare_rates(
-        a["val_accuracies"], b["val_accuracies"], a["n_val"], a["seeds"], b["seeds"], (a["variant"], b["variant"])
-    )
+
+@functools.cache
+def incumbent_variant() -> str:
+    """The variant name today's `experiment=best` trains under."""
+    from catdog.config import load
+
+    return load("train", [f"experiment={INCUMBENT_PRESET}"]).model.name
 
 
-def recommend(rows: list[dict]) -> tuple[dict, str, list[str], list[stats.Comparison]]:
-    """RULE applied to the variant rows: (chosen row, why, tied variants, the leader's
-    validation differences)."""
-    leader = max(rows, key=lambda r: r["val_accuracy_mean"])
+def _priors(a: VariantRow, b: VariantRow) -> tuple:
+    return (a.seed_variance if a.runs == 1 else None, b.seed_variance if b.runs == 1 else None)
+
+
+def _complete(scores: Scores | None, row: VariantRow) -> bool:
+    return scores is not None and len(scores.records) == row.runs
+
+
+def validation_difference(a: VariantRow, b: VariantRow, val: dict[str, Scores]) -> stats.Comparison:
+    """A minus B in validation accuracy: paired image by image where both logged their
+    validation results, else from per-seed accuracies (binomial image term)."""
+    names, priors = (a.variant, b.variant), _priors(a, b)
+    sa, sb = val.get(a.variant), val.get(b.variant)
+    if _complete(sa, a) and _complete(sb, b):
+        return stats.compare(sa.correct, sb.correct, a.seeds, b.seeds, names, priors)
+    return stats.compare_rates(a.val_accuracies, b.val_accuracies, a.n_val, a.seeds, b.seeds, names, priors)
+
+
+def loss_difference(a: VariantRow, b: VariantRow, val: dict[str, Scores]) -> stats.Comparison | None:
+    """A minus B in validation loss: paired image by image (log loss is additive over
+    images), else over per-seed losses when both ran two seeds or more; None when there is
+    nothing to build an interval from."""
+    sa, sb = val.get(a.variant), val.get(b.variant)
+    names = (a.variant, b.variant)
+    if _complete(sa, a) and _complete(sb, b) and sa.losses is not None and sb.losses is not None:
+        return stats.compare(sa.losses, sb.losses, a.seeds, b.seeds, names)
+    la, lb = [v for v in a.val_losses if v is not None], [v for v in b.val_losses if v is not None]
+    if min(len(la), len(lb)) < 2:
+        return None
+    return stats.compare(np.array(la)[:, None], np.array(lb)[:, None], a.seeds, b.seeds, names)
+
+
+@dataclass(frozen=True)
+class Choice:
+    row: VariantRow
+    reason: str
+    tied: list[str]
+    equivalent: list[str]
+    validation: list[stats.Comparison]
+    losses: list[stats.Comparison]
+
+
+def recommend(rows: list[VariantRow], val: dict[str, Scores] | None = None) -> Choice:
+    """`decision_rule.TEXT` applied to the variant rows and their validation scores."""
+    val = val or {}
+    leader = max(rows, key=lambda r: r.val_accuracy_mean)
     others = [r for r in rows if r is not leader]
-    differences = [validation_difference(leader, r) for r in others]
+    differences = [validation_difference(leader, r, val) for r in others]
     tied = [leader] + [r for r, d in zip(others, differences) if 0 in d.interval]
+    names = [r.variant for r in tied]
     if len(tied) == 1:
         runner = min(differences, key=lambda d: d.difference) if differences else None
         reason = "highest mean validation accuracy" + (
-            f", {100 * runner.difference:+.1f} pts over {runner.b} (95% interval "
-            f"[{100 * runner.interval.low:+.1f}, {100 * runner.interval.high:+.1f}])"
+            f", {100 * runner.difference:+.1f} pts over {runner.b} (95% interval {runner.interval.text(True)})"
             if runner
             else ""
         )
-        return leader, reason, [leader["variant"]], differences
-    loss = lambda r: (float("inf") if r["val_loss_mean"] is None else r["val_loss_mean"], r["wall_minutes"])
-    chosen = min(tied, key=loss)
-    others = [r["variant"] for r in tied if r is not chosen]
-    same_loss = [r["variant"] for r in tied if r is not chosen and loss(r)[0] == loss(chosen)[0]]
-    reason = f"ties on validation accuracy with {', '.join(others)}; the lowest validation loss"
-    if chosen["val_loss_mean"] is not None:
-        reason += f" ({chosen['val_loss_mean']:.4f})"
-    if same_loss:
-        reason += f", shared with {', '.join(same_loss)}, and the cheaper run"
-    return chosen, reason, [r["variant"] for r in tied], differences
+        return Choice(leader, reason, names, [], differences, [])
+    lowest = min(tied, key=lambda r: (r.val_loss_mean is None, r.val_loss_mean or 0.0))
+    losses = [loss_difference(lowest, r, val) for r in tied if r is not lowest]
+    resolved = [c for c in losses if c is not None and 0 not in c.interval]
+    tied_on_loss = [lowest] + [r for r in tied if r is not lowest and r.variant not in {c.b for c in resolved}]
+    found = [c for c in losses if c is not None]
+    if len(tied_on_loss) == 1:
+        closest = max(resolved, key=lambda c: c.difference)
+        reason = (
+            f"ties on validation accuracy with {_names(v for v in names if v != lowest.variant)}; the lower "
+            f"validation loss, resolved from each ({lowest.val_loss_mean:.4f}; closest: {closest.b} by "
+            f"{closest.difference:+.4f}, 95% interval [{closest.interval.low:+.4f}, {closest.interval.high:+.4f}])"
+        )
+        return Choice(lowest, reason, names, [], differences, found)
+    cheapest = min(tied_on_loss, key=lambda r: r.wall_minutes)
+    rest = [r for r in tied_on_loss if r is not cheapest]
+    costs = ", ".join(f"{r.variant} {_minutes(r.wall_minutes)}" for r in rest)
+    equivalent = [r.variant for r in tied_on_loss]
+    reason = (
+        f"equivalent on validation: {_names(equivalent)} (neither accuracy nor loss tells them apart); "
+        f"chose {cheapest.variant} as the cheapest run ({_minutes(cheapest.wall_minutes)} against {costs})"
+    )
+    return Choice(cheapest, reason, names, equivalent, differences, found)
 
 
-def choose_control(rows: list[dict], recommended: dict, name: str | None = None) -> tuple[dict | None, str]:
-    """NAME's row if given; else a search's reference retrains (its configured values);
-    else the reference's Model 4 or Model 1 when present and not the recommendation."""
-    by_name = {r["variant"]: r for r in rows}
+def _names(names) -> str:
+    return ", ".join(names)
+
+
+def _minutes(minutes: float) -> str:
+    return f"{60 * minutes:.0f} s" if minutes < 1 else f"{minutes:.1f} min"
+
+
+def choose_control(
+    rows: list[VariantRow], recommended: VariantRow, name: str | None = None, incumbent: str | None = None
+) -> tuple[VariantRow | None, str]:
+    """NAME's row if given; else the INCUMBENT (today's experiment=best) when it is in the
+    study; else a search's reference retrains (its configured values); else the reference's
+    Model 4 or Model 1 when present. Never the recommendation itself."""
+    by_name = {r.variant: r for r in rows}
     if name is not None:
         if name not in by_name:
             raise CatdogError(f"--control {name!r} is not a variant of this study; choose from {', '.join(by_name)}")
         return by_name[name], "chosen with --control"
+    if incumbent in by_name and by_name[incumbent] is not recommended:
+        return by_name[incumbent], f"the incumbent: today's experiment={INCUMBENT_PRESET}"
     for row in rows:
-        if "(reference of search" in row["variant"] and row is not recommended:
+        if "(reference of search" in row.variant and row is not recommended:
             return row, "the search's configured values, retrained"
     for variant, note in REFERENCE_CONTROLS.items():
         if variant in by_name and by_name[variant] is not recommended:
@@ -90,46 +172,70 @@ def choose_control(rows: list[dict], recommended: dict, name: str | None = None)
     return None, ""
 
 
-def comparisons(scores: dict[str, Scores], recommended: str, control: str | None) -> list[stats.Comparison]:
-    """The declared family: the recommendation against every other variant, and every
-    other variant against the control; Holm-corrected over all of them."""
+def comparisons(
+    scores: dict[str, Scores], rows: list[VariantRow], recommended: str, control: str | None
+) -> list[stats.Comparison]:
+    """The declared family on test: the recommendation against every other variant, and
+    every other variant against the control; Holm-corrected over all of them."""
+    by_name = {r.variant: r for r in rows}
     pairs = [(recommended, v) for v in scores if v != recommended]
     if control is not None:
         pairs += [(v, control) for v in scores if v not in (recommended, control)]
     found = [
-        stats.compare(scores[a].correct, scores[b].correct, scores[a].seeds, scores[b].seeds, (a, b))
+        stats.compare(
+            scores[a].correct,
+            scores[b].correct,
+            scores[a].seeds,
+            scores[b].seeds,
+            (a, b),
+            _priors(by_name[a], by_name[b]),
+        )  # fmt: skip
         for a, b in pairs
         if a in scores and b in scores
     ]
     return stats.corrected(found) if found else []
 
 
-def decide(rows: list[dict], scores: dict[str, Scores], control: str | None = None, all_pairs: bool = False):
-    chosen, reason, tied, validation = recommend(rows)
-    control_row, note = choose_control(rows, chosen, control)
-    control_name = control_row["variant"] if control_row else None
-    family = comparisons(scores, chosen["variant"], control_name)
-    matrices = {g: s.correct for g, s in scores.items()}
-    exploratory = stats.all_pairs(matrices, {g: s.seeds for g, s in scores.items()}) if all_pairs else []
-    return Decision(chosen, reason, tied, validation, control_row, note, family, exploratory)
+def decide(
+    rows: list[VariantRow],
+    scores: dict[str, Scores],
+    val: dict[str, Scores] | None = None,
+    control: str | None = None,
+    all_pairs: bool = False,
+) -> Decision:
+    choice = recommend(rows, val)
+    incumbent = incumbent_variant()
+    names = {r.variant for r in rows}
+    control_row, note = choose_control(rows, choice.row, control, incumbent)
+    control_name = control_row.variant if control_row else None
+    family = comparisons(scores, rows, choice.row.variant, control_name)
+    exploratory = []
+    if all_pairs:
+        priors = {r.variant: r.seed_variance for r in rows if r.runs == 1 and r.seed_variance}
+        exploratory = stats.all_pairs(
+            {g: s.correct for g, s in scores.items()}, {g: s.seeds for g, s in scores.items()}, priors
+        )
+    return Decision(
+        choice.row, choice.reason, choice.tied, choice.equivalent, choice.validation, choice.losses,
+        control_row, note, family, exploratory, incumbent if incumbent in names else None,
+    )  # fmt: skip
 
 
 def line(experiment: str, decision: Decision, flagged: bool) -> str:
     """The decision in one line, for the terminal."""
     row = decision.recommended
-    ci = row["test_ci"]
     text = (
-        f"Decision for {experiment}: recommend {row['variant']} ({decision.reason}); "
-        f"validation {', '.join(map(str, row['val_correct']))} of {row['n_val']} right per seed"
-        + ("" if row["val_loss_mean"] is None else f", loss {row['val_loss_mean']:.3f}")
-        + f"; test {100 * row['test_accuracy_mean']:.1f}% [{100 * ci.low:.1f}, {100 * ci.high:.1f}]"
-        f" over {row['runs']} run(s) x {row['n_test']} images"
+        f"Decision for {experiment}: recommend {row.variant} ({decision.reason}); "
+        f"validation {', '.join(map(str, row.val_correct))} of {row.n_val} right per seed"
+        + ("" if row.val_loss_mean is None else f", loss {row.val_loss_mean:.3f}")
+        + f"; test {100 * row.test_accuracy_mean:.1f}% {row.test_ci.text()}"
+        f" over {row.runs} run{'s' if row.runs != 1 else ''} x {row.n_test} images"
     )
     versus = decision.versus_control
     if versus is not None:
         text += (
-            f"; vs {versus.b} {100 * versus.difference:+.1f} pts [{100 * versus.interval.low:+.1f}, "
-            f"{100 * versus.interval.high:+.1f}], confidence {versus.confidence:.1%}"
+            f"; vs {versus.b} {100 * versus.difference:+.1f} pts {versus.interval.text(True)}, "
+            f"one-sided p {versus.p_greater:.3g}"
         )
-    text += f"; best run {row['best_run_id']}"
+    text += f"; best run {row.best_run_id}"
     return text + ("; FLAG: a choice in this experiment used the test split" if flagged else "")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import textwrap
 
 import numpy as np
-from matplotlib.ticker import NullFormatter, PercentFormatter, ScalarFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
 from catdog.plots import draw_confusion, plt
 
@@ -29,55 +29,61 @@ def _limits(values, baseline: float, room: float = 3.0) -> tuple[float, float, b
 
 
 def _baseline(ax, baseline: float, shown: bool, vertical: bool = True) -> None:
+    """The baseline as a dashed line; when it lies far off scale, a note in the axis label
+    (never a label over the data)."""
     if shown:
         (ax.axvline if vertical else ax.axhline)(baseline, color=MUTED, linestyle="--", linewidth=1)
         return
-    ax.annotate(
-        f"baseline {baseline:.0%}\n(off scale)",
-        xy=(0.01, 0.01) if vertical else (0.01, 0.02),
-        xycoords="axes fraction",
-        fontsize=7,
-        color=MUTED,
-    )
+    axis = ax.xaxis if vertical else ax.yaxis
+    axis.set_label_text(f"{axis.get_label_text()} (baseline {baseline:.0%} off scale)")
 
 
-def accuracy_by_variant(rows: list[dict], recommended: str):
-    """Validation per seed (the choosing split) beside test with its interval over seeds
-    and images; one row per variant, the recommended one in red."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 0.42 * len(rows) + 1.5), sharey=True)
+def accuracy_by_variant(rows, recommended: str, val_intervals: dict):
+    """Validation (the choosing split): each seed a dot, jittered so that seeds with the same
+    score stay visible, and the mean with its 95% interval; test beside it with its
+    interval over seeds and images. One row per variant, the recommended one in red."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.46 * len(rows) + 1.7), sharey=True)
     y = np.arange(len(rows))[::-1]
-    baseline = rows[0]["baseline_accuracy"]
+    baseline = rows[0].baseline_accuracy
+    jitter = np.random.default_rng(0)  # its own generator: drawing a figure moves no run's state
     for ax, split in zip(axes, ("val", "test")):
-        points = [v for r in rows for v in r[f"{split}_accuracies"]]
-        if split == "test":
-            points += [r["test_ci"].low for r in rows] + [r["test_ci"].high for r in rows]
+        intervals = {r.variant: (val_intervals[r.variant] if split == "val" else r.test_ci) for r in rows}
+        points = [v for r in rows for v in getattr(r, f"{split}_accuracies")]
+        points += [i.low for i in intervals.values()] + [i.high for i in intervals.values()]
         low, high, shown = _limits(points, baseline)
         for yi, row in zip(y, rows):
-            color = HIGHLIGHT if row["variant"] == recommended else TRAINING
-            ax.scatter(row[f"{split}_accuracies"], [yi] * row["runs"], s=14, color=MUTED, zorder=3)
-            mean = row[f"{split}_accuracy_mean"]
-            if split == "test":
-                ci = row["test_ci"]
-                ax.errorbar(mean, yi, xerr=[[mean - ci.low], [ci.high - mean]], fmt="none", color=color, capsize=4)
+            color = HIGHLIGHT if row.variant == recommended else TRAINING
+            values = getattr(row, f"{split}_accuracies")
+            ax.scatter(values, yi + jitter.uniform(-0.18, 0.18, len(values)), s=14, color=MUTED, zorder=3)
+            mean, ci = getattr(row, f"{split}_accuracy_mean"), intervals[row.variant]
+            ax.errorbar(mean, yi, xerr=[[mean - ci.low], [ci.high - mean]], fmt="none", color=color, capsize=4)
             ax.scatter([mean], [yi], marker="D", s=36, color=color, zorder=4)
-        _baseline(ax, baseline, shown)
         ax.set(xlim=(low, high), xlabel=f"{'validation' if split == 'val' else 'test'} accuracy")
+        _baseline(ax, baseline, shown)
         ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=1 if high - low < 0.05 else 0))
         ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(y, [_wrap(r["variant"], 34) for r in rows], fontsize=8)
-    axes[0].set_title("validation: each seed (dots) and mean (diamond)", fontsize=9)
+        ax.yaxis.set_tick_params(labelleft=True)
+    axes[0].set_yticks(y, [_wrap(r.variant, 34) for r in rows], fontsize=8)
+    axes[1].set_yticks(y, [_wrap(r.variant, 34) for r in rows], fontsize=8)
+    axes[0].set_title("validation: seeds (dots), mean and 95% interval", fontsize=9)
     axes[1].set_title("test: mean and 95% interval (seeds + images)", fontsize=9)
-    fig.tight_layout()
+    fig.legend(
+        handles=[plt.Line2D([], [], color=MUTED, linestyle="--", label=f"baseline {baseline:.0%} (always one class)")],
+        loc="lower center", fontsize=8, frameon=False,
+    )  # fmt: skip
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
 
 
 def curves_by_variant(curves: dict[str, dict[str, list[list[float]]]], baseline: float, fine_tune: dict):
-    """Accuracy (top) and loss (bottom) per epoch for each variant: mean over seeds as a
-    line, min-max over seeds as a band; a dotted line where fine-tuning starts."""
+    """Accuracy (top row) and loss (bottom row, log scale: the epoch-1 loss of a plain CNN
+    would otherwise flatten the rest) for each variant: mean over seeds as a line, min-max
+    over seeds as a band; one scale per row, so variants compare at a glance; a dotted
+    line where fine-tuning starts."""
     n = len(curves)
     cols = min(n, 4)
     blocks = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(2 * blocks, cols, figsize=(3.6 * cols, 5.0 * blocks), squeeze=False)
+    fig, axes = plt.subplots(2 * blocks, cols, figsize=(3.6 * cols, 5.2 * blocks), squeeze=False, sharey="row")
     for i, (group, by_key) in enumerate(curves.items()):
         top, bottom = axes[2 * (i // cols)][i % cols], axes[2 * (i // cols) + 1][i % cols]
         for ax, metric in ((top, "accuracy"), (bottom, "loss")):
@@ -85,12 +91,15 @@ def curves_by_variant(curves: dict[str, dict[str, list[list[float]]]], baseline:
                 _band(ax, by_key.get(key) or [], label, color)
             if fine_tune.get(group) is not None:
                 ax.axvline(fine_tune[group] + 0.5, color=MUTED, linestyle=":", label="fine-tuning starts")
-            ax.grid(alpha=0.3)
+            ax.grid(alpha=0.3, which="both")
             ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.yaxis.set_tick_params(labelleft=True)
         top.axhline(baseline, color=MUTED, linestyle="--", linewidth=1, label=f"baseline {baseline:.0%}")
         top.set_title(_wrap(group), fontsize=9)
         top.set_ylabel("accuracy" if i % cols == 0 else None)
-        bottom.set(xlabel="epoch", ylabel="loss" if i % cols == 0 else None)
+        bottom.set_yscale("log")
+        bottom.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        bottom.set(xlabel="epoch", ylabel="loss (log scale)" if i % cols == 0 else None)
     for j in range(n, blocks * cols):
         axes[2 * (j // cols)][j % cols].axis("off")
         axes[2 * (j // cols) + 1][j % cols].axis("off")
@@ -118,51 +127,66 @@ def confusion(matrix: np.ndarray, class_names, title: str):
     return fig
 
 
-def reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], recommended: str):
-    """Observed frequency of the second class against its predicted probability, in
+def reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], recommended: str, positive: str):
+    """The fraction of images that are POSITIVE against the mean predicted P(POSITIVE), in
     equal-mass bins: on the diagonal when calibrated."""
     fig, ax = plt.subplots(figsize=(7.6, 4.4))
     ax.plot([0, 1], [0, 1], color=MUTED, linestyle="--", linewidth=1, label="calibrated")
     for group, (predicted, observed) in curves.items():
         strong = group == recommended
         ax.plot(predicted, observed, marker="o", markersize=3, linewidth=2 if strong else 1, label=_wrap(group, 30))
-    ax.set(xlabel="predicted probability", ylabel="observed frequency", xlim=(0, 1), ylim=(0, 1))
+    ax.set(
+        xlabel=f"predicted P({positive}), mean of the bin",
+        ylabel=f"fraction of the bin that are {positive}",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
 
-def accuracy_against_cost(rows: list[dict], recommended: str):
-    """Test accuracy with its interval against the wall time of a run (log scale)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for row in rows:
-        ci, mean, minutes = row["test_ci"], row["test_accuracy_mean"], max(row["wall_minutes"], 1 / 60)
-        color = HIGHLIGHT if row["variant"] == recommended else TRAINING
+def accuracy_against_cost(rows, recommended: str):
+    """Test accuracy with its interval against the wall time of a run (log scale, labelled
+    ticks); names beside the points, alternately above and below so that neighbours do
+    not cover each other or the data."""
+    fig, ax = plt.subplots(figsize=(6.8, 4.4))
+    for i, row in enumerate(sorted(rows, key=lambda r: r.wall_minutes)):
+        ci, mean, minutes = row.test_ci, row.test_accuracy_mean, max(row.wall_minutes, 1 / 60)
+        color = HIGHLIGHT if row.variant == recommended else TRAINING
         ax.errorbar(minutes, mean, yerr=[[mean - ci.low], [ci.high - mean]], fmt="o", color=color, capsize=3)
-        ax.annotate(_wrap(row["variant"], 22), (minutes, mean), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        ax.annotate(
+            _wrap(row.variant, 22), (minutes, mean), fontsize=7, xytext=(7, 10 if i % 2 else -14),
+            textcoords="offset points", color=color,
+        )  # fmt: skip
     low, high, shown = _limits(
-        [r["test_ci"].low for r in rows] + [r["test_ci"].high for r in rows], rows[0]["baseline_accuracy"]
+        [r.test_ci.low for r in rows] + [r.test_ci.high for r in rows], rows[0].baseline_accuracy
     )
-    _baseline(ax, rows[0]["baseline_accuracy"], shown, vertical=False)
+    minutes = [max(r.wall_minutes, 1 / 60) for r in rows]
     ax.set(xscale="log", xlabel="wall time per run (minutes, log scale)", ylabel="test accuracy", ylim=(low, high))
-    ax.xaxis.set_major_formatter(ScalarFormatter())
+    _baseline(ax, rows[0].baseline_accuracy, shown, vertical=False)
+    ax.set_xlim(min(minutes) / 1.6, max(minutes) * 2.2)
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     return fig
 
 
 def gallery(items: list[dict], columns: int = 6):
-    """ITEMS: {"image": uint8 array, "title": str}; one captioned thumbnail each."""
+    """ITEMS: {"image": uint8 array, "title": str}; one captioned thumbnail each, with
+    room for three lines of caption between rows."""
     rows = max(1, int(np.ceil(len(items) / columns)))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.1 * columns, 2.5 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.9 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, item in zip(axes.flat, items):
         ax.imshow(item["image"])
-        ax.set_title(item["title"], fontsize=7.5)
-    fig.tight_layout()
+        ax.set_title(item["title"], fontsize=7, linespacing=1.15)
+    fig.tight_layout(h_pad=1.2)
     return fig
 
 

@@ -12,10 +12,9 @@ import mlflow
 import numpy as np
 from mlflow.exceptions import MlflowException
 
-from catdog import CatdogError
+from catdog import CatdogError, decision_rule
 from catdog.tracking import DIRTY_TAG, KIND_TAG
 
-VARIANT_ORDER = ["cnn", "augmented", "preprocessed", "transfer"]
 # An experiment tag a team sets when anything in it was chosen after looking at test scores:
 # the report then flags its recommendation as selection-biased.
 TEST_USED_TAG = "test_used_for_choice"
@@ -78,6 +77,51 @@ class RunRecord:
         commit = self.run.data.tags.get("mlflow.source.git.commit", "unknown")[:10]
         return commit + ("+dirty" if self.run.data.tags.get(DIRTY_TAG) == "true" else "")
 
+    @property
+    def rule(self) -> str | None:
+        """The decision rule's version when the run started (None: before versions were kept)."""
+        return self.run.data.tags.get(decision_rule.TAG)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {k[len("env.") :]: v for k, v in self.run.data.tags.items() if k.startswith("env.")}
+
+    @functools.cached_property
+    def peak_memory_mb(self) -> float | None:
+        """The most memory in use on the machine while the run ran, from MLflow's system
+        metrics (sampled every few seconds): the run's own peak, not the process's so far."""
+        samples = mlflow.MlflowClient().get_metric_history(self.id, MEMORY_METRIC)
+        return max((m.value for m in samples), default=None)
+
+    @property
+    def contended(self) -> bool:
+        """Other work shared the CPU: the 1-minute load average, at the fit's start or end,
+        above the cores plus one (a run alone keeps it near its own threads)."""
+        cores = int(self.env.get("cores", "0") or 0)
+        loads = [self.metric(k) for k in ("load_avg_1m_start", "load_avg_1m_end")]
+        return bool(cores) and any(v is not None and v > cores + 1 for v in loads)
+
+
+MEMORY_METRIC = "system/system_memory_usage_megabytes"
+
+
+@functools.cache
+def variant_order() -> list[str]:
+    """The model configs in the order the study builds on them (conf/model/*.yaml): plain
+    CNN, then augmentation, scaling, a pretrained backbone, fine-tuning it; by what each
+    adds, so a new model option takes its place without a list to edit."""
+    from catdog import CONFIG_DIR
+    from catdog.config import load
+
+    def adds(name: str) -> tuple:
+        model = load("train", [f"model={name}"]).model
+        augments = bool(model.flip_mode or model.rotation_factor)
+        backbone = model.backbone
+        return (backbone is not None, bool(backbone and backbone.fine_tune_at), model.preprocess, augments, name)
+
+    names = [path.stem for path in (CONFIG_DIR / "model").glob("*.yaml")]
+    return [load("train", [f"model={n}"]).model.name for n in sorted(names, key=adds)]
+
 
 @dataclass
 class Study:
@@ -94,7 +138,8 @@ class Study:
         out: dict[str, list[RunRecord]] = {}
         for record in self.records:
             out.setdefault(record.group, []).append(record)
-        order = lambda g: (VARIANT_ORDER.index(g.split(" ")[0]) if g.split(" ")[0] in VARIANT_ORDER else 99, g)
+        known = variant_order()
+        order = lambda g: (known.index(g.split(" ")[0]) if g.split(" ")[0] in known else len(known), g)
         return {g: sorted(out[g], key=lambda r: r.seed) for g in sorted(out, key=order)}
 
     def param(self, name: str) -> str | None:
@@ -157,43 +202,49 @@ def _check_same_data(experiment_name: str, params: list[dict]) -> None:
         )
 
 
-def ledger(study: Study) -> dict:
-    """How often this test split has been looked at: the runs that logged a test score in
-    this experiment (any status) and in the whole store (any experiment, same data)."""
-    here = mlflow.search_runs(
-        experiment_ids=[study.experiment.experiment_id],
-        filter_string="metrics.test_accuracy >= 0",
-        output_format="list",
-    )
-    data_id = study.param("data_id")
-    store = []
-    if data_id:
-        ids = [e.experiment_id for e in mlflow.search_experiments()]
-        store = mlflow.search_runs(
-            experiment_ids=ids,
-            filter_string=f"params.data_id = '{data_id}' and metrics.test_accuracy >= 0",
-            output_format="list",
-        )
-    objectives = {s.data.params.get("tuner.objective", "val_accuracy") for s in study.searches}
-    return {
-        "runs": len(here),
-        "variants": len({_group(r) for r in here}),
-        "store_runs": len(store),
-        "store_experiments": len({r.info.experiment_id for r in store}),
-        "chosen_on_test": any("test" in o for o in objectives)
-        or study.experiment.tags.get(TEST_USED_TAG, "").lower() == "true",
-    }
-
-
-def predictions(record: RunRecord):
-    """The run's per-image test predictions (a DataFrame), or None for runs logged before
-    predictions were recorded."""
+def predictions(record: RunRecord, split: str = "test"):
+    """The run's per-image predictions on SPLIT ("test" or "val"; a DataFrame), or None for
+    runs logged before they were recorded."""
     try:
         return mlflow.MlflowClient().load_table(
-            record.run.info.experiment_id, "predictions/test.json", run_ids=[record.id]
+            record.run.info.experiment_id, f"predictions/{split}.json", run_ids=[record.id]
         )
     except MlflowException:
         return None
+
+
+def earlier_seed_variance(study: Study, group: str):
+    """The seed variance of test accuracy from the latest earlier study of GROUP's variant:
+    FINISHED training runs outside this study with its settings, on the same data, at least
+    two seeds. Lends a variant run once here an honest interval; None when there is none."""
+    from catdog.report import evidence, stats
+
+    records = study.groups[group]
+    data_id, settings = study.param("data_id"), evidence.hyperparameters(records[0])
+    if not data_id:
+        return None
+    own = {r.id for r in study.records}
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=(
+            f"tags.variant = '{records[0].run.data.tags.get('variant')}' and params.data_id = '{data_id}' "
+            f"and tags.{KIND_TAG} = 'train' and attributes.status = 'FINISHED'"
+        ),
+        output_format="list",
+    )
+    peers = [RunRecord(r, group) for r in runs if r.info.run_id not in own and "test_accuracy" in r.data.metrics]
+    peers = [r for r in peers if evidence.hyperparameters(r) == settings]
+    by_study: dict[tuple, list[RunRecord]] = {}
+    for record in peers:
+        tags = record.run.data.tags
+        by_study.setdefault((record.run.info.experiment_id, tags.get("sweep", "")), []).append(record)
+    usable = [rs for rs in by_study.values() if len({r.seed for r in rs}) > 1]
+    if not usable:
+        return None
+    latest = max(usable, key=lambda rs: max(r.run.info.start_time for r in rs))
+    name = mlflow.get_experiment(latest[0].run.info.experiment_id).name
+    when = datetime.fromtimestamp(latest[0].run.info.start_time / 1000, UTC).strftime("%Y-%m-%d")
+    return stats.seed_variance([r.test_accuracy for r in latest], f"{name} ({len(latest)} runs, {when})")
 
 
 def misclassified_thumbnails(record: RunRecord) -> dict[str, np.ndarray]:

@@ -56,16 +56,16 @@ def section(run, out_dir, link, rows: list[dict]) -> dict:
     key = f"{search_id}-{run.info.run_id[:8]}"
     objective = run.data.params.get("tuner.objective", "val_accuracy")
     scored = [r for r in board if r.get("score") is not None and r["score"] == r["score"]]
-    retrained = [r for r in rows if r["variant"].endswith(f"of search {run.info.run_id[:8]})")]
+    retrained = [r for r in rows if r.variant.endswith(f"of search {run.info.run_id[:8]})")]
     figs = {}
     if scored and names:
         fig = figures.parallel_trials(board, names, objective)
         figs["parallel"] = assets.figure(fig, f"search-{key}-trials.png", out_dir)
     best_score = scored[0]["score"] if scored else None
     points = [
-        {"label": r["variant"].split(" (")[1].split(" of")[0], "trial": best_score, "retrained": r["val_accuracies"]}
+        {"label": r.variant.split(" (")[1].split(" of")[0], "trial": best_score, "retrained": r.val_accuracies}
         for r in retrained
-        if "(best of" in r["variant"] and best_score is not None
+        if "(best of" in r.variant and best_score is not None
     ]
     if points:
         figs["shrinkage"] = assets.figure(
@@ -92,6 +92,8 @@ def section(run, out_dir, link, rows: list[dict]) -> dict:
         "figures": figs,
         "importance": weights,
         "retrained": retrained,
+        "stop_reason": tags.get("stop_reason"),
+        "race": None,
     }
 
 

@@ -1,10 +1,13 @@
-"""The study's statistics, for scores of k seeds on the same n test images.
+"""The study's statistics, for scores of k seeds on the same n images (docs/review.md,
+"The statistics", says what each one is for and where it comes from).
 
-A variant's accuracy on new data varies with the seed and with the test images drawn; both
-enter every interval here (statistics.md, sections 1-2, after Bouthillier et al. 2021):
-SE^2 = seed variance / k + image variance / n, with Welch-Satterthwaite degrees of freedom.
-A comparison takes its interval, its p-value and its confidence from that one t statistic,
-so they cannot disagree. scipy.stats does the distributions."""
+A variant's score on new data varies with the seed and with the images drawn; both enter
+every interval here (Bouthillier et al. 2021): SE^2 = seed variance / k + image variance /
+n, with Welch-Satterthwaite degrees of freedom. A variant's own interval is built on the
+logit scale, so it never passes 0 or 100%. A comparison takes its interval, its p-value
+and its one-sided p from one t statistic, so they cannot disagree. Power is planned (a
+stated difference, t quantiles), never computed at the observed gap. scipy.stats does the
+distributions."""
 
 from __future__ import annotations
 
@@ -13,12 +16,13 @@ from dataclasses import dataclass, replace
 from itertools import combinations
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 ALPHA = 0.05
 LEVEL = 1 - ALPHA
-# Minimum detectable difference at alpha 0.05 two-sided and 80% power: (z_0.975 + z_0.8) SE.
-DETECTABLE = stats.norm.ppf(1 - ALPHA / 2) + stats.norm.ppf(0.8)
+POWER = 0.8
+PLANNED_DIFFERENCES = (0.01, 0.02)  # what the page plans for: 1 and 2 points
+MAX_SEEDS = 50  # seeds per variant a plan may ask for before it says "not with seeds alone"
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,23 @@ class Interval:
 
     def clip(self, low: float, high: float) -> Interval:
         return Interval(min(max(self.low, low), high), max(min(self.high, high), low))
+
+    def text(self, points: bool = False, digits: int = 1) -> str:
+        """ "[96.0, 99.5]" for an accuracy, "[+0.5, +2.1]" for a difference in points: the one
+        way the terminal, the decision line and both pages print an interval."""
+        sign = "+" if points else ""
+        return f"[{100 * self.low:{sign}.{digits}f}, {100 * self.high:{sign}.{digits}f}]"
+
+
+@dataclass(frozen=True)
+class SeedVariance:
+    """A variance of per-seed scores and its degrees of freedom (k - 1), with where it was
+    measured: this study, or an earlier study of the same variant that lends it to a
+    variant run once here."""
+
+    var: float
+    df: int
+    source: str
 
 
 @dataclass(frozen=True)
@@ -65,25 +86,60 @@ def _var(values) -> float:
     return float(np.var(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def estimate(scores, bounds: tuple[float, float] = (0.0, 1.0)) -> Estimate:
-    """Mean of SCORES (seeds x images: 0/1 correctness, or any per-image score such as the
-    Brier score) with a 95% t-interval whose variance counts both the seeds and the test
-    images. One run of 0/1 scores gets the Wilson interval; so does a set of seeds that
-    agree on every image, where no variance is left to estimate (never a zero width)."""
+def seed_variance(per_seed, source: str = "this study") -> SeedVariance | None:
+    """The variance of per-seed scores, or None with fewer than two seeds: unknown, not 0."""
+    return SeedVariance(_var(per_seed), len(per_seed) - 1, source) if len(per_seed) > 1 else None
+
+
+def _logit_interval(mean: float, se: float, df: float) -> Interval:
+    """mean +- t se on the logit scale (delta method): inside (0, 1) whatever the mean."""
+    if not 0 < mean < 1:
+        return Interval(mean, mean)
+    q = float(stats.t.ppf(1 - ALPHA / 2, df))
+    centre, half = special.logit(mean), q * se / (mean * (1 - mean))
+    return Interval(float(special.expit(centre - half)), float(special.expit(centre + half)))
+
+
+def estimate(scores, prior: SeedVariance | None = None) -> Estimate:
+    """Mean of SCORES (seeds x images: 0/1 correctness, or a per-image score in [0, 1] such
+    as the Brier score) with a 95% interval whose variance counts both the seeds and the
+    images, built on the logit scale so that it stays inside [0, 1] and is never a point
+    for a model that errs. One run borrows PRIOR's seed variance (an earlier study's) when
+    given; without one, a 0/1 score keeps the single checkpoint's Wilson interval and says
+    the seed variance is unknown. Seeds that agree on every image also get Wilson's."""
     c = _matrix(scores)
     k, n = c.shape
     mean = float(c.mean())
     binary = bool(np.isin(c, (0.0, 1.0)).all())
-    seed_term = _var(c.mean(axis=1)) / k
     image_term = _var(c.mean(axis=0)) / n
+    seed = seed_variance(c.mean(axis=1)) or prior
+    seed_term = seed.var / k if seed else 0.0
     se = math.sqrt(seed_term + image_term)
-    if binary and (k == 1 or se == 0):
-        label = "Wilson (one run)" if k == 1 else "Wilson (seeds agree on every image)"
-        return Estimate(mean, se, math.inf, wilson(round(mean * n), n), label)
-    df = welch_df([(seed_term, k - 1), (image_term, n - 1)])
-    half = float(stats.t.ppf(1 - ALPHA / 2, df)) * se if se > 0 else 0.0
-    interval = Interval(mean - half, mean + half).clip(*bounds)
-    return Estimate(mean, se, df, interval, "t, seeds + images" if k > 1 else "t, images (one run)")
+    if binary and (seed is None or se == 0 or mean in (0.0, 1.0)):
+        label = "one checkpoint; seed variance unknown" if k == 1 else "seeds agree on every image"
+        return Estimate(mean, se, math.inf, wilson(round(mean * n), n), f"Wilson ({label})")
+    df = welch_df([(seed_term, seed.df if seed else 0), (image_term, n - 1)])
+    if seed is None:
+        method = "logit t, images (one run; seed variance unknown)"
+    elif seed.source == "this study":
+        method = "logit t, seeds + images"
+    else:
+        method = f"logit t, images + seed variance from {seed.source}"
+    return Estimate(mean, se, df, _logit_interval(mean, se, df), method)
+
+
+def estimate_rates(per_seed, n: int, prior: SeedVariance | None = None) -> Estimate:
+    """`estimate` from per-seed accuracies on N images whose per-image results are not at
+    hand: the images' term is the binomial p(1 - p) / n, an upper bound of the paired one."""
+    acc = np.asarray(per_seed, float)
+    k, mean = len(acc), float(acc.mean())
+    seed = seed_variance(acc) or prior
+    seed_term, image_term = (seed.var / k if seed else 0.0), mean * (1 - mean) / n
+    if seed is None or mean in (0.0, 1.0):
+        return Estimate(mean, math.sqrt(image_term), math.inf, wilson(round(mean * n), n), "Wilson (per-seed rates)")
+    df = welch_df([(seed_term, seed.df), (image_term, n - 1)])
+    se = math.sqrt(seed_term + image_term)
+    return Estimate(mean, se, df, _logit_interval(mean, se, df), "logit t, seeds + binomial images")
 
 
 def seed_t_interval(values) -> Interval | None:
@@ -122,11 +178,31 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted.tolist()
 
 
+def power_quantile(df: float) -> float:
+    """t_{1-alpha/2, df} + t_{power, df}: a difference this many standard errors wide is
+    detected 80% of the time at alpha 0.05 two-sided (3.7 at 4 df; 2.8 only as df grows)."""
+    return float(stats.t.ppf(1 - ALPHA / 2, df) + stats.t.ppf(POWER, df))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What it takes to detect a stated difference at 80% power: seeds per variant at the
+    current images, or images at the current seeds; None where that alone cannot, `note`
+    says why."""
+
+    difference: float
+    seeds: int | None
+    images: int | None
+    note: str = ""
+
+
 @dataclass(frozen=True)
 class Comparison:
-    """A minus B on the same test images. `seed_var`: the seeds' share of the difference's
+    """A minus B on the same images. `seed_var`: the seeds' share of the difference's
     variance for one seed each (divided by k for k seeds); `image_var`: the variance of the
-    per-image differences (divided by n)."""
+    per-image differences (divided by n); `seed_basis` says where the seed share comes
+    from (matched seeds, each side's seeds, a variance borrowed from an earlier study, or
+    unknown: two single checkpoints)."""
 
     a: str
     b: str
@@ -135,89 +211,133 @@ class Comparison:
     df: float
     interval: Interval
     p_value: float
-    confidence: float  # that A beats B on new data: F_t(difference / se)
+    p_greater: float  # one-sided: the chance of a difference this large if A were no better than B
     seeds: tuple[int, int]
     n: int
     matched: bool
     seed_var: float
     image_var: float
+    seed_basis: str = "each side's seeds"
     p_holm: float = float("nan")
     family: int = 1  # how many comparisons Holm corrected over
 
     @property
+    def checkpoints(self) -> bool:
+        """Two single runs and no seed variance to lend: only these checkpoints are compared."""
+        return self.seed_basis == "unknown"
+
+    @property
     def verdict(self) -> str:
         better, worse = (self.a, self.b) if self.difference > 0 else (self.b, self.a)
+        suffix = " (single checkpoints)" if self.checkpoints else ""
         if self.p_holm < ALPHA:
-            return f"{better} > {worse}"
+            return f"{better} > {worse}{suffix}"
         if self.p_value < ALPHA:
-            return f"{better} ahead (p < {ALPHA}), not after Holm over {self.family}"
-        return "no detectable difference"
+            return f"{better} ahead (p < {ALPHA}), not after Holm over {self.family}{suffix}"
+        return "no detectable difference" + suffix
 
-    def detectable(self, k: int | None = None, n: int | None = None) -> float:
-        """Minimum detectable difference (alpha 0.05, 80% power) at K seeds each, N images."""
-        k = k or min(self.seeds)
-        return DETECTABLE * math.sqrt(self.seed_var / k + self.image_var / (n or self.n))
+    def _seed_df(self, k: int) -> int:
+        return k - 1 if self.matched else 2 * (k - 1)
 
-    def seeds_needed(self) -> float | None:
-        """Seeds per variant at which the observed gap becomes detectable; None when more
-        seeds cannot help (the test images' noise alone hides the gap)."""
-        room = (self.difference / DETECTABLE) ** 2 - self.image_var / self.n
-        if room <= 0:
+    def se_at(self, k: int, n: int) -> float:
+        return math.sqrt(self.seed_var / k + self.image_var / n)
+
+    def detectable(self, k: int | None = None, n: int | None = None) -> float | None:
+        """Minimum detectable difference (alpha 0.05 two-sided, 80% power, t quantiles) at K
+        seeds each and N images; None when the seed variance is unknown and K > 1."""
+        k, n = k or min(self.seeds), n or self.n
+        if self.checkpoints and k > 1:
             return None
-        return math.ceil(self.seed_var / room) if self.seed_var > 0 else 1
+        df = welch_df([(self.seed_var / k, self._seed_df(k)), (self.image_var / n, n - 1)])
+        return power_quantile(min(df, 1e6)) * self.se_at(k, n)
 
-    def images_needed(self) -> float | None:
-        """Test images at the current seeds at which the gap becomes detectable; None when
-        the seeds' noise alone hides it."""
-        room = (self.difference / DETECTABLE) ** 2 - self.seed_var / min(self.seeds)
-        if room <= 0:
-            return None
-        return math.ceil(self.image_var / room) if self.image_var > 0 else 1
+    def plan(self, difference: float, supply: int) -> Plan:
+        """Seeds each (at these images), else images (at these seeds, at most SUPPLY: what
+        the data holds), to detect DIFFERENCE; planned, not the observed gap's power."""
+        if self.checkpoints:
+            return Plan(difference, None, None, "seed variance unknown: run at least 2 seeds of each")
+        k = next((k for k in range(2, MAX_SEEDS + 1) if self.detectable(k) <= difference), None)
+        if k is not None:
+            return Plan(difference, k, None)
+        n = _images_needed(self, difference, min(self.seeds), supply)
+        if n is not None:
+            return Plan(difference, None, n)
+        return Plan(difference, None, None, f"not with {MAX_SEEDS} seeds, nor with all {supply:,} held-out images")
 
 
-def compare(a, b, seeds_a=None, seeds_b=None, names=("A", "B")) -> Comparison:
-    """A minus B, both seeds x images on the same images in the same order. When both ran
-    the same seeds (two or more), seeds are matched: the seed term is the variance of the
-    per-seed differences. A side with a single run borrows the other side's seed variance;
-    two single runs compare checkpoints, with the images' term alone."""
+def _images_needed(c: Comparison, difference: float, k: int, supply: int) -> int | None:
+    """The fewest images (at most SUPPLY) at which C's detectable difference at K seeds is
+    DIFFERENCE or less."""
+    if c.detectable(k, supply) > difference:
+        return None
+    low, high = 1, supply
+    while low < high:
+        mid = (low + high) // 2
+        low, high = (low, mid) if c.detectable(k, mid) <= difference else (mid + 1, high)
+    return low
+
+
+def compare(a, b, seeds_a=None, seeds_b=None, names=("A", "B"), priors=(None, None)) -> Comparison:
+    """A minus B, both seeds x images on the same images in the same order (0/1
+    correctness, or any per-image score such as log loss). When both ran the same seeds
+    (two or more), seeds are matched: the seed term is the variance of the per-seed
+    differences. A side with a single run takes its PRIORS entry (a SeedVariance borrowed
+    from an earlier study), else the other side's seed variance; two single runs with no
+    prior compare checkpoints, with the images' term alone, and say so."""
     a, b = _matrix(a), _matrix(b)
     image_var = _var(a.mean(axis=0) - b.mean(axis=0))
-    return _comparison(a.mean(axis=1), b.mean(axis=1), image_var, a.shape[1], seeds_a, seeds_b, names)
+    return _comparison(a.mean(axis=1), b.mean(axis=1), image_var, a.shape[1], seeds_a, seeds_b, names, priors)
 
 
-def compare_rates(acc_a, acc_b, n: int, seeds_a=None, seeds_b=None, names=("A", "B")) -> Comparison:
+def compare_rates(acc_a, acc_b, n: int, seeds_a=None, seeds_b=None, names=("A", "B"), priors=(None, None)):
     """A minus B from per-seed accuracies on the same N images whose per-image results are
-    not at hand (validation): the images' term is p(1 - p) of each side, an upper bound
-    of the paired term whenever the two tend to err on the same images."""
+    not at hand (runs logged before validation was kept image by image): the images' term
+    is p(1 - p) of each side, an upper bound of the paired term whenever the two tend to
+    err on the same images."""
     pa, pb = float(np.mean(acc_a)), float(np.mean(acc_b))
     image_var = pa * (1 - pa) + pb * (1 - pb)
-    return _comparison(np.asarray(acc_a, float), np.asarray(acc_b, float), image_var, n, seeds_a, seeds_b, names)
+    acc_a, acc_b = np.asarray(acc_a, float), np.asarray(acc_b, float)
+    return _comparison(acc_a, acc_b, image_var, n, seeds_a, seeds_b, names, priors)
 
 
-def _comparison(acc_a, acc_b, image_var: float, n: int, seeds_a, seeds_b, names) -> Comparison:
+def _side(values, prior: SeedVariance | None) -> SeedVariance | None:
+    return seed_variance(values) if len(values) > 1 else prior
+
+
+def _comparison(acc_a, acc_b, image_var: float, n: int, seeds_a, seeds_b, names, priors) -> Comparison:
     ka, kb = len(acc_a), len(acc_b)
     difference = float(acc_a.mean() - acc_b.mean())
     matched = seeds_a is not None and list(seeds_a) == list(seeds_b or []) and ka >= 2
     if matched:
-        seed_var = _var(acc_a - acc_b)
+        seed_var, basis = _var(acc_a - acc_b), "matched seeds"
         seed_terms = [(seed_var / ka, ka - 1)]
     else:
-        var_a, var_b = _var(acc_a), _var(acc_b)
-        var_a, var_b = (var_a if ka > 1 else var_b), (var_b if kb > 1 else var_a)
-        seed_var = var_a + var_b
-        seed_terms = [(var_a / ka, ka - 1 if ka > 1 else kb - 1), (var_b / kb, kb - 1 if kb > 1 else ka - 1)]
+        side_a, side_b = _side(acc_a, priors[0]), _side(acc_b, priors[1])
+        side_a, side_b = side_a or side_b, side_b or side_a
+        if side_a is None:  # two single checkpoints, nothing to borrow
+            side_a = side_b = SeedVariance(0.0, 0, "unknown")
+        lent = {s.source for s in (side_a, side_b) if s.source not in ("this study", "unknown")}
+        basis = (
+            "unknown"
+            if side_a.source == "unknown"
+            else ("seed variance from " + ", ".join(sorted(lent)) if lent else "each side's seeds")
+        )
+        seed_var = side_a.var + side_b.var
+        seed_terms = [(side_a.var / ka, side_a.df), (side_b.var / kb, side_b.df)]
     terms = [*seed_terms, (image_var / n, n - 1)]
     se = math.sqrt(sum(v for v, _ in terms))
     df = welch_df(terms)
     if se == 0:
-        p, confidence, half = (1.0, 0.5, 0.0) if difference == 0 else (0.0, float(difference > 0), 0.0)
+        p, p_greater, half = (1.0, 0.5, 0.0) if difference == 0 else (0.0, float(difference < 0), 0.0)
     else:
         t = difference / se
         p = float(2 * stats.t.sf(abs(t), df))
-        confidence = float(stats.t.cdf(t, df))
+        p_greater = float(stats.t.sf(t, df))
         half = float(stats.t.ppf(1 - ALPHA / 2, df)) * se
-    interval = Interval(difference - half, difference + half).clip(-1.0, 1.0)
-    return Comparison(*names, difference, se, df, interval, p, confidence, (ka, kb), n, matched, seed_var, image_var)
+    interval = Interval(difference - half, difference + half)
+    return Comparison(
+        *names, difference, se, df, interval, p, p_greater, (ka, kb), n, matched, seed_var, image_var, basis
+    )
 
 
 def corrected(comparisons: list[Comparison]) -> list[Comparison]:
@@ -226,10 +346,14 @@ def corrected(comparisons: list[Comparison]) -> list[Comparison]:
     return [replace(c, p_holm=p, family=len(comparisons)) for c, p in zip(comparisons, adjusted)]
 
 
-def all_pairs(matrices: dict[str, np.ndarray], seeds: dict[str, list]) -> list[Comparison]:
+def all_pairs(matrices: dict[str, np.ndarray], seeds: dict[str, list], priors=None) -> list[Comparison]:
     """Every pair, Holm-corrected over all of them: exploratory, never the decision."""
+    priors = priors or {}
     return corrected(
-        [compare(matrices[x], matrices[y], seeds[x], seeds[y], (x, y)) for x, y in combinations(matrices, 2)]
+        [
+            compare(matrices[x], matrices[y], seeds[x], seeds[y], (x, y), (priors.get(x), priors.get(y)))
+            for x, y in combinations(matrices, 2)
+        ]
     )
 
 

@@ -1,20 +1,20 @@
-"""A study's numbers: each variant's per-image test scores and its row of figures."""
+"""A study's numbers: each variant's per-image scores on a split and its row of figures."""
 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from catdog.report import stats
-from catdog.report.runs import RunRecord, Study, predictions
+from catdog.report.runs import RunRecord, Study, earlier_seed_variance, predictions
 
 
 @dataclass(frozen=True)
 class Scores:
-    """One variant's test results on the images every run of the study scored, one row
-    per run (seeds x images)."""
+    """One variant's results on one split, on the images every run of the study scored, one
+    row per run (seeds x images)."""
 
     records: list[RunRecord]
     images: list[str]
@@ -22,6 +22,7 @@ class Scores:
     labels: np.ndarray  # (n,) class index
     predicted: np.ndarray  # (k, n) class index
     probability: np.ndarray  # (k, n) probability of classes[1]
+    losses: np.ndarray | None = None  # (k, n) per-image log loss (None: logged before it was kept)
 
     @property
     def seeds(self) -> list[str]:
@@ -37,10 +38,12 @@ class Scores:
         return (self.probability - (self.labels == 1)) ** 2
 
 
-def per_image_scores(study: Study) -> dict[str, Scores]:
-    """Each variant's Scores over the test images that all its runs, and every other
-    variant's, scored. Runs logged without a predictions table are left out."""
-    tables = {g: [(r, t) for r in records if (t := predictions(r)) is not None] for g, records in study.groups.items()}
+def per_image_scores(study: Study, split: str = "test") -> dict[str, Scores]:
+    """Each variant's Scores on SPLIT over the images that all its runs, and every other
+    variant's, scored. Runs logged without that split's table are left out."""
+    tables = {
+        g: [(r, t) for r in records if (t := predictions(r, split)) is not None] for g, records in study.groups.items()
+    }
     tables = {g: runs for g, runs in tables.items() if runs}
     if not tables:
         return {}
@@ -50,6 +53,7 @@ def per_image_scores(study: Study) -> dict[str, Scores]:
         frames = [t.set_index("image").loc[images] for _, t in runs]
         classes = [c[len("p_") :] for c in frames[0].columns if c.startswith("p_")]
         index = {name: i for i, name in enumerate(classes)}
+        has_loss = all("loss" in f.columns for f in frames)
         out[group] = Scores(
             records=[r for r, _ in runs],
             images=images,
@@ -57,62 +61,124 @@ def per_image_scores(study: Study) -> dict[str, Scores]:
             labels=frames[0]["label"].map(index).to_numpy(),
             predicted=np.array([f["predicted"].map(index).to_numpy() for f in frames]),
             probability=np.array([f[f"p_{classes[1]}"].to_numpy(dtype=float) for f in frames]),
+            losses=np.array([f["loss"].to_numpy(dtype=float) for f in frames]) if has_loss else None,
         )
     return out
 
 
-def variant_row(group: str, records: list[RunRecord], baseline: float, scores: Scores | None) -> dict:
-    """Validation per seed (the choosing split), test with an interval over seeds and
-    images, lift and the worst seed's exact binomial p against the baseline, Brier score,
-    cost and code version. The best run is chosen by validation, never by test."""
+@dataclass(frozen=True)
+class VariantRow:
+    """One variant of a study: validation per seed (the choosing split), test with its
+    interval, cost and provenance. What the terminal, the decision and both pages show."""
+
+    variant: str
+    runs: int
+    seeds: list[str]
+    val_accuracies: list[float]
+    val_correct: list[int]
+    n_val: int
+    val_losses: list[float | None]
+    test: stats.Estimate  # over seeds and images (logit scale), or one checkpoint's
+    test_accuracies: list[float]
+    test_correct: list[int]
+    n_test: int
+    baseline_accuracy: float
+    p_vs_baseline: float  # the worst seed's exact binomial p
+    not_above_baseline: list[str]
+    best_run_id: str
+    brier: stats.Estimate | None
+    wall_minutes: float
+    epochs: float | None
+    images_per_s: float | None
+    peak_memory_gb: float | None  # the largest of its runs' own peaks (MLflow system metrics)
+    contended: int  # runs that shared the CPU with other work (load average)
+    commits: list[str]
+    seed_variance: stats.SeedVariance | None  # measured here, borrowed (named), or None: unknown
+
+    @property
+    def val_accuracy_mean(self) -> float:
+        return float(np.mean(self.val_accuracies))
+
+    @property
+    def val_loss_mean(self) -> float | None:
+        return _mean(self.val_losses)
+
+    @property
+    def test_accuracy_mean(self) -> float:
+        return self.test.mean
+
+    @property
+    def test_ci(self) -> stats.Interval:
+        return self.test.interval
+
+    @property
+    def lift_mean(self) -> float:
+        return self.test.mean - self.baseline_accuracy
+
+    @property
+    def seed_note(self) -> str:
+        """Where the seed variance behind its intervals comes from."""
+        if self.runs > 1:
+            return f"{self.runs} seeds"
+        if self.seed_variance is None:
+            return "one checkpoint; seed variance unknown"
+        return f"one run; seed variance from {self.seed_variance.source}"
+
+    def to_json(self) -> dict:
+        """The row with intervals as [low, high] and estimates as objects, for json.dumps."""
+
+        def plain(value):
+            if isinstance(value, stats.Interval):
+                return [value.low, value.high]
+            if isinstance(value, stats.Estimate):
+                return {"mean": value.mean, "interval": plain(value.interval), "method": value.method}
+            if isinstance(value, stats.SeedVariance):
+                return {"var": value.var, "df": value.df, "source": value.source}
+            return value
+
+        out = {f.name: plain(getattr(self, f.name)) for f in fields(self)}
+        return out | {"val_accuracy_mean": self.val_accuracy_mean, "val_loss_mean": self.val_loss_mean}
+
+
+def variant_row(group: str, records: list[RunRecord], baseline: float, scores: Scores | None, prior=None) -> VariantRow:
+    """Validation per seed, test with an interval over seeds and images (PRIOR: a seed
+    variance borrowed from an earlier study when the variant ran once here), the worst
+    seed's exact binomial p against the baseline, Brier score, cost and code version. The
+    best run is chosen by validation, never by test."""
     tests = [r.test_accuracy for r in records]
-    vals = [r.val_accuracy for r in records]
     if scores is not None:
-        test = stats.estimate(scores.correct)
+        test = stats.estimate(scores.correct, prior)
     else:  # runs from before per-image predictions were logged: one checkpoint's interval
-        test = stats.Estimate(float(np.mean(tests)), float("nan"), float("inf"), _wilson(records), "Wilson (one run)")
+        best = max(records, key=lambda r: r.val_accuracy)
+        wilson = stats.wilson(best.test_correct, best.n_test)
+        test = stats.Estimate(float(np.mean(tests)), float("nan"), float("inf"), wilson, "Wilson (one checkpoint)")
     p_values = [stats.above_baseline_p(r.test_correct, r.n_test, baseline) for r in records]
-    best = max(records, key=lambda r: r.val_accuracy)
-    return {
-        "variant": group,
-        "runs": len(records),
-        "seeds": [r.seed for r in records],
-        "val_accuracy_mean": float(np.mean(vals)),
-        "val_accuracy_sd": _sd(vals),
-        "val_accuracies": vals,
-        "val_correct": [r.val_correct for r in records],
-        "n_val": records[0].count("val"),
-        "val_loss_mean": _mean([r.val_loss for r in records]),
-        "test_accuracy_mean": test.mean,
-        "test_accuracy_sd": _sd(tests),
-        "test": test,
-        "test_ci": test.interval,
-        "test_accuracies": tests,
-        "test_correct": [r.test_correct for r in records],
-        "n_test": records[0].n_test,
-        "baseline_accuracy": baseline,
-        "lift_mean": test.mean - baseline,
-        "lift_ci": stats.Interval(test.interval.low - baseline, test.interval.high - baseline),
-        "p_vs_baseline": max(p_values),
-        "not_above_baseline": [r.id for r, p in zip(records, p_values) if p >= stats.ALPHA],
-        "best_run_id": best.id,
-        "best_val_accuracy": best.val_accuracy,
-        "brier": stats.estimate(scores.brier) if scores is not None else None,
-        "wall_minutes": statistics.fmean(r.wall_seconds for r in records) / 60,
-        "epochs": _mean([_epochs(r) for r in records]),
-        "images_per_s": _mean([r.metric("train_images_per_s") for r in records]),
-        "peak_rss_gb": max((r.metric("peak_rss_mb") or 0) / 1024 for r in records) or None,
-        "commits": sorted({r.commit for r in records}),
-    }
-
-
-def _wilson(records: list[RunRecord]) -> stats.Interval:
-    best = max(records, key=lambda r: r.val_accuracy)
-    return stats.wilson(best.test_correct, best.n_test)
-
-
-def _sd(values) -> float | None:
-    return float(np.std(values, ddof=1)) if len(values) > 1 else None
+    memory = [r.peak_memory_mb for r in records if r.peak_memory_mb is not None]
+    return VariantRow(
+        variant=group,
+        runs=len(records),
+        seeds=[r.seed for r in records],
+        val_accuracies=[r.val_accuracy for r in records],
+        val_correct=[r.val_correct for r in records],
+        n_val=records[0].count("val"),
+        val_losses=[r.val_loss for r in records],
+        test=test,
+        test_accuracies=tests,
+        test_correct=[r.test_correct for r in records],
+        n_test=records[0].n_test,
+        baseline_accuracy=baseline,
+        p_vs_baseline=max(p_values),
+        not_above_baseline=[r.id for r, p in zip(records, p_values) if p >= stats.ALPHA],
+        best_run_id=max(records, key=lambda r: r.val_accuracy).id,
+        brier=stats.estimate(scores.brier, None) if scores is not None else None,
+        wall_minutes=statistics.fmean(r.wall_seconds for r in records) / 60,
+        epochs=_mean([_epochs(r) for r in records]),
+        images_per_s=_mean([r.metric("train_images_per_s") for r in records]),
+        peak_memory_gb=max(memory) / 1024 if memory else None,
+        contended=sum(r.contended for r in records),
+        commits=sorted({r.commit for r in records}),
+        seed_variance=stats.seed_variance(tests) if len(records) > 1 else prior,
+    )
 
 
 def _mean(values) -> float | None:
@@ -128,28 +194,36 @@ def _epochs(record: RunRecord) -> float | None:
     return round(rate * seconds / record.count("train"))
 
 
-def variant_rows(study: Study, scores: dict[str, Scores] | None = None) -> list[dict]:
+def variant_rows(study: Study, scores: dict[str, Scores] | None = None, priors: dict | None = None) -> list[VariantRow]:
+    """Every variant's row. PRIORS: borrowed seed variances by variant (`seed_priors`)."""
     scores = per_image_scores(study) if scores is None else scores
-    return [variant_row(g, records, study.baseline, scores.get(g)) for g, records in study.groups.items()]
+    priors = seed_priors(study) if priors is None else priors
+    return [variant_row(g, rs, study.baseline, scores.get(g), priors.get(g)) for g, rs in study.groups.items()]
+
+
+def seed_priors(study: Study) -> dict[str, stats.SeedVariance]:
+    """For each variant run once here, the seed variance of an earlier study of it, if any."""
+    found = {g: earlier_seed_variance(study, g) for g, records in study.groups.items() if len(records) == 1}
+    return {g: prior for g, prior in found.items() if prior is not None}
 
 
 COLUMNS = ["variant", "runs", "val right per seed", "val loss", "test accuracy (95% CI)", "p vs baseline", "best run"]
 
 
-def _cells(row) -> list[str]:
-    ci, p = row["test_ci"], row["p_vs_baseline"]
+def _cells(row: VariantRow) -> list[str]:
+    p = row.p_vs_baseline
     return [
-        row["variant"],
-        str(row["runs"]),
-        f"{', '.join(map(str, row['val_correct']))} of {row['n_val']}",
-        "-" if row["val_loss_mean"] is None else f"{row['val_loss_mean']:.3f}",
-        f"{100 * row['test_accuracy_mean']:.1f}% [{100 * ci.low:.1f}, {100 * ci.high:.1f}]",
+        row.variant,
+        str(row.runs),
+        f"{', '.join(map(str, row.val_correct))} of {row.n_val}",
+        "-" if row.val_loss_mean is None else f"{row.val_loss_mean:.3f}",
+        f"{100 * row.test_accuracy_mean:.1f}% {row.test_ci.text()}",
         "< 0.001" if p < 0.001 else f"{p:.3f}",
-        row["best_run_id"],
+        row.best_run_id,
     ]
 
 
-def to_text(rows: list[dict]) -> str:
+def to_text(rows: list[VariantRow]) -> str:
     """The variant table as fixed-width text for a terminal."""
     table = [COLUMNS] + [_cells(r) for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
@@ -158,14 +232,5 @@ def to_text(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def to_json(rows: list[dict]) -> list[dict]:
-    """Rows with intervals as [low, high] lists and estimates as objects, for json.dumps."""
-
-    def plain(value):
-        if isinstance(value, stats.Interval):
-            return [value.low, value.high]
-        if isinstance(value, stats.Estimate):
-            return {"mean": value.mean, "interval": plain(value.interval), "method": value.method}
-        return value
-
-    return [{k: plain(v) for k, v in row.items()} for row in rows]
+def to_json(rows: list[VariantRow]) -> list[dict]:
+    return [row.to_json() for row in rows]

@@ -183,7 +183,12 @@ def _live_report(cfg, expected: int) -> None:
     out = Path(cfg.paths.reports_dir) / experiment
     try:
         content = build_report(
-            experiment, out, sweep=Path(HydraConfig.get().sweep.dir).name, log_run=False, expected=expected
+            experiment,
+            out,
+            sweep=Path(HydraConfig.get().sweep.dir).name,
+            log_run=False,
+            expected=expected,
+            ledger_path=cfg.paths.ledger,
         )
     except CatdogError as exc:  # a page that cannot be made yet must not stop the study
         log.warning("review page not rewritten: %s", exc)

@@ -1,0 +1,155 @@
+"""The review page's sentences and number formats, written once for both the HTML page and
+its Markdown twin: each sentence is built whole here, so neither template breaks one
+across lines, and every count agrees with its noun."""
+
+from __future__ import annotations
+
+from catdog.report import stats
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """ "1 run", "3 runs"; NOUNS for irregular plurals."""
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"
+
+
+def pct(value, digits: int = 1) -> str:
+    return "-" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def pts(value) -> str:
+    return "-" if value is None else f"{100 * value:+.1f} pts"
+
+
+def interval(ci, points: bool = False) -> str:
+    return "-" if ci is None else ci.text(points)
+
+
+def pval(p) -> str:
+    if p is None or p != p:
+        return "-"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def duration(minutes: float) -> str:
+    return f"{60 * minutes:.0f} s" if minutes < 1 else f"{minutes:.1f} min"
+
+
+def cell(value) -> str:
+    if value is None or value != value:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def seeds(values) -> str:
+    """ "seed 0", "seeds 0, 1, 2"."""
+    values = list(values)
+    return ("seed " if len(values) == 1 else "seeds ") + ", ".join(map(str, values))
+
+
+FILTERS = {
+    "pct": pct,
+    "pts": pts,
+    "interval": interval,
+    "pval": pval,
+    "cell": cell,
+    "duration": duration,
+    "plural": plural,
+    "seeds": seeds,
+}
+
+
+def plan(c: stats.Comparison, supply: int) -> str:
+    """What it takes to detect each planned difference (1 and 2 points) between C's two
+    variants at 80% power: seeds each, or test images, or why neither alone will do."""
+    parts = []
+    for difference in stats.PLANNED_DIFFERENCES:
+        p = c.plan(difference, supply)
+        if p.seeds is not None:
+            need = "within reach now" if p.seeds <= min(c.seeds) else f"{p.seeds} seeds each"
+        elif p.images is not None:
+            need = f"{p.images:,} test images at {plural(min(c.seeds), 'seed')} each"
+        else:
+            need = p.note
+        parts.append(f"{100 * difference:.0f} pt{'s' if difference != 0.01 else ''}: {need}")
+    return "; ".join(parts)
+
+
+def sentences(content: dict) -> dict[str, str]:
+    """The page's sentences, each one line of plain text (no markup)."""
+    setup, rows, d = content["setup"], content["rows"], content["decision"]
+    out = {
+        "intro": (
+            f"{plural(setup['runs'], 'finished run')}, {seeds(setup['seeds'])}; generated {setup['generated']} "
+            "by catdog report from the tracking store."
+        ),
+        "rule": _rule(content["rule"]),
+        "ledger": _ledger(content["ledger"], content["book"]),
+    }
+    if max(r.runs for r in rows) == 1:
+        lent = [r for r in rows if r.seed_variance is not None]
+        out["one_run"] = (
+            "One run per variant: every figure here is a single checkpoint's. "
+            + (
+                "Where an earlier study of a variant measured how much its seeds differ, that seed variance "
+                f"is borrowed and named ({', '.join(f'{r.variant}: {r.seed_variance.source}' for r in lent)}); "
+                if lent
+                else ""
+            )
+            + "elsewhere how much another seed would move a figure is unknown, and so is what more seeds would buy."
+        )
+    if d.versus_control is not None:
+        v = d.versus_control
+        out["control"] = (
+            f"Against the control ({d.control.variant}, {d.control_note}): {pts(v.difference)} "
+            f"{v.interval.text(True)} on test; one-sided p {pval(v.p_greater)} that {d.recommended.variant} "
+            f"is no better; two-sided p {pval(v.p_value)} "
+            f"(Holm {pval(v.p_holm)} over {plural(v.family, 'comparison')})."
+        )
+    if d.equivalent:
+        out["equivalent"] = _equivalent(d)
+    return out
+
+
+def _rule(rule: dict) -> str:
+    head = f"Rule version {rule['version']}, in force since {rule['since']}"
+    if rule["declared_before"]:
+        return f"{head}, declared before these runs (each run recorded the version in force when it started)."
+    earlier = ", ".join(f"{plural(n, 'run')} under {v}" for v, n in sorted(rule["earlier"].items()))
+    return (
+        f"{head}: not declared before all of these runs. {rule['under']} of {plural(rule['runs'], 'run')} started "
+        f"under it; {earlier} (the rule may have changed after those were seen)."
+    )
+
+
+def _ledger(counts: dict, book: dict | None) -> str:
+    text = (
+        f"In this store, {plural(counts['runs'], 'run')} of {plural(counts['variants'], 'variant')} in this "
+        f"experiment scored the test split, and {plural(counts['store_runs'], 'run')} in "
+        f"{plural(counts['store_experiments'], 'experiment')} scored the same test images."
+    )
+    if book is not None:
+        text += (
+            f" The project's ledger, kept with the published pages, counts {plural(book['experiments'], 'experiment')} "
+            f"with {plural(book['runs'], 'run')} that scored this test split since {book['since']}, in stores "
+            "that are gone as well as this one."
+        )
+    if counts["chosen_on_test"]:
+        return text + " A choice in this experiment was made on test."
+    return text + " No choice here used test: the recommendation is by validation, and test is reported once."
+
+
+def _equivalent(d) -> str:
+    chosen = d.recommended
+    others = [c for c in d.equivalents_on_test]
+    mdd = [c.detectable() for c in others]
+    mdd = [m for m in mdd if m is not None]
+    text = (
+        f"Equivalent: {', '.join(d.equivalent)}; chose {chosen.variant} because validation accuracy and loss "
+        f"cannot tell them apart and it is the cheapest run ({duration(chosen.wall_minutes)})."
+    )
+    if mdd:
+        text += (
+            f" On test, the smallest difference these seeds and images could detect between {chosen.variant} "
+            f"and the others is {100 * min(mdd):.1f} to {100 * max(mdd):.1f} points at 80% power."
+        )
+    return text
