@@ -128,6 +128,12 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="one JSON object per image")
     predict.set_defaults(func=_predict)
 
+    reproduce = sub.add_parser("reproduce", help="train a logged run again at today's code and check it matches")
+    reproduce.add_argument("run_id")
+    reproduce.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. data.url=file:///... (data moved)")
+    reproduce.add_argument("--json", action="store_true", help="print one JSON object")
+    reproduce.set_defaults(func=_reproduce)
+
     upload = sub.add_parser("upload", help="put a run's results kept on disk (server was gone) into the run")
     upload.add_argument("folder", help="the folder the failed run named (mlruns/unsent/<run id>)")
     upload.set_defaults(func=_upload)
@@ -135,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """catdog evaluate | compare | report | promote | predict | runs | upload: work with the tracking store."""
+    """catdog evaluate | compare | report | reproduce | promote | predict | runs | upload: work with the tracking store."""
     args = _parser().parse_args(argv)
     import mlflow
 
@@ -201,6 +207,23 @@ def _report(args, defaults) -> None:
         print(f"  {c.a} vs {c.b}: {difference}, p(Holm) {c.p_holm:.3g}: {c.verdict}")
     print(f"Report: {out / 'report.html'} (and report.md); logged as run {content['report_run_id']}")
     print(content["line"])
+
+
+def _reproduce(args, defaults) -> None:
+    """Exit 0 only if every check came out the same."""
+    from dataclasses import asdict
+
+    from catdog.training import reproduce
+
+    outcome = reproduce.reproduce(args.run_id, args.overrides)
+    if args.json:
+        plain = {k: [asdict(c) | {"same": c.same} for c in v] if k in ("checks", "context") else v
+                 for k, v in outcome.items()}  # fmt: skip
+        print(json.dumps(plain))
+    else:
+        print("\n".join(reproduce.lines(outcome)))
+    if not outcome["reproduced"]:
+        raise SystemExit(1)
 
 
 def _upload(args, defaults) -> None:
