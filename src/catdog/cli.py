@@ -141,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """catdog evaluate | compare | report | reproduce | promote | predict | runs | upload: work with the tracking store."""
+    """catdog evaluate | compare | report | reproduce | promote | predict | runs | upload: the tracking store."""
     args = _parser().parse_args(argv)
     import mlflow
 
