@@ -44,7 +44,7 @@ def sweep(name: str, overrides: list[str], seeds: str, epochs: int, cache_dir: s
 
 
 def summarize(label: str, runs, wall: float) -> str:
-    from catdog.report.stats import seed_t_interval
+    from catdog.stats import seed_t_interval
 
     val = [r.data.metrics["model_val_accuracy"] for r in runs]
     test = [r.data.metrics["test_accuracy"] for r in runs]

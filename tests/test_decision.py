@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from catdog import PROJECT_ROOT, CatdogError
+from catdog import PROJECT_ROOT, CatdogError, stats
 from catdog.config import load
-from catdog.report import decision, stats
+from catdog.report import decision
 from catdog.report.paths import shown
 from catdog.report.summary import Scores, VariantRow
 

@@ -61,6 +61,24 @@ def test_two_workers_run_every_trial_once_under_one_parent(small_data, weights, 
     assert "best.trial" in parent.data.tags and "Chief on 127.0.0.1" in out
 
 
+def test_workers_race_settings_against_one_leader_held_in_the_store(small_data, weights, tmp_path):
+    """Racing in distributed mode: each worker races its settings against the leader the
+    store holds, and the chief's oracle ends the search (here at max_trials)."""
+    proc = _tune(small_data, weights, tmp_path, "tuner.epochs=1", "search.racing=true", "search.max_seeds=2")
+    out, _ = proc.communicate(timeout=420)
+    assert proc.returncode == 0, out[-3000:]
+    [parent] = _runs(tmp_path, "search")
+    settings = _runs(tmp_path, "trial")
+    seeds = _runs(tmp_path, "seed")
+    assert parent.data.tags["stop_reason"] == "max_trials" and len(settings) == 4
+    assert {t.data.tags["tuner_id"] for t in settings} <= {"worker0", "worker1"}
+    assert {s.data.tags["race_status"] for s in settings} <= {"survivor", "dropped"}
+    assert {s.data.tags["mlflow.parentRunId"] for s in seeds} <= {t.info.run_id for t in settings}
+    assert len(seeds) == sum(int(t.data.tags["race_seeds"]) for t in settings)
+    assert parent.data.tags["best.trial"] in {t.data.tags["trial_id"] for t in settings
+                                              if t.data.tags["race_status"] == "survivor"}  # fmt: skip
+
+
 @pytest.mark.slow
 def test_a_killed_worker_leaves_its_trial_failed_and_the_search_ends(small_data, weights, tmp_path):
     proc = _tune(small_data, weights, tmp_path, "tuner.epochs=30")

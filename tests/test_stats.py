@@ -7,7 +7,7 @@ import pytest
 from scipy import integrate, special
 from scipy import stats as scipy_stats
 
-from catdog.report import stats
+from catdog import stats
 
 pytestmark = pytest.mark.unit
 

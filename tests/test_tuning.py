@@ -186,7 +186,7 @@ def test_cached_head_gives_the_same_model_as_the_image_pipeline(search_cfg):
         ("search.dropout.min=0.6", "min .* must not exceed max"),
         ("search.dropout.min=-0.1", "must lie in"),
         ("search.dense_units=[]", "non-empty list"),
-        ("search.dense_units=[-1,64]", r"integers >= 0, got \[-1, 64\]"),
+        ("search.dense_units=[-1,64]", r"integers >= 0; got \[-1, 64\]"),
         ("search.rotation_factor.max=-1", "must not exceed max|must lie in"),
         ("tuner.max_trials=0", "tuner.max_trials must be >= 1, got 0"),
         (
@@ -287,3 +287,25 @@ def test_a_null_setting_stays_at_its_configured_value(make_cfg):
     cfg = make_cfg("transfer", [], "search.dropout=null", "search.rotation_factor=null", config="tune")
     check_space(cfg)  # a fixed knob is not a range to check
     assert hp_names(cfg) == ["dense_units", "learning_rate"]
+
+
+@pytest.mark.unit
+def test_every_searched_hyperparameter_is_one_row_from_schema_to_keras_tuner(make_cfg):
+    """A row of schema.SEARCHED is all a new hyperparameter needs: its search.<name> key,
+    type and default, where it applies, the config value it sets, and how it is drawn."""
+    import dataclasses
+
+    import keras_tuner as kt
+
+    from catdog.schema import SEARCHED, SearchConfig
+    from catdog.tuning.space import configured, trial_values, with_values
+
+    fields = {f.name for f in dataclasses.fields(SearchConfig)}
+    cfg = make_cfg("finetuned", [], "search.pooling=[avg]", config="tune")  # fine-tuned: every row applies
+    names = [h.name for h in SEARCHED]
+    assert set(names) <= fields
+    hp = kt.HyperParameters()
+    values = trial_values(hp, cfg)
+    assert list(values) == names and set(hp.values) == set(names)
+    moved = with_values(cfg, values)
+    assert configured(moved) == values  # each value lands on its config path and reads back

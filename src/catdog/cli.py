@@ -56,7 +56,12 @@ def tune(cfg) -> float | None:
     if "worker" in summary:
         log.info("worker %s: search %s has no trials left", summary["worker"], summary["search_id"])
         return None
-    line = f"search {summary['search_id']} (run {summary['parent_run_id']}): best {summary['best']}"
+    line = f"search {summary['search_id']} (run {summary['parent_run_id']}), stopped by {summary['stop_reason']}"
+    line += f": best {summary['best']}"
+    if "race" in summary:
+        race = summary["race"]
+        line += f" over every seed; cannot be told apart from trials {', '.join(race['untold']) or 'none'}"
+        line += f" (equivalent within the margin: {', '.join(race['equivalent']) or 'none'})"
     for label in ("best_test", "reference_test"):
         if label in summary:
             line += f"; {label.replace('_', ' ')} accuracy {summary[label]['mean']:.1%} ± {summary[label]['sd']:.1%}"

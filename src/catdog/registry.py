@@ -5,8 +5,7 @@ from __future__ import annotations
 import mlflow
 from mlflow.exceptions import MlflowException
 
-from catdog import CatdogError
-from catdog.report import stats
+from catdog import CatdogError, stats
 from catdog.report.runs import load_study
 
 MODEL_NAME = "catdog-classifier"

@@ -5,9 +5,11 @@ Registered in Hydra's ConfigStore as `schema/<group>`; each group's options star
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
@@ -160,42 +162,121 @@ class LogRange:
     max: float = MISSING
 
 
-@dataclass
-class SearchConfig:
-    dropout: Range | None = None
-    rotation_factor: Range | None = None
-    dense_units: list[int] | None = None
-    retrain_seeds: int = 3
-    reference: bool = True
-    overwrite: bool = False
-    project_dir: str = MISSING
-    learning_rate: LogRange | None = None
-    pooling: list[str] | None = None
-    fine_tune_at: list[int] | None = None
-    fine_tune_learning_rate: LogRange | None = None
+@dataclass(frozen=True)
+class Searched:
+    """One hyperparameter a search can vary: the config value it sets, how Keras Tuner draws
+    it (LINEAR, LOG or CHOICE), its default space (`search.<name>`; null in a config keeps
+    the configured value), the values it may take, and where a variant uses it. Adding a
+    hyperparameter to searches is one row of SEARCHED."""
 
-    def __post_init__(self):
-        for name, low, high in (("dropout", 0.0, 1.0), ("rotation_factor", 0.0, None)):
-            space = getattr(self, name)
-            if space is None:  # kept at the configured value
-                continue
-            if space.min > space.max:
-                raise CatdogError(f"search.{name}: min ({space.min}) must not exceed max ({space.max})")
-            if space.min < low or (high is not None and space.max >= high):
-                raise CatdogError(f"search.{name} must lie in [{low}, {high or 'inf'}), got [{space.min}, {space.max}]")
-            if space.step is not None and space.step <= 0:
-                raise CatdogError(f"search.{name}.step must be positive or null, got {space.step}")
-        for name in ("learning_rate", "fine_tune_learning_rate"):
-            space = getattr(self, name)
-            if space is not None and not 0 < space.min <= space.max:
-                raise CatdogError(f"search.{name}: needs 0 < min <= max (a log scale), got [{space.min}, {space.max}]")
-        if self.pooling is not None and not set(self.pooling) <= set(POOLINGS):
-            raise CatdogError(f"search.pooling: choose from {', '.join(POOLINGS)}, got {list(self.pooling)}")
-        if self.fine_tune_at is not None and not all(c > 0 for c in self.fine_tune_at):
-            raise CatdogError(f"search.fine_tune_at must list positive layer indices, got {list(self.fine_tune_at)}")
-        if self.dense_units is not None and (not self.dense_units or min(self.dense_units) < 0):
-            raise CatdogError(f"search.dense_units must be a non-empty list of integers >= 0, got {self.dense_units}")
-        _least("search.retrain_seeds", self.retrain_seeds, 0)
+    name: str
+    path: str
+    kind: str
+    default: Any
+    allowed: Callable[[Any], bool]
+    rule: str  # what ALLOWED accepts, for the error message
+    applies: Callable[[Any], bool] = lambda cfg: True
+
+
+LINEAR, LOG, CHOICE = "linear", "log", "choice"
+_rotates = lambda cfg: cfg.model.rotation_factor is not None
+_has_backbone = lambda cfg: cfg.model.backbone is not None
+_fine_tunes = lambda cfg: cfg.model.backbone is not None and cfg.model.backbone.fine_tune_at is not None
+# In the order Keras Tuner declares them: its random draws follow this order, so a search
+# started before keeps drawing the same trials.
+SEARCHED = (
+    Searched("dropout", "model.dropout", LINEAR, Range(0.0, 0.5), lambda v: 0 <= v < 1, "lie in [0, 1)"),
+    Searched("dense_units", "model.dense_units", CHOICE, [32, 64, 128, 256], lambda v: v >= 0, "be integers >= 0"),
+    Searched(
+        "rotation_factor", "model.rotation_factor", LINEAR, Range(0.0, 0.5, 0.1), lambda v: v >= 0, "be >= 0", _rotates
+    ),
+    Searched("learning_rate", "train.learning_rate", LOG, LogRange(1.0e-4, 3.0e-3), lambda v: v > 0, "be > 0"),
+    Searched(
+        "pooling",
+        "model.pooling",
+        CHOICE,
+        ["flatten", "avg"],
+        lambda v: v in POOLINGS,
+        f"be one of {POOLINGS}",
+        _has_backbone,
+    ),  # fmt: skip
+    Searched(
+        "fine_tune_at",
+        "model.backbone.fine_tune_at",
+        CHOICE,
+        [80, 100, 120],
+        lambda v: v > 0,
+        "be positive layer indices",
+        _fine_tunes,
+    ),  # fmt: skip
+    Searched(
+        "fine_tune_learning_rate",
+        "train.fine_tune.learning_rate",
+        LOG,
+        LogRange(1.0e-5, 3.0e-4),
+        lambda v: v > 0,
+        "be > 0",
+        _fine_tunes,
+    ),  # fmt: skip
+)
+
+
+def _check_space(h: Searched, space) -> None:
+    if space is None:  # kept at the configured value
+        return
+    name = f"search.{h.name}"
+    if h.kind == CHOICE:
+        if not space or not all(h.allowed(v) for v in space):
+            raise CatdogError(f"{name} must be a non-empty list, every value must {h.rule}; got {list(space or [])}")
+        return
+    if space.min > space.max:
+        raise CatdogError(f"{name}: min ({space.min}) must not exceed max ({space.max})")
+    if not (h.allowed(space.min) and h.allowed(space.max)):
+        raise CatdogError(f"{name}: min and max must {h.rule}, got [{space.min}, {space.max}]")
+    if h.kind == LINEAR and space.step is not None and space.step <= 0:
+        raise CatdogError(f"{name}.step must be positive or null, got {space.step}")
+
+
+def _space_type(h: Searched):
+    if h.kind == CHOICE:
+        return Optional[list[type(h.default[0])]]  # noqa: UP045 - make_dataclass needs a runtime type
+    return Optional[type(h.default)]  # noqa: UP045 - make_dataclass needs a runtime type
+
+
+def _search_post_init(self) -> None:
+    for h in SEARCHED:
+        _check_space(h, getattr(self, h.name))
+    _least("search.retrain_seeds", self.retrain_seeds, 0)
+    _least("search.max_seeds", self.max_seeds, 1)
+    if not 0 < self.race_alpha < 1:
+        raise CatdogError(f"search.race_alpha must lie in (0, 1), got {self.race_alpha}")
+    if self.equivalence_margin < 0:
+        raise CatdogError(f"search.equivalence_margin must be >= 0 (points), got {self.equivalence_margin}")
+    if self.budget_minutes is not None and self.budget_minutes <= 0:
+        raise CatdogError(f"search.budget_minutes must be > 0 or null, got {self.budget_minutes}")
+
+
+def _default(value):
+    return field(default_factory=lambda: copy.deepcopy(value))
+
+
+# search.<name> for every row of SEARCHED, then the search's own settings.
+SearchConfig = make_dataclass(
+    "SearchConfig",
+    [(h.name, _space_type(h), _default(h.default)) for h in SEARCHED]
+    + [
+        ("retrain_seeds", int, 3),
+        ("reference", bool, True),
+        ("overwrite", bool, False),
+        ("project_dir", str, MISSING),
+        ("racing", bool, False),  # each setting races over seeds (tuning/race.py)
+        ("max_seeds", int, 3),
+        ("race_alpha", float, 0.05),
+        ("equivalence_margin", float, 0.5),  # points of validation accuracy
+        ("budget_minutes", Optional[float], None),  # noqa: UP045 - make_dataclass needs a runtime type
+    ],
+    namespace={"__post_init__": _search_post_init, "__doc__": "The search space and how a search runs."},
+)
 
 
 @dataclass

@@ -14,8 +14,8 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sklearn.metrics import confusion_matrix
 
-from catdog import tracking
-from catdog.report import assets, decision, evidence, figures, ledger, prose, provenance, searches, stats
+from catdog import stats, tracking
+from catdog.report import assets, decision, evidence, figures, ledger, prose, provenance, searches
 from catdog.report.paths import shown
 from catdog.report.runs import Study, history, load_study, misclassified_thumbnails
 from catdog.report.summary import Scores, per_image_scores, variant_rows

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from catdog import CatdogError
-from catdog.report import stats
+from catdog import CatdogError, stats
 from catdog.report.summary import Scores, VariantRow
 
 REFERENCE_CONTROLS = {

@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_fscore_support
 
-from catdog.report import stats
+from catdog import stats
 from catdog.report.runs import RunRecord
 from catdog.report.summary import Scores
 

@@ -256,3 +256,32 @@ def trial_against_retrained(points: list[dict]):
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def race(settings: list[dict], title: str):
+    """SETTINGS' running mean validation accuracy with its 95% interval, seed by seed; a
+    dropped setting's line ends at the seed it was dropped after; the leader in red."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    offsets = np.linspace(-0.15, 0.15, max(len(settings), 1))
+    for offset, setting in zip(offsets, settings):
+        running = setting["running"]
+        x = np.array([r["seeds"] for r in running]) + offset
+        mean = np.array([r["mean"] for r in running])
+        err = [mean - [r["low"] for r in running], [r["high"] for r in running] - mean]
+        color = HIGHLIGHT if setting["leader"] else (MUTED if setting["dropped"] else TRAINING)
+        ax.errorbar(x, mean, yerr=err, color=color, marker="o", markersize=3, capsize=2, linewidth=1,
+                    alpha=1.0 if setting["leader"] else 0.7, zorder=3 if setting["leader"] else 2)  # fmt: skip
+        if setting["dropped"]:
+            ax.scatter(x[-1:], mean[-1:], marker="x", color=MUTED, s=40, zorder=4)
+    ax.set(xlabel="seeds run", ylabel="mean validation accuracy", title=_wrap(f"{title}: the race", 60))
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
+    handles = [
+        plt.Line2D([], [], color=HIGHLIGHT, marker="o", label="leader"),
+        plt.Line2D([], [], color=TRAINING, marker="o", label="ran every seed"),
+        plt.Line2D([], [], color=MUTED, marker="x", linestyle="", label="dropped"),
+    ]
+    ax.legend(handles=handles, fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -4,7 +4,7 @@ across lines, and every count agrees with its noun."""
 
 from __future__ import annotations
 
-from catdog.report import stats
+from catdog import stats
 
 
 def plural(n: int, noun: str, nouns: str | None = None) -> str:

@@ -217,7 +217,8 @@ def earlier_seed_variance(study: Study, group: str):
     """The seed variance of test accuracy from the latest earlier study of GROUP's variant:
     FINISHED training runs outside this study with its settings, on the same data, at least
     two seeds. Lends a variant run once here an honest interval; None when there is none."""
-    from catdog.report import evidence, stats
+    from catdog import stats
+    from catdog.report import evidence
 
     records = study.groups[group]
     data_id, settings = study.param("data_id"), evidence.hyperparameters(records[0])

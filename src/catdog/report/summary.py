@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from catdog.report import stats
+from catdog import stats
 from catdog.report.runs import RunRecord, Study, earlier_seed_variance, predictions
 
 

@@ -17,9 +17,10 @@ from catdog import RunFailure, schema, tracking
 from catdog.data.loading import StudyData, load_study_data
 from catdog.training import features, precision, seeding
 from catdog.training.plan import fit_plan
-from catdog.tuning import distributed
+from catdog.tuning import distributed, oracle
 from catdog.tuning.hypermodel import VariantHyperModel
 from catdog.tuning.leaderboard import leaderboard, log_search_plots
+from catdog.tuning.race import Race
 from catdog.tuning.retrain import retrain
 from catdog.tuning.space import check_space, configured, hp_names, plain, with_values
 from catdog.tuning.tracked import TrackedTrials
@@ -40,6 +41,8 @@ def search_id(cfg, data: StudyData) -> str:
         "data": data.data_hash,
         "seed": cfg.seed,
     }
+    if cfg.search.racing:  # a racing search's trials are races: never resumed as plain ones
+        parts["racing"] = {"max_seeds": cfg.search.max_seeds, "alpha": cfg.search.race_alpha}
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{cfg.model.name}-{cfg.tuner.name}-{digest}"
 
@@ -53,8 +56,10 @@ def _tuner_identity(tuner_cfg) -> dict:
 
 
 def make_tuner(cfg, hypermodel, project: str, parent_run_id: str, resume: bool):
-    """The `tuner._target_` Keras Tuner class with the tracked trials mixed in."""
+    """The `tuner._target_` Keras Tuner class with the tracked trials mixed in, its oracle
+    given the search's budget and, with `search.racing`, the race."""
     tuner_cfg = cfg.tuner
+    race = Race.of(cfg, parent_run_id)
     base = hydra.utils.get_class(tuner_cfg._target_)
     options = OmegaConf.to_container(tuner_cfg.options, resolve=True)
     tuner = type(f"Tracked{base.__name__}", (TrackedTrials, base), {})(
@@ -72,11 +77,14 @@ def make_tuner(cfg, hypermodel, project: str, parent_run_id: str, resume: bool):
         overwrite=not resume,
         parent_run_id=parent_run_id,
         search_seed=cfg.seed,
+        race=race,
         **options,
     )
     # Hyperband sizes its brackets from max_epochs, but the base oracle still honours a cap
     # on trials, which keeps `tuner.max_trials` meaningful for every tuner.
     tuner.oracle.max_trials = tuner_cfg.max_trials
+    if distributed.role() != "worker":  # a worker's oracle is the chief's, served over gRPC
+        oracle.attach(tuner.oracle, cfg.search.budget_minutes, race)
     return tuner
 
 
@@ -165,28 +173,38 @@ def _tuner(cfg, hypermodel, project: str, parent_id: str, resume: bool):
 
 
 def _record_best(cfg, tuner, project: str, parent_id: str, data) -> dict:
-    """The leaderboard, plots and best hyperparameters on the parent run; the summary."""
-    best_trials = tuner.oracle.get_best_trials(1)
+    """The leaderboard, plots, best hyperparameters and why the search stopped on the parent
+    run; the summary. Racing, the best is the race's leader: the best mean over every seed,
+    with the settings it cannot be told apart from."""
+    race = tuner.race.recommendation() if tuner.race is not None else None
+    best_trials = [tuner.oracle.get_trial(race["trial"])] if race else tuner.oracle.get_best_trials(1)
     if not best_trials or best_trials[0].score is None:
         raise RuntimeError("no trial of the search finished; see the trial runs for their errors")
     names = hp_names(cfg)
     rows = leaderboard(tuner)
     mlflow.log_table({k: [r.get(k) for r in rows] for k in rows[0]}, "leaderboard.json")
-    mlflow.set_tag("objective_direction", tuner.oracle.objective.direction)
+    stop_reason = getattr(tuner.oracle, "stop_reason", None) or "max_trials"
+    mlflow.set_tags({"objective_direction": tuner.oracle.objective.direction, "stop_reason": stop_reason})
     log_search_plots(rows, tuner.oracle.objective, names)
     best = {k: plain(v) for k, v in best_trials[0].hyperparameters.values.items() if k in names}
     # Tags, not params: an extended or resumed search may find a new best, and MLflow
     # params cannot change once logged.
     mlflow.set_tags({f"best.{k}": v for k, v in best.items()} | {"best.trial": best_trials[0].trial_id})
     mlflow.log_metric(f"best_{cfg.tuner.objective}", best_trials[0].score)
-    return {
+    log.info("search stopped: %s", stop_reason)
+    summary = {
         "parent_run_id": parent_id,
         "search_id": project,
         "best": best,
         "best_score": best_trials[0].score,
         "trials": len(rows),
         "baseline_accuracy": data.baseline_accuracy,
+        "stop_reason": stop_reason,
     }
+    if race:
+        summary["race"] = race
+        mlflow.set_tags({"race.untold": ",".join(race["untold"]), "race.equivalent": ",".join(race["equivalent"])})
+    return summary
 
 
 def _retrain_best(cfg, summary: dict, data, hypermodel, cache) -> None:

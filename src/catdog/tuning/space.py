@@ -5,12 +5,13 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from catdog import CatdogError
-from catdog.training.plan import fit_plan
+from catdog.schema import CHOICE, LINEAR, SEARCHED
 
 
 def check_space(cfg) -> None:
     """What the search schema cannot know alone: a linear head (no dense units) is only for
-    backbones, and the variant must use one of the settings left to search."""
+    backbones, the variant must use one of the settings left to search, and a race ranks
+    by validation accuracy with one fit per seed."""
     units = cfg.search.dense_units
     if units is not None and not cfg.model.backbone and min(units) < 1:
         raise CatdogError(
@@ -19,46 +20,35 @@ def check_space(cfg) -> None:
         )
     if not hp_names(cfg):
         raise CatdogError(f"nothing to search: every setting {cfg.model.name} uses is fixed (search.<name>=null)")
-
-
-# Each searched hyperparameter and the config value it sets.
-PATHS = {
-    "dropout": "model.dropout",
-    "dense_units": "model.dense_units",
-    "rotation_factor": "model.rotation_factor",
-    "learning_rate": "train.learning_rate",
-    "pooling": "model.pooling",
-    "fine_tune_at": "model.backbone.fine_tune_at",
-    "fine_tune_learning_rate": "train.fine_tune.learning_rate",
-}
+    if cfg.search.racing and cfg.tuner.objective != "val_accuracy":
+        raise CatdogError(
+            f"search.racing ranks settings by validation accuracy; tuner.objective is {cfg.tuner.objective}"
+        )
+    if cfg.search.racing and cfg.tuner.executions_per_trial != 1:
+        raise CatdogError("search.racing decides how many seeds a setting gets: leave tuner.executions_per_trial at 1")
 
 
 def hp_names(cfg) -> list[str]:
-    """The settings a search varies, each only where the variant uses it: rotation for
-    variants that rotate, pooling for backbones, the fine-tuning cut and rate for `finetuned`.
-    A `search.<name>: null` leaves that setting at the configured value."""
-    model = cfg.model
-    names = ["dropout", "dense_units"]
-    if model.rotation_factor is not None:
-        names.append("rotation_factor")
-    names.append("learning_rate")
-    if model.backbone:
-        names.append("pooling")
-    if fit_plan(cfg).fine_tune_at is not None:
-        names += ["fine_tune_at", "fine_tune_learning_rate"]
-    return [n for n in names if cfg.search[n] is not None]
+    """The settings a search varies: each row of `schema.SEARCHED` that CFG's variant uses
+    (rotation for variants that rotate, pooling for backbones, the fine-tuning cut and rate
+    for fine-tuned ones), unless `search.<name>: null` keeps it at the configured value."""
+    return [h.name for h in SEARCHED if h.applies(cfg) and cfg.search[h.name] is not None]
+
+
+def _path(name: str) -> str:
+    return next(h.path for h in SEARCHED if h.name == name)
 
 
 def configured(cfg) -> dict:
     """The config's own values of the searched settings (the 'reference' point)."""
-    return {name: OmegaConf.select(cfg, PATHS[name]) for name in hp_names(cfg)}
+    return {name: OmegaConf.select(cfg, _path(name)) for name in hp_names(cfg)}
 
 
 def with_values(cfg, values: dict):
     """CFG with VALUES (by hyperparameter name) in place."""
     cfg = OmegaConf.merge(cfg, {})
     for name, value in values.items():
-        OmegaConf.update(cfg, PATHS[name], value)
+        OmegaConf.update(cfg, _path(name), value)
     return cfg
 
 
@@ -69,19 +59,15 @@ def plain(value):
 
 def trial_values(hp, cfg) -> dict:
     """The trial's values of `hp_names`, declared in HP from `cfg.search` on first use."""
-    search = cfg.search
+    kinds = {h.name: h.kind for h in SEARCHED}
     values = {}
     for name in hp_names(cfg):
-        space = search[name]
-        if name in ("dense_units", "pooling", "fine_tune_at"):
+        space = cfg.search[name]
+        if kinds[name] == CHOICE:
             values[name] = hp.Choice(name, list(space))
+        elif space.min == space.max:
+            values[name] = hp.Fixed(name, float(space.min))
         else:
-            values[name] = _float(hp, name, space, log=name.endswith("learning_rate"))
+            step = space.get("step") if kinds[name] == LINEAR else None
+            values[name] = hp.Float(name, float(space.min), float(space.max), step=step, sampling=kinds[name])
     return {k: plain(v) for k, v in values.items()}
-
-
-def _float(hp, name: str, space, log: bool = False):
-    if space.min == space.max:
-        return hp.Fixed(name, float(space.min))
-    sampling = "log" if log else "linear"
-    return hp.Float(name, float(space.min), float(space.max), step=space.get("step"), sampling=sampling)

@@ -8,6 +8,7 @@ import time
 from contextlib import contextmanager
 
 import mlflow
+import numpy as np
 
 from catdog import tracking
 from catdog.training import seeding
@@ -28,10 +29,12 @@ class TrackedTrials:
     files (which it does not write atomically: an interrupt there leaves an unreadable
     oracle.json and a search that cannot resume) and raised at the next safe point."""
 
-    def __init__(self, *args, parent_run_id: str, search_seed: int, **kwargs):
+    def __init__(self, *args, parent_run_id: str, search_seed: int, race=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.parent_run_id = parent_run_id
         self.search_seed = search_seed
+        self.race = race  # a tuning.race.Race when settings race over seeds
+        self._race_seed = None
         self.started = time.perf_counter()
         self._interrupted = False
         self._execution = 0
@@ -85,14 +88,16 @@ class TrackedTrials:
             client.set_terminated(run_id, status="FAILED")
 
     def run_trial(self, trial, *args, **kwargs):
+        """One trial (a setting) as a nested run: one seeded fit per execution, or, racing,
+        a nested run per seed until the race drops it or it has every seed."""
         self._raise_if_interrupted()
         self._execution = 0
-        seeds = [self.trial_seed(trial.trial_id, e) for e in range(self.executions_per_trial)]
-        tags = tracking.run_tags(
-            "trial", variant=self.hypermodel.name, trial_id=trial.trial_id, seed=seeds[0], tuner_id=self.tuner_id
-        )
-        if len(seeds) > 1:
-            tags["execution_seeds"] = ",".join(map(str, seeds))
+        tags = tracking.run_tags("trial", variant=self.hypermodel.name, trial_id=trial.trial_id, tuner_id=self.tuner_id)
+        if self.race is None:
+            seeds = [self.trial_seed(trial.trial_id, e) for e in range(self.executions_per_trial)]
+            tags["seed"] = str(seeds[0])
+            if len(seeds) > 1:
+                tags["execution_seeds"] = ",".join(map(str, seeds))
         with (
             _interruptible(),
             tracking.tracked_run(
@@ -101,14 +106,36 @@ class TrackedTrials:
                 parent_run_id=self.parent_run_id,
                 nested=True,
                 tags=tags,
-            ),
+            ) as setting,
         ):
             mlflow.log_params(trial.hyperparameters.values)
-            return super().run_trial(trial, *args, **kwargs)
+            if self.race is None:
+                return super().run_trial(trial, *args, **kwargs)
+            fit_seed = lambda index, seed: self._fit_seed(trial, setting.info.run_id, index, seed, *args, **kwargs)
+            budget_spent = getattr(self.oracle, "budget_spent", lambda: False)  # a worker's oracle is the chief's
+            return self.race.run(trial, setting.info.run_id, fit_seed, budget_spent)
+
+    def _fit_seed(self, trial, setting_id: str, index: int, seed: int, *args, **kwargs):
+        """The INDEX-th seed of a racing setting, in a run of its own under the setting's:
+        returns its 0/1 validation results, ordered by image as the race keeps them."""
+        self._race_seed = seed
+        tags = tracking.run_tags(
+            "seed", variant=self.hypermodel.name, trial_id=trial.trial_id, seed=seed, seed_index=index
+        )
+        with tracking.tracked_run(
+            run_name=f"trial-{trial.trial_id}-seed{index}", parent_run_id=setting_id, nested=True, tags=tags
+        ):
+            mlflow.log_params(trial.hyperparameters.values)
+            self._execution = 0
+            super().run_trial(trial, *args, **kwargs)
+        val, data = self.hypermodel.validation, self.hypermodel.data
+        return (val["predicted"] == data.val.labels).astype(float)[np.argsort(data.val.ids)]
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
-        # Keras Tuner's per-execution hook: each repeated fit of a trial gets its own seed.
-        self.hypermodel.seed = self.trial_seed(trial.trial_id, self._execution)
+        # Keras Tuner's per-execution hook: each repeated fit of a trial gets its own seed
+        # (racing: the race's seed for this round, the same for every setting).
+        racing = self.race is not None
+        self.hypermodel.seed = self._race_seed if racing else self.trial_seed(trial.trial_id, self._execution)
         results = super()._build_and_fit_model(trial, *args, **kwargs)
         suffix = f"-{self._execution}" if self._execution else ""
         log_validation(self.hypermodel.data, self.hypermodel.validation, f"predictions/val{suffix}.json")
@@ -126,6 +153,9 @@ class TrackedTrials:
             f"{k}={_fmt(v)}" for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")
         )
         score = "failed" if trial.score is None else f"{trial.score:.4f}"
+        if self.race is not None and self.race.last is not None:
+            seeds, status = self.race.last
+            score += f" over {seeds} seed{'s' if seeds != 1 else ''} ({status})"
         best_score = f"{best[0].score:.4f}" if best and best[0].score is not None else "-"
         elapsed = time.perf_counter() - self.started
         print(

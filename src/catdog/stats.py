@@ -236,6 +236,11 @@ class Comparison:
             return f"{better} ahead (p < {ALPHA}), not after Holm over {self.family}{suffix}"
         return "no detectable difference" + suffix
 
+    def equivalent(self, margin: float) -> bool:
+        """Two one-sided tests at alpha: the 90% interval of the difference lies inside
+        +-MARGIN, evidence of no difference that matters (not merely no evidence of one)."""
+        return abs(self.difference) + float(stats.t.ppf(1 - ALPHA, self.df)) * self.se <= margin
+
     def _seed_df(self, k: int) -> int:
         return k - 1 if self.matched else 2 * (k - 1)
 

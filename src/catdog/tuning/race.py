@@ -1,0 +1,226 @@
+"""Racing settings over seeds (search.racing): the chosen Keras Tuner oracle proposes a
+setting; the race decides how many seeds it gets. Each setting starts with one seed; after
+every seed it is compared with the leader (the best mean among settings that ran all
+`search.max_seeds` seeds) on the same validation images, and on the same seeds where both
+have them; a setting confidently worse (one-sided, at `search.race_alpha` split over the
+max_seeds looks) is dropped, the others go on to max_seeds. The oracle learns each
+setting's mean over the seeds it ran.
+
+The race's record lives in the tracking store, so that a distributed search's workers and
+a search resumed after SIGTERM race against the same leader: search run -> setting run
+(a Keras Tuner trial, tag `race_status`) -> seed runs (each with its per-image validation
+results)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import mlflow
+import numpy as np
+
+from catdog import stats
+from catdog.tracking import KIND_TAG
+from catdog.training import seeding
+
+SEED_KIND = "seed"
+STATUS_TAG = "race_status"  # racing | survivor | dropped | stopped (the budget ran out)
+SURVIVOR, DROPPED, RACING, STOPPED = "survivor", "dropped", "racing", "stopped"
+
+
+@dataclass(frozen=True)
+class Look:
+    """A setting against the leader after SEEDS seeds: its difference (setting minus leader,
+    on validation accuracy) with the 95% interval, and the one-sided p that the leader is
+    no better, against the level that drops it."""
+
+    seeds: int
+    leader: str  # the leader's trial id
+    difference: float
+    interval: stats.Interval
+    p: float
+    level: float
+
+    @property
+    def dropped(self) -> bool:
+        return self.p < self.level
+
+
+def look(setting: np.ndarray, leader: np.ndarray, level: float, leader_id: str = "") -> Look:
+    """SETTING (j seeds x images, 0/1) against LEADER (k seeds x the same images): on the
+    first j seeds of both, paired seed by seed, once j >= 2; after one seed, against all
+    the leader's seeds, the setting taking the leader's seed variance."""
+    j = len(setting)
+    c = paired(leader, setting) if j >= 2 else stats.compare(leader, setting, list(range(len(leader))), ["only"])
+    flipped = stats.Interval(-c.interval.high, -c.interval.low)
+    return Look(j, leader_id, -c.difference, flipped, c.p_greater, level)
+
+
+def paired(a: np.ndarray, b: np.ndarray) -> stats.Comparison:
+    """A minus B on their common seeds, paired seed by seed and image by image."""
+    k = min(len(a), len(b))
+    return stats.compare(a[:k], b[:k], list(range(k)), list(range(k)))
+
+
+@dataclass
+class Setting:
+    """One setting's race so far, as the store has it."""
+
+    run_id: str
+    trial_id: str
+    status: str
+    correct: np.ndarray  # seeds x validation images, 0/1, in seed order
+    values: dict
+
+    @property
+    def mean(self) -> float:
+        return float(self.correct.mean()) if len(self.correct) else float("nan")
+
+
+class Race:
+    """The race of one search, read from and written to the tracking store."""
+
+    def __init__(self, parent_run_id: str, search_seed: int, max_seeds: int, alpha: float, margin_points: float):
+        self.parent_run_id = parent_run_id
+        self.search_seed = search_seed
+        self.max_seeds = max_seeds
+        self.level = alpha / max_seeds  # one-sided, Bonferroni over the looks a setting can get
+        self.margin = margin_points / 100
+        self._tables: dict[str, np.ndarray] = {}  # seed run id -> its 0/1 validation vector (finished runs)
+        self.last: tuple[int, str] | None = None  # the latest setting's seeds and status, for its progress line
+
+    @classmethod
+    def of(cls, cfg, parent_run_id: str) -> Race | None:
+        s = cfg.search
+        return cls(parent_run_id, cfg.seed, s.max_seeds, s.race_alpha, s.equivalence_margin) if s.racing else None
+
+    def seed(self, index: int) -> int:
+        """The seed of every setting's INDEX-th fit: the same for all settings, so that
+        settings are compared on the same seeds (common random numbers)."""
+        return seeding.derive(self.search_seed, index)
+
+    # -- reading the store ------------------------------------------------------------
+    def _children(self, parent: str, kind: str) -> list:
+        return mlflow.search_runs(
+            filter_string=f"tags.mlflow.parentRunId = '{parent}' and tags.{KIND_TAG} = '{kind}'",
+            output_format="list",
+        )
+
+    def finished_seeds(self, setting_run_id: str) -> dict[int, object]:
+        """The FINISHED seed runs of a setting, by seed index."""
+        runs = [r for r in self._children(setting_run_id, SEED_KIND) if r.info.status == "FINISHED"]
+        return {int(r.data.tags["seed_index"]): r for r in runs}
+
+    def correct(self, seed_run) -> np.ndarray:
+        run_id = seed_run.info.run_id
+        if run_id not in self._tables:
+            table = (
+                mlflow.MlflowClient()
+                .load_table(seed_run.info.experiment_id, "predictions/val.json", run_ids=[run_id])
+                .sort_values("image")
+            )
+            self._tables[run_id] = table["correct"].to_numpy(dtype=float)
+        return self._tables[run_id]
+
+    def settings(self, statuses=(SURVIVOR, DROPPED, STOPPED)) -> list[Setting]:
+        """Every setting whose race has ended with one of STATUSES, with its results."""
+        out = []
+        for run in self._children(self.parent_run_id, "trial"):
+            status = run.data.tags.get(STATUS_TAG)
+            if status not in statuses:
+                continue
+            seeds = self.finished_seeds(run.info.run_id)
+            matrix = np.array([self.correct(seeds[i]) for i in sorted(seeds)])
+            values = {k: v for k, v in run.data.params.items() if not k.startswith("tuner/")}
+            out.append(Setting(run.info.run_id, run.data.tags.get("trial_id", "?"), status, matrix, values))
+        return out
+
+    def leader(self, exclude: str | None = None) -> Setting | None:
+        """The best mean among the settings that ran every seed (survivors)."""
+        done = [s for s in self.settings((SURVIVOR,)) if s.trial_id != exclude and len(s.correct) == self.max_seeds]
+        return max(done, key=lambda s: s.mean, default=None)
+
+    def settled(self) -> bool:
+        """Every survivor other than the leader is resolved from it (95% interval excludes 0)
+        or equivalent within the margin; needs one survivor besides the leader."""
+        survivors = [s for s in self.settings((SURVIVOR,)) if len(s.correct) == self.max_seeds]
+        if len(survivors) < 2:
+            return False
+        leader = max(survivors, key=lambda s: s.mean)
+        for other in survivors:
+            if other is leader:
+                continue
+            c = paired(leader.correct, other.correct)
+            if 0 in c.interval and not c.equivalent(self.margin):
+                return False
+        return True
+
+    # -- running one setting ----------------------------------------------------------
+    def run(self, trial, setting_run_id: str, fit_seed, budget_spent) -> float:
+        """Race TRIAL (whose run is open): FIT_SEED(index, seed) fits one seed in a nested
+        run and returns its 0/1 validation vector; finished seeds of an interrupted race are
+        reused. Returns the mean validation accuracy over the seeds run."""
+        done = self.finished_seeds(setting_run_id)
+        rows, looks, status = [], [], SURVIVOR
+        for index in range(self.max_seeds):
+            rows.append(self.correct(done[index]) if index in done else fit_seed(index, self.seed(index)))
+            leader = self.leader(exclude=trial.trial_id)
+            if leader is not None:
+                looks.append(look(np.array(rows), leader.correct, self.level, leader.trial_id))
+                if looks[-1].dropped:
+                    status = DROPPED
+                    break
+            if index + 1 < self.max_seeds and budget_spent():
+                status = STOPPED
+                break
+        matrix = np.array(rows)
+        self._record(setting_run_id, matrix, looks, status)
+        self.last = (len(matrix), status)
+        return float(matrix.mean())
+
+    def _record(self, run_id: str, matrix: np.ndarray, looks: list[Look], status: str) -> None:
+        """The race's outcome on the setting run: tags, metrics and race.json (every look,
+        and the running mean with its interval seed by seed, for the review page)."""
+        tags = {STATUS_TAG: status, "race_seeds": str(len(matrix))}
+        if looks:
+            last = looks[-1]
+            mlflow.log_metrics(
+                {"race_difference": last.difference, "race_low": last.interval.low, "race_high": last.interval.high,
+                 "race_p": last.p}
+            )  # fmt: skip
+        mlflow.set_tags(tags)
+        mlflow.log_metric("score", float(matrix.mean()))
+        running = []
+        for j in range(1, len(matrix) + 1):
+            e = stats.estimate(matrix[:j])
+            running.append({"seeds": j, "mean": e.mean, "low": e.interval.low, "high": e.interval.high})
+        record = {
+            "status": status,
+            "seeds": len(matrix),
+            "level": self.level,
+            "looks": [
+                {"seeds": x.seeds, "leader": x.leader, "difference": x.difference, "low": x.interval.low,
+                 "high": x.interval.high, "p": x.p, "dropped": x.dropped}
+                for x in looks
+            ],
+            "running": running,
+        }  # fmt: skip
+        mlflow.log_text(json.dumps(record, indent=1), "race.json")
+
+    def recommendation(self) -> dict | None:
+        """The leader, and the survivors it cannot be told apart from (95% interval includes
+        0), those among them equivalent within the margin."""
+        leader = self.leader()
+        if leader is None:
+            return None
+        k = self.max_seeds
+        close, same = [], []
+        for other in self.settings((SURVIVOR,)):
+            if other.trial_id == leader.trial_id or len(other.correct) != k:
+                continue
+            c = paired(leader.correct, other.correct)
+            if 0 in c.interval:
+                close.append(other.trial_id)
+                if c.equivalent(self.margin):
+                    same.append(other.trial_id)
+        return {"trial": leader.trial_id, "mean": leader.mean, "untold": close, "equivalent": same}

@@ -1,0 +1,110 @@
+"""Racing settings over seeds: the look that drops a setting, on results built by hand, and
+real racing searches on a small real subset, read back from a real SQLite store."""
+
+import json
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from catdog import tracking
+from catdog.tuning import tune
+from catdog.tuning.race import DROPPED, SURVIVOR, Race, look
+from helpers import store_overrides
+
+
+def _seeds(rng, accuracy: float, k: int, n: int = 800, shared=None) -> np.ndarray:
+    """K seeds x N images of 0/1 results near ACCURACY; SHARED: images every seed finds hard."""
+    right = rng.random((k, n)) < accuracy
+    if shared is not None:
+        right[:, shared] = False
+    return right.astype(float)
+
+
+@pytest.mark.unit
+def test_a_setting_confidently_worse_is_dropped_after_one_seed_a_close_one_races_on():
+    rng = np.random.default_rng(4)
+    hard = rng.permutation(800)[:20]
+    leader = _seeds(rng, 0.985, 3, shared=hard)
+    level = 0.05 / 3  # one-sided, Bonferroni over 3 looks
+    worse = look(_seeds(rng, 0.90, 1, shared=hard), leader, level, "7")
+    assert worse.dropped and worse.leader == "7" and worse.difference < -0.03 and worse.interval.high < 0
+    close = look(_seeds(rng, 0.98, 1, shared=hard), leader, level)
+    assert not close.dropped and close.interval.low < 0 < close.interval.high + 0.02
+    # After two seeds the comparison pairs seeds: the leader's first two against these two.
+    two = look(_seeds(rng, 0.975, 2, shared=hard), leader, level)
+    assert two.seeds == 2 and (two.p < level) == two.dropped
+
+
+def _race_cfg(make_cfg, root, *extra):
+    return make_cfg("transfer", store_overrides(root), "search.racing=true", *extra, config="tune")
+
+
+def _children(parent_id, kind=None):
+    kind_filter = f" and tags.{tracking.KIND_TAG} = '{kind}'" if kind else ""
+    return mlflow.search_runs(
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}'{kind_filter}", output_format="list"
+    )
+
+
+def test_a_racing_search_runs_seeds_under_settings_and_names_its_leader(make_cfg, tmp_path):
+    summary = tune(_race_cfg(make_cfg, tmp_path, "tuner.max_trials=3", "search.max_seeds=2"))
+    client = MlflowClient()
+    parent = client.get_run(summary["parent_run_id"])
+    assert parent.data.tags["stop_reason"] == "max_trials" == summary["stop_reason"]
+    settings = _children(parent.info.run_id, "trial")
+    assert len(settings) == 3
+    seeds_by_index = {}
+    for setting in settings:
+        status = setting.data.tags["race_status"]
+        seeds = _children(setting.info.run_id, "seed")
+        assert len(seeds) == int(setting.data.tags["race_seeds"]) == (2 if status == SURVIVOR else len(seeds))
+        assert status in (SURVIVOR, DROPPED)
+        scores = []
+        for seed in seeds:
+            table = client.load_table(seed.info.experiment_id, "predictions/val.json", run_ids=[seed.info.run_id])
+            scores.append(table["correct"].mean())
+            seeds_by_index.setdefault(seed.data.tags["seed_index"], set()).add(seed.data.tags["seed"])
+        # What the oracle learns: the mean over the seeds run, which is the setting's score.
+        assert setting.data.metrics["score"] == pytest.approx(np.mean(scores))
+        record = json.loads(mlflow.artifacts.load_text(f"runs:/{setting.info.run_id}/race.json"))
+        assert record["status"] == status and len(record["running"]) == len(seeds)
+    # Common random numbers: every setting's k-th seed is the same seed.
+    assert all(len(values) == 1 for values in seeds_by_index.values())
+    leader = parent.data.tags["best.trial"]
+    assert summary["race"]["trial"] == leader
+    survivors = {s.data.tags["trial_id"]: s.data.metrics["score"] for s in settings
+                 if s.data.tags["race_status"] == SURVIVOR}  # fmt: skip
+    assert survivors[leader] == max(survivors.values())
+
+
+def test_the_budget_stops_a_search_and_says_so(make_cfg, tmp_path):
+    summary = tune(_race_cfg(make_cfg, tmp_path, "tuner.max_trials=5", "search.budget_minutes=0.001"))
+    parent = MlflowClient().get_run(summary["parent_run_id"])
+    assert parent.data.tags["stop_reason"] == "budget"
+    [setting] = _children(parent.info.run_id, "trial")  # the budget was spent during the first
+    assert setting.data.tags["race_status"] == "stopped" and setting.data.tags["race_seeds"] == "1"
+
+
+def test_a_resumed_race_reuses_the_seeds_it_has(make_cfg, tmp_path):
+    """A setting interrupted after its first seed (SIGTERM between seeds) goes on from its
+    second: the race reads finished seed runs back from the store."""
+    cfg = _race_cfg(make_cfg, tmp_path)
+    tracking.configure(cfg.tracking)
+    with tracking.tracked_run(run_name="search", tags=tracking.run_tags("search")) as parent:
+        race = Race(parent.info.run_id, 0, 3, 0.05, 0.5)
+        trial = type("Trial", (), {"trial_id": "0"})()
+        with tracking.tracked_run(run_name="trial-0", nested=True, tags=tracking.run_tags("trial", trial_id="0")) as s:
+            tags = tracking.run_tags("seed", trial_id="0", seed=race.seed(0), seed_index=0)
+            with tracking.tracked_run(run_name="seed0", nested=True, parent_run_id=s.info.run_id, tags=tags):
+                mlflow.log_table({"image": ["b", "a"], "correct": [True, False]}, "predictions/val.json")
+            fitted = []
+
+            def fit_seed(index, seed):
+                fitted.append((index, seed))
+                return np.array([1.0, 1.0])
+
+            mean = race.run(trial, s.info.run_id, fit_seed, lambda: False)
+    assert fitted == [(1, race.seed(1)), (2, race.seed(2))]  # seed 0 came from the store
+    assert mean == pytest.approx((0.5 + 1 + 1) / 3)
