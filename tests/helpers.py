@@ -171,3 +171,20 @@ def chromium(tmp_path: Path) -> list[str]:
         "--no-first-run",
         f"--user-data-dir={tmp_path}/profile",
     ]
+
+
+def variant_row(variant, val_right, val_loss, minutes=1.0, n_val=800):
+    """A review page's row built by hand: VAL_RIGHT images right per seed, every test image right."""
+    from catdog import stats
+    from catdog.report.summary import VariantRow
+
+    k = len(val_right)
+    test = stats.estimate(np.ones((k, 200)))
+    return VariantRow(
+        variant=variant, runs=k, seeds=[str(s) for s in range(k)], val_accuracies=[v / n_val for v in val_right],
+        val_correct=list(val_right), n_val=n_val, val_losses=[val_loss] * k, test=test,
+        test_accuracies=[1.0] * k, test_correct=[200] * k, n_test=200, baseline_accuracy=0.5, p_vs_baseline=0.0,
+        not_above_baseline=[], best_run_id="0" * 32, brier=None, wall_minutes=minutes, epochs=20,
+        images_per_s=None, peak_memory_gb=None, contended=0, commits=["abc"],
+        seed_variance=stats.seed_variance([v / n_val for v in val_right]),
+    )  # fmt: skip

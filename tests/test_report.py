@@ -214,3 +214,29 @@ def test_runs_at_two_image_sizes_of_the_same_images_are_compared(make_cfg, tmp_p
     build_report("sizes", tmp_path / "out")
     report = (tmp_path / "out" / "report.md").read_text()
     assert "cnn-96" in report and f"data id `{params[0]['data_id']}`" in report
+
+
+def test_plan_prices_a_budget_and_plans_power_from_the_stores_runs(study, capsys):
+    import json
+
+    catdog_main(["--tracking-uri", mlflow.get_tracking_uri(), "plan", "--experiment", EXPERIMENT,
+                 "--budget-minutes", "10", "--difference", "2", "--difference", "5", "--json"])  # fmt: skip
+    planned = {p["variant"]: p for p in json.loads(capsys.readouterr().out)}
+    assert set(planned) == {"cnn", "transfer"}
+    for p in planned.values():
+        assert p["runs"] == 2 and p["buys"]["runs"] == int(10 // p["minutes_per_run"])
+        assert p["buys"]["settings_by_seeds"]["2"] == p["buys"]["runs"] // 2
+        assert p["seed_var"] is not None and [n["difference"] for n in p["needs"]] == [0.02, 0.05]
+        for need in p["needs"]:  # each is the fewest that detects the difference, or beyond the data
+            assert need["seeds"] is None or 2 <= need["seeds"] <= 50
+            assert need["images"] is None or 1 <= need["images"] <= p["supply"] == 40
+
+
+@pytest.mark.unit
+def test_plan_says_a_single_runs_seed_variance_is_unknown():
+    from catdog.report.plan import _one, lines
+    from helpers import variant_row as row
+
+    planned = _one(row("transfer", [770], 0.1), {}, 5.0, [0.01], supply=1000)
+    assert planned["seed_var"] is None and planned["needs"][0]["note"].startswith("seed variance unknown")
+    assert "seed variance unknown (one run)" in "\n".join(lines([planned]))

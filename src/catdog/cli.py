@@ -115,6 +115,15 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--all-pairs", action="store_true", help="also every pair of variants, as exploratory")
     report.set_defaults(func=_report)
 
+    plan = sub.add_parser("plan", help="what a budget buys and what a difference needs, from a variant's runs")
+    plan.add_argument("--experiment", help="experiment name (default: the configured one)")
+    plan.add_argument("--variant", help="only this variant (default: every variant)")
+    plan.add_argument("--budget-minutes", type=float, help="a search's wall-clock budget, in minutes")
+    plan.add_argument("--difference", type=float, action="append", metavar="POINTS",
+                      help="a difference to detect, in points (repeatable; default: 1 and 2)")  # fmt: skip
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.set_defaults(func=_plan)
+
     runs = sub.add_parser("runs", help="find runs left RUNNING by a process that is gone (killed, crashed)")
     runs.add_argument("--stale", action="store_true", required=True, help="list RUNNING runs whose process has ended")
     runs.add_argument("--experiment", help="only this experiment (default: all)")
@@ -146,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """catdog evaluate | compare | report | reproduce | promote | predict | runs | upload: the tracking store."""
+    """catdog evaluate | compare | report | plan | reproduce | promote | predict | runs | upload: the tracking store."""
     args = _parser().parse_args(argv)
     import mlflow
 
@@ -229,6 +238,17 @@ def _reproduce(args, defaults) -> None:
         print("\n".join(reproduce.lines(outcome)))
     if not outcome["reproduced"]:
         raise SystemExit(1)
+
+
+def _plan(args, defaults) -> None:
+    from catdog import stats
+    from catdog.report import plan
+
+    points = args.difference or [100 * d for d in stats.PLANNED_DIFFERENCES]
+    if any(p <= 0 for p in points) or (args.budget_minutes is not None and args.budget_minutes <= 0):
+        raise CatdogError("--difference and --budget-minutes must be positive")
+    planned = plan.plan(_experiment(args, defaults), args.variant, args.budget_minutes, [p / 100 for p in points])
+    print(json.dumps(planned, indent=2) if args.json else "\n".join(plan.lines(planned)))
 
 
 def _upload(args, defaults) -> None:

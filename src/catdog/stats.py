@@ -261,16 +261,22 @@ class Comparison:
         the data holds), to detect DIFFERENCE; planned, not the observed gap's power."""
         if self.checkpoints:
             return Plan(difference, None, None, "seed variance unknown: run at least 2 seeds of each")
-        k = next((k for k in range(2, MAX_SEEDS + 1) if self.detectable(k) <= difference), None)
+        k = seeds_needed(self, difference)
         if k is not None:
             return Plan(difference, k, None)
-        n = _images_needed(self, difference, min(self.seeds), supply)
+        n = images_needed(self, difference, min(self.seeds), supply)
         if n is not None:
             return Plan(difference, None, n)
         return Plan(difference, None, None, f"not with {MAX_SEEDS} seeds, nor with all {supply:,} held-out images")
 
 
-def _images_needed(c: Comparison, difference: float, k: int, supply: int) -> int | None:
+def seeds_needed(c: Comparison, difference: float) -> int | None:
+    """The fewest seeds per variant (2 to MAX_SEEDS) at which C's detectable difference at
+    its images is DIFFERENCE or less."""
+    return next((k for k in range(2, MAX_SEEDS + 1) if c.detectable(k) <= difference), None)
+
+
+def images_needed(c: Comparison, difference: float, k: int, supply: int) -> int | None:
     """The fewest images (at most SUPPLY) at which C's detectable difference at K seeds is
     DIFFERENCE or less."""
     if c.detectable(k, supply) > difference:

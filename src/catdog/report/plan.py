@@ -1,0 +1,119 @@
+"""`catdog plan`: what a budget buys and what a difference needs, from a store's measured
+runs of a variant: its cost per run, its seed variance and its test images' variance.
+Planned power (a stated difference, t quantiles), never the power of an observed gap; a
+variance that one run cannot measure is said to be unknown, not guessed."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from catdog import CatdogError, stats
+from catdog.report.runs import load_study
+from catdog.report.summary import per_image_scores, variant_rows
+
+
+def _design(seed_var: float, seeds: int, image_var: float, n: int) -> stats.Comparison:
+    """A comparison of two settings not yet run: only the variances and sizes matter."""
+    return stats.Comparison(
+        "A", "B", 0.0, 0.0, math.inf, stats.Interval(0, 0), 1.0, 0.5, (seeds, seeds), n, False, seed_var, image_var
+    )
+
+
+def plan(experiment: str, variant: str | None, budget_minutes: float | None, differences) -> list[dict]:
+    """For VARIANT (default: every variant of EXPERIMENT): its measured cost and variances,
+    what BUDGET_MINUTES buys, and what each of DIFFERENCES (fractions) needs to be detected
+    between two of its settings at 80% power."""
+    study = load_study(experiment)
+    rows = variant_rows(study, per_image_scores(study), priors={})
+    scores = per_image_scores(study)
+    if variant is not None:
+        rows = [r for r in rows if r.variant == variant]
+        if not rows:
+            raise CatdogError(f"{experiment!r} has no finished runs of variant {variant!r}")
+    supply = rows[0].n_val + rows[0].n_test
+    return [_one(row, scores, budget_minutes, differences, supply) for row in rows]
+
+
+def _one(row, scores: dict, budget_minutes, differences, supply: int) -> dict:
+    p = row.test_accuracy_mean
+    own = scores.get(row.variant)
+    if own is not None and len(own.records) >= 2:
+        # Two seeds of one setting disagree image by image about as two close settings
+        # would: the mean over pairs of seeds of the per-image difference's variance.
+        c = own.correct
+        pairs = [(i, j) for i in range(len(c)) for j in range(i + 1, len(c))]
+        image_var = float(np.mean([np.var(c[i] - c[j], ddof=1) for i, j in pairs]))
+        image_note = "per-image variance of the difference between two of its seeds (a stand-in for two close settings)"
+    else:
+        image_var, image_note = 2 * p * (1 - p), "2p(1-p), the bound for two settings that err independently"
+    out = {
+        "variant": row.variant,
+        "runs": row.runs,
+        "minutes_per_run": row.wall_minutes,
+        "test_accuracy": p,
+        "n_test": row.n_test,
+        "image_var": image_var,
+        "image_note": image_note,
+        "seed_var": None,
+        "buys": None,
+        "needs": [],
+    }
+    if budget_minutes:
+        runs = int(budget_minutes // row.wall_minutes)
+        out["buys"] = {"runs": runs, "settings_by_seeds": {k: runs // k for k in (1, 2, 3, 5)}}
+    if row.runs < 2:
+        out["needs"] = [{"difference": d, "note": "seed variance unknown: one run of it here"} for d in differences]
+        return out
+    seed_var = float(np.var(row.test_accuracies, ddof=1))
+    out["seed_var"] = seed_var
+    design = _design(2 * seed_var, row.runs, image_var, row.n_test)  # two settings, each its own seeds
+    out["detectable_now"] = design.detectable()
+    for d in differences:
+        out["needs"].append(
+            {
+                "difference": d,
+                "seeds": stats.seeds_needed(design, d),
+                "images": stats.images_needed(design, d, row.runs, supply),
+            }
+        )
+    out["supply"] = supply
+    return out
+
+
+def lines(planned: list[dict]) -> list[str]:
+    out = []
+    for p in planned:
+        out.append(
+            f"{p['variant']}: {p['runs']} run{'s' if p['runs'] != 1 else ''} here, "
+            f"{p['minutes_per_run']:.1f} min a run, "
+            f"test accuracy {100 * p['test_accuracy']:.1f}% on {p['n_test']} images"
+        )
+        if p["buys"]:
+            buys = ", ".join(
+                f"{n} settings x {k} seed{'s' if k > 1 else ''}" for k, n in p["buys"]["settings_by_seeds"].items()
+            )
+            out.append(f"  the budget buys {p['buys']['runs']} runs: {buys}")
+        if p["seed_var"] is None:
+            out.append("  seed variance unknown (one run): run 2 or more seeds of it before planning power")
+        else:
+            out.append(f"  seed sd {100 * math.sqrt(p['seed_var']):.2f} pts; image term: {p['image_note']}")
+        for need in p["needs"]:
+            points = 100 * need["difference"]
+            head = f"  to detect {points:g} pt{'s' if points != 1 else ''} at 80% power: "
+            if "note" in need:
+                out.append(head + need["note"])
+                continue
+            seeds = (
+                f"{need['seeds']} seeds per setting at {p['n_test']} test images"
+                if need["seeds"]
+                else f"more than {stats.MAX_SEEDS} seeds per setting at {p['n_test']} test images"
+            )
+            images = (
+                f"{need['images']:,} test images at {p['runs']} seeds"
+                if need["images"]
+                else f"more than the {p['supply']:,} held-out images the data has, at {p['runs']} seeds"
+            )
+            out.append(f"{head}{seeds}; or {images}")
+    return out
