@@ -24,7 +24,7 @@ endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install study report train tune ui server compare test test-unit test-full lint bench bench-cnn bench-views clean
+.PHONY: help install study report train tune ui server compare test test-unit test-full lint bench bench-cnn bench-views bench-head bench-search clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -130,6 +130,12 @@ bench-cnn: $(STAMP) ## one plain-CNN epoch: where the time goes, images/s, share
 
 bench-views: $(STAMP) ## features.train_views against fresh augmentation, 3 seeds each (~30 min)
 	$(BIN)/python bench/views.py $(ARGS)
+
+bench-head: $(STAMP) ## a transfer head fit on cached features: where its time goes, same-numerics levers (~3 min)
+	$(BIN)/python bench/head_fit.py $(ARGS)
+
+bench-search: $(STAMP) ## racing against plain random search at the same budget, 5 search seeds (~1 h)
+	$(BIN)/python bench/search.py $(ARGS)
 
 clean: ## remove the venv and run outputs (keeps the MLflow store)
 	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -40,15 +40,24 @@ def fine_tune_learning_rate(train_cfg) -> float:
     return train_cfg.learning_rate / 10 if rate is None else rate
 
 
-def compile_model(model: keras.Model, train_cfg, learning_rate: float | None = None) -> keras.Model:
+def compile_model(model: keras.Model, train_cfg, learning_rate: float | None = None, steps: int = 1) -> keras.Model:
+    """STEPS: training steps per call into TensorFlow. A head on cached features takes a
+    whole epoch per call: the same weights after the same steps, a sixth less time per fit
+    (docs/benchmarks.md); on images it saves nothing, so they keep one."""
     rate = train_cfg.learning_rate if learning_rate is None else learning_rate
     optimizer = keras.optimizers.get({"class_name": train_cfg.optimizer, "config": {"learning_rate": rate}})
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        steps_per_execution=steps,
     )
     return model
+
+
+def epoch_steps(cfg, data: StudyData) -> int:
+    """Training steps in an epoch: every cached-feature head fit runs them in one call."""
+    return -(-len(data.train) // cfg.data.batch_size)
 
 
 def fit_callbacks(train_cfg, continued: bool = False) -> list[keras.callbacks.Callback]:
@@ -94,7 +103,8 @@ def build(cfg, data: StudyData, plan: FitPlan, cached: CachedFeatures | None = N
     stage) and the head."""
     n_classes = len(data.class_names)
     if plan.inputs == FEATURES:
-        return Trainable(compile_model(build_head(cfg.model, cached.shape, n_classes, plan.pooled), cfg.train))
+        head = build_head(cfg.model, cached.shape, n_classes, plan.pooled)
+        return Trainable(compile_model(head, cfg.train, steps=epoch_steps(cfg, data)))
     if plan.inputs == IMAGES:
         model = build_model(cfg.model, data.image_size, n_classes)
         backbone = tuned = backbone_layer(model) if plan.fine_tune_at is not None else None
@@ -122,7 +132,7 @@ def fit(cfg, data: StudyData, plan: FitPlan, trainable: Trainable, cached=None, 
     model = trainable.model
     if plan.inputs == ACTIVATIONS:
         frozen, stage1 = stage1_parts(model)
-        compile_model(stage1, cfg.train)
+        compile_model(stage1, cfg.train, steps=epoch_steps(cfg, data))
         train_ds, val_ds = _frozen_top_data(cfg, data, cached, frozen)
     else:
         stage1 = model
