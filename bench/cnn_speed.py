@@ -62,7 +62,7 @@ def _leaves(model):
 
 def setup(seed: int = 0):
     from catdog.config import load
-    from catdog.data.loading import load_study_data
+    from catdog.data import load_study_data
     from catdog.models.variants import build_model
     from catdog.training import seeding
     from catdog.training.fitting import compile_model
@@ -91,7 +91,7 @@ def profile(cfg, data, make_model, steps: int) -> dict[str, float]:
     """Seconds per training image for each part, over STEPS batches."""
     import mlflow
 
-    from catdog.data.loading import to_dataset
+    from catdog.data import to_dataset
     from catdog.models.variants import augmentation_layers
 
     batches = list(to_dataset(data.train, cfg.data.batch_size, shuffle_seed=0).take(steps))
@@ -141,7 +141,7 @@ LEVERS = {
 
 def run_lever(cfg, data, make_model, steps: int, lever: dict) -> tuple[float, object]:
     """Seconds for STEPS training steps and one validation pass; the weights after them."""
-    from catdog.data.loading import to_dataset
+    from catdog.data import to_dataset
 
     model = make_model(lever.get("steps_per_execution", 1))
     train = to_dataset(data.train, cfg.data.batch_size, shuffle_seed=cfg.seed).take(steps)

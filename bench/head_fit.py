@@ -27,15 +27,16 @@ import time
 
 def setup(root: str):
     from catdog.config import load
-    from catdog.data.loading import load_study_data
+    from catdog.data import load_study_data
     from catdog.training import features
+    from catdog.training.plan import fit_plan
 
     weights = os.environ.get("CATDOG_BACKBONE_WEIGHTS", "imagenet")
     overrides = ["model=transfer", f"model.backbone.weights={weights}", "train.verbose=0", f"paths.mlruns_dir={root}"]
     cfg = load("train", overrides)
     data = load_study_data(cfg.data)
     started = time.perf_counter()
-    cached = features.cache_for(None, data, cfg).features(cfg)
+    cached = features.cache_for(None, data, cfg, fit_plan(cfg)).features(cfg)
     print(f"decoded and cached features in {time.perf_counter() - started:.0f} s (not counted below)")
     return cfg, data, cached
 
@@ -74,7 +75,7 @@ def profile(cfg, data, cached) -> dict[str, float]:
     import mlflow
     import numpy as np
 
-    from catdog.data.loading import batches
+    from catdog.data import batches
     from catdog.training import fitting, seeding
     from catdog.training.features import view_dataset
     from catdog.training.plan import fit_plan

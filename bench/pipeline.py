@@ -63,7 +63,7 @@ def run_naive(variant: str, epochs: int, cache_dir: str, seed: int, precision: s
     import keras
     import tensorflow as tf
 
-    from catdog.data.loading import resolve_root
+    from catdog.data import resolve_root
     from catdog.models import backbone_cut
     from catdog.models.variants import backbone_layer, build_model
     from catdog.training import seeding
@@ -102,7 +102,7 @@ def run_naive(variant: str, epochs: int, cache_dir: str, seed: int, precision: s
 
 def run_ours(variant: str, epochs: int, cache_dir: str, seed: int, precision: str) -> dict:
     from catdog import training
-    from catdog.data.loading import load_study_data
+    from catdog.data import load_study_data
     from catdog.training import features, fitting, seeding
     from catdog.training.plan import fit_plan
 
@@ -111,7 +111,7 @@ def run_ours(variant: str, epochs: int, cache_dir: str, seed: int, precision: st
     data = load_study_data(cfg.data)
     decode_s = time.perf_counter() - start
     plan = fit_plan(cfg)
-    cache = features.cache_for(None, data, cfg)
+    cache = features.cache_for(None, data, cfg, plan)
     t = time.perf_counter()
     cached = cache.features(cfg) if cache is not None else None
     feature_s = time.perf_counter() - t

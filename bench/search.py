@@ -50,15 +50,16 @@ def warm_cache(cfg) -> None:
     """Every rotation setting's cached views, so that neither arm pays for building them."""
     from omegaconf import OmegaConf
 
-    from catdog.data.loading import load_study_data
+    from catdog.data import load_study_data
     from catdog.training import features
+    from catdog.training.plan import fit_plan
 
     data = load_study_data(cfg.data)
     space = cfg.search.rotation_factor
     steps = round((space.max - space.min) / space.step) + 1
     for i in range(steps):
         run_cfg = OmegaConf.merge(cfg, {"model": {"rotation_factor": space.min + i * space.step}})
-        features.cache_for(None, data, run_cfg).features(run_cfg)
+        features.cache_for(None, data, run_cfg, fit_plan(run_cfg)).features(run_cfg)
 
 
 def fresh_scores(cfg, values: dict, seeds: list[int]) -> list[float]:
@@ -66,15 +67,15 @@ def fresh_scores(cfg, values: dict, seeds: list[int]) -> list[float]:
     accuracy, image by image."""
     from omegaconf import OmegaConf
 
-    from catdog.data.loading import load_study_data
+    from catdog.data import load_study_data
     from catdog.training import features, fitting, seeding
     from catdog.training.plan import fit_plan
     from catdog.tuning.space import with_values
 
     run_cfg = OmegaConf.merge(with_values(cfg, values), {"train": {"epochs": cfg.tuner.epochs}})
     data = load_study_data(run_cfg.data)
-    cached = features.cache_for(None, data, run_cfg).features(run_cfg)
     plan = fit_plan(run_cfg)
+    cached = features.cache_for(None, data, run_cfg, plan).features(run_cfg)
     out = []
     for seed in seeds:
         seeding.seed_run(seed)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from catdog import CatdogError
-from catdog.data.loading import load_study_data
+from catdog.data import load_study_data
 from helpers import compose
 
 pytestmark = pytest.mark.unit

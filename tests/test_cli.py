@@ -125,7 +125,7 @@ def test_joblib_multirun_runs_jobs_in_parallel_processes_sharing_the_cores(small
 @pytest.mark.unit
 def test_exit_codes_say_bad_input_from_failure(tmp_path, capsys):
     from catdog.cli import main as catdog_main
-    from catdog.launch import free_port
+    from helpers import free_port
 
     with pytest.raises(SystemExit) as failed:  # nothing answers there: a failure at run time
         catdog_main(["--tracking-uri", f"http://127.0.0.1:{free_port()}", "compare"])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from catdog import CatdogError
-from catdog.data.loading import load_folder, load_study_data, split_off_test, to_dataset
+from catdog.data import load_folder, load_study_data, split_off_test, to_dataset
 from helpers import compose, write_images
 
 pytestmark = pytest.mark.unit

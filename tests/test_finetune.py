@@ -8,7 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from catdog import training
-from catdog.data.loading import load_study_data
+from catdog.data import load_study_data
 from catdog.models import backbone_cut
 from catdog.models.variants import backbone_layer, build_model
 from catdog.training import features, fitting

@@ -8,8 +8,7 @@ import pytest
 from PIL import Image
 
 from catdog import CatdogError, training
-from catdog.data import images
-from catdog.data.loading import load_folder
+from catdog.data import images, load_folder
 from helpers import store_overrides
 
 

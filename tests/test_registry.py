@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from catdog import training
 from catdog.cli import main as catdog_main
-from catdog.data.loading import load_folder
+from catdog.data import load_folder
 from helpers import free_port, start_server, stop_server, store_overrides, write_images
 
 

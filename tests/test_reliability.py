@@ -16,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from catdog import CatdogError, training
-from catdog.data.loading import load_study_data
+from catdog.data import load_study_data
 from catdog.tracking import stale
 from catdog.training import features
 from catdog.tuning import tune
@@ -136,7 +136,7 @@ REFUSED_ARTIFACTS = """
 import os, sys
 from catdog import CatdogError, training
 from catdog.config import load
-from catdog.data.loading import load_study_data
+from catdog.data import load_study_data
 place, data_dir = sys.argv[1:]
 cfg = load("train", [f"data.dir={data_dir}", "train.epochs=1", "train.verbose=0", f"paths.mlruns_dir={place}/db",
                      f"tracking.uri=sqlite:///{place}/db/mlflow.db", f"tracking.artifact_root={place}/artifacts"])

@@ -12,7 +12,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from catdog.config import load
-from catdog.training.progress import expand, time_left
+from catdog.launch.progress import time_left
+from catdog.launch.sweep import jobs as expand
 
 BIN = Path(sys.executable).parent
 

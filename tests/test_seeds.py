@@ -42,7 +42,7 @@ def test_no_global_random_state_is_touched_by_plots(make_cfg, shared_store):
 
     import numpy as np
 
-    from catdog.data.loading import load_study_data
+    from catdog.data import load_study_data
     from catdog.training.run import log_data_views
 
     cfg = make_cfg("augmented", shared_store, "seed=5")

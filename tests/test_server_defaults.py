@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 
 from catdog import PROJECT_ROOT
-from catdog.launch import free_port
+from helpers import free_port
 
 
 def _make_server(tmp_path, *settings: str) -> list[str]:

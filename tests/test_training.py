@@ -101,7 +101,7 @@ def test_run_is_logged_completely(trained, variant, small_data):
 
 @pytest.mark.parametrize("variant", ["cnn", "transfer"])
 def test_logged_model_loads_and_reproduces_test_accuracy(trained, variant, small_data):
-    from catdog.data.loading import load_study_data
+    from catdog.data import load_study_data
     from catdog.training.evaluation import evaluate_split
 
     result = trained[variant]

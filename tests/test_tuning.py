@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from catdog import CatdogError, tracking
-from catdog.data.loading import load_study_data
+from catdog.data import load_study_data
 from catdog.training import features, seeding
 from catdog.training.plan import fit_plan
 from catdog.tuning import tune

@@ -12,23 +12,24 @@ from pathlib import Path
 import hydra
 
 from catdog import CONFIG_DIR, CatdogError
-from catdog.config import check_command_line  # also registers the config schemas Hydra composes with
 from catdog.guard import fail, guarded
+from catdog.launch.sweep import check_command_line  # its config import registers the schemas Hydra uses
+from catdog.schema import RunConfig, SearchRunConfig
 
 log = logging.getLogger("catdog")
 
 
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="train")
-def train(cfg) -> float:
+def train(cfg: RunConfig) -> float:
     """catdog-train: one tracked training run. Returns validation accuracy for sweepers."""
-    from catdog import launch, tracking, training
-    from catdog.training import progress
+    from catdog import tracking, training
+    from catdog.launch import job, progress
 
     tracking.code_version()  # read before any work, while the checkout is the code just loaded
-    launch.share_cores()
+    job.share_cores()
     progress.job_started(cfg)
     started = time.monotonic()
-    result = guarded("catdog-train", lambda: training.train(cfg, tags=launch.sweep_tags()))
+    result = guarded("catdog-train", lambda: training.train(cfg, tags=job.sweep_tags()))
     progress.job_ended(cfg, result, time.monotonic() - started)
     log.info(
         "run %s: val accuracy %.1f%%, test accuracy %.1f%% (baseline %.1f%%)",
@@ -41,16 +42,17 @@ def train(cfg) -> float:
 
 
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="tune")
-def tune(cfg) -> float | None:
+def tune(cfg: SearchRunConfig) -> float | None:
     """catdog-tune: a Keras Tuner search, one parent run with a nested run per trial."""
-    from catdog import launch, tracking, tuning
+    from catdog import tracking, tuning
+    from catdog.launch import job
 
     tracking.code_version()
-    launch.share_cores()
+    job.share_cores()
 
     summary = guarded(
         "catdog-tune",
-        lambda: tuning.tune(cfg, tags=launch.sweep_tags()),
+        lambda: tuning.tune(cfg, tags=job.sweep_tags()),
         " Run the same command again to resume the search.",
     )
     if "worker" in summary:
@@ -176,7 +178,7 @@ def _experiment(args, defaults) -> str:
 
 
 def _evaluate(args, defaults) -> None:
-    from catdog.training.evaluation import evaluate_run
+    from catdog.serving.evaluate import evaluate_run
 
     result = evaluate_run(args.run_id, args.folder)
     if args.json:
@@ -284,7 +286,7 @@ def _stale_runs(args, defaults) -> None:
 
 
 def _promote(args, defaults) -> None:
-    from catdog.registry import promote
+    from catdog.serving.promote import promote
 
     done = promote(_experiment(args, defaults), variant=args.variant, run_id=args.run_id)
     print(f"{done['name']} version {done['version']} is now @{done['alias']}: {done['description']}")
@@ -292,7 +294,7 @@ def _promote(args, defaults) -> None:
 
 
 def _predict(args, defaults) -> None:
-    from catdog.tracking import predict
+    from catdog.serving import predict
 
     model, class_names = predict.load(args.model or predict.DEFAULT_MODEL)
     files, refused = predict.expand(args.paths)

@@ -33,6 +33,8 @@ def _one_of(name: str, value, choices) -> None:
 
 @dataclass
 class BackboneConfig:
+    """The pretrained backbone under a head: which, its weights, what a second stage unfreezes."""
+
     name: str = "mobilenet_v2"
     weights: str | None = "imagenet"  # "imagenet" downloads Keras' weights; or a local .h5 file
     trainable: bool = False
@@ -41,6 +43,8 @@ class BackboneConfig:
 
 @dataclass
 class ModelConfig:
+    """A model variant (conf/model/): scaling, augmentation, the CNN body or a backbone, the head."""
+
     name: str = MISSING
     preprocess: bool = False
     flip_mode: str | None = None
@@ -70,12 +74,16 @@ class ModelConfig:
 
 @dataclass
 class FineTuneConfig:
+    """The second stage of a fine-tuned variant: its epochs and learning rate."""
+
     epochs: int = 10
     learning_rate: float | None = None  # None: train.learning_rate / 10
 
 
 @dataclass
 class TrainConfig:
+    """How a run fits: epochs, optimizer, learning rate, early stopping, precision, logging."""
+
     epochs: int = 20
     optimizer: str = "adam"
     learning_rate: float = 0.001
@@ -99,6 +107,8 @@ class TrainConfig:
 
 @dataclass
 class DataConfig:
+    """Where the images come from, their size and batches, and the validation/test split."""
+
     url: str = MISSING
     dir: str | None = None
     cache_dir: str | None = None
@@ -112,6 +122,8 @@ class DataConfig:
 
 @dataclass
 class FeaturesConfig:
+    """The cache of backbone features that frozen backbones train their heads on."""
+
     enabled: bool = True
     train_views: int = 1
     seed: int = 0
@@ -125,6 +137,8 @@ class FeaturesConfig:
 
 @dataclass
 class TrackingConfig:
+    """The MLflow store every run logs to, and the experiment."""
+
     uri: str = MISSING
     experiment: str = MISSING
     artifact_root: str = MISSING
@@ -132,6 +146,8 @@ class TrackingConfig:
 
 @dataclass
 class PathsConfig:
+    """Where the project keeps its store, caches, review pages and test-split ledger."""
+
     root_dir: str = MISSING
     mlruns_dir: str = MISSING
     reports_dir: str = MISSING
@@ -140,9 +156,11 @@ class PathsConfig:
 
 @dataclass
 class StudyConfig:
-    skip_finished: bool = False
-    rerun: bool = False
-    live_report: bool = False
+    """Long studies: skipping finished runs, rerunning, the review page rewritten as they go."""
+
+    skip_finished: bool = False  # a job matching a FINISHED run (config, data, code) is skipped
+    rerun: bool = False  # run anyway
+    live_report: bool = False  # in a multirun, the review page rewritten after every finished job
 
 
 @dataclass
@@ -281,6 +299,8 @@ SearchConfig = make_dataclass(
 
 @dataclass
 class TunerConfig:
+    """The Keras Tuner class of a search (`_target_`), its trials and their epochs, workers."""
+
     _target_: str = MISSING  # the Keras Tuner class
     name: str = MISSING
     objective: str = "val_accuracy"
@@ -297,6 +317,30 @@ class TunerConfig:
             _least(f"tuner.{key}", getattr(self, key), 1)
         _least("tuner.workers", self.workers, 0)
         _check_tuner_class(self._target_, self.options)
+
+
+@dataclass
+class RunConfig:
+    """A composed `catdog-train` config (conf/train.yaml): one field per config group. For
+    annotations: at run time it is Hydra's DictConfig with these keys and types."""
+
+    paths: PathsConfig
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    features: FeaturesConfig
+    tracking: TrackingConfig
+    study: StudyConfig
+    task: str
+    seed: int
+
+
+@dataclass
+class SearchRunConfig(RunConfig):
+    """A composed `catdog-tune` config (conf/tune.yaml): a run's groups and the search's."""
+
+    tuner: TunerConfig
+    search: SearchConfig
 
 
 # What catdog-tune passes to every tuner itself (tuner.objective, tuner.seed, ...).
@@ -355,12 +399,13 @@ SCHEMAS = {
 
 
 def register() -> None:
+    """Every group's schema in Hydra's ConfigStore, as `schema/<group>`."""
     store = ConfigStore.instance()
     for group, schema in SCHEMAS.items():
         store.store(group="schema", name=group, node=schema)
 
 
-def validate(cfg) -> None:
+def validate(cfg: RunConfig) -> None:
     """Every group's range checks (its `__post_init__`), before any work starts: Hydra has
     checked keys and types while composing."""
     for group in SCHEMAS:

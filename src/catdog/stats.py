@@ -36,11 +36,15 @@ class Interval:
     def clip(self, low: float, high: float) -> Interval:
         return Interval(min(max(self.low, low), high), max(min(self.high, high), low))
 
-    def text(self, points: bool = False, digits: int = 1) -> str:
-        """ "[96.0, 99.5]" for an accuracy, "[+0.5, +2.1]" for a difference in points: the one
-        way the terminal, the decision line and both pages print an interval."""
+    def text(self, points: bool = False, digits: int = 1, scale: float = 100) -> str:
+        """The one way the terminal, the decision line and both pages print an interval:
+        "[96.0, 99.5]" for an accuracy, "[+0.5, +2.1]" for a difference in points (POINTS:
+        signed), "[0.0221, 0.0760]" for a Brier score or a loss (SCALE 1, 4 DIGITS)."""
         sign = "+" if points else ""
-        return f"[{100 * self.low:{sign}.{digits}f}, {100 * self.high:{sign}.{digits}f}]"
+        return f"[{scale * self.low:{sign}.{digits}f}, {scale * self.high:{sign}.{digits}f}]"
+
+    def __neg__(self) -> Interval:
+        return Interval(-self.high, -self.low)
 
 
 @dataclass(frozen=True)

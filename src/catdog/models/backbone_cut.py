@@ -18,6 +18,7 @@ from catdog import CatdogError, private_api
 
 
 def check_fine_tune_at(backbone: keras.Model, fine_tune_at) -> int:
+    """FINE_TUNE_AT as an index into BACKBONE's layers, refused (one line) when out of range."""
     n = len(backbone.layers)
     if isinstance(fine_tune_at, bool) or not isinstance(fine_tune_at, int) or not 1 <= fine_tune_at < n:
         raise CatdogError(f"model.backbone.fine_tune_at must be an integer in [1, {n - 1}], got {fine_tune_at!r}")

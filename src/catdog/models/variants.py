@@ -1,4 +1,5 @@
-"""The study's four model variants as plain functions of a `model` config."""
+"""The study's models as plain functions of a `model` config: a CNN on pixels (with scaling
+and augmentation as configured), or a pretrained backbone under a head."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import keras
 from keras import layers
 
 from catdog import CatdogError
+from catdog.schema import ModelConfig
 
 
 def build_model(
@@ -40,12 +42,13 @@ def build_model(
     return keras.Model(inputs, x, name=model_cfg.name)
 
 
-def input_layers(model_cfg) -> list[layers.Layer]:
+def input_layers(model_cfg: ModelConfig) -> list[layers.Layer]:
     """Scaling and augmentation; augmentation layers are identity at inference."""
     return scaling_layers(model_cfg) + augmentation_layers(model_cfg)
 
 
-def scaling_layers(model_cfg) -> list[layers.Layer]:
+def scaling_layers(model_cfg: ModelConfig) -> list[layers.Layer]:
+    """Pixels to [-1, 1] as MobileNetV2 expects, when `preprocess` is on; else nothing."""
     if not model_cfg.preprocess:
         return []
     # Same arithmetic as mobilenet_v2.preprocess_input (x / 127.5 - 1), as a layer so
@@ -53,7 +56,7 @@ def scaling_layers(model_cfg) -> list[layers.Layer]:
     return [layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale_to_unit_range")]
 
 
-def augmentation_layers(model_cfg, seed: int | None = None) -> list[layers.Layer]:
+def augmentation_layers(model_cfg: ModelConfig, seed: int | None = None) -> list[layers.Layer]:
     """`seed`: the layers draw from their own seeded generators, not the global one."""
     out = []
     if model_cfg.flip_mode:
@@ -67,7 +70,8 @@ def augmentation_layers(model_cfg, seed: int | None = None) -> list[layers.Layer
     return out
 
 
-def cnn_layers(model_cfg, num_classes: int) -> list[layers.Layer]:
+def cnn_layers(model_cfg: ModelConfig, num_classes: int) -> list[layers.Layer]:
+    """The reference CNN body and head: conv blocks of `conv_filters`, dropout, dense, logits."""
     out = []
     last = len(model_cfg.conv_filters) - 1
     for i, filters in enumerate(model_cfg.conv_filters):
@@ -82,7 +86,7 @@ def cnn_layers(model_cfg, num_classes: int) -> list[layers.Layer]:
     return out
 
 
-def build_head(model_cfg, feature_shape, num_classes: int = 2, pooled_input: bool = False) -> keras.Model:
+def build_head(model_cfg: ModelConfig, feature_shape, num_classes: int = 2, pooled_input: bool = False) -> keras.Model:
     """The trainable part on top of a frozen backbone, a model of its own. FEATURE_SHAPE:
     the backbone's feature map, or (`pooled_input`) the already pooled features of the cache."""
     features = keras.Input(shape=tuple(feature_shape), name="features")

@@ -10,6 +10,7 @@ from catdog.plots import plt
 
 
 def png(data: bytes, name: str, out_dir: Path) -> dict:
+    """PNG bytes DATA saved as OUT_DIR/NAME and as a data URI: {"file", "data_uri"}."""
     path = Path(out_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
@@ -17,6 +18,7 @@ def png(data: bytes, name: str, out_dir: Path) -> dict:
 
 
 def figure(fig, name: str, out_dir: Path, dpi: int = 90) -> dict:
+    """FIG as a PNG beside the report (NAME in OUT_DIR) and embedded; the figure is closed."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)

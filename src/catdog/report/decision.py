@@ -127,7 +127,7 @@ def recommend(rows: list[VariantRow], val: dict[str, Scores] | None = None) -> C
         reason = (
             f"ties on validation accuracy with {_names(v for v in names if v != lowest.variant)}; the lower "
             f"validation loss, resolved from each ({lowest.val_loss_mean:.4f}; closest: {closest.b} by "
-            f"{closest.difference:+.4f}, 95% interval [{closest.interval.low:+.4f}, {closest.interval.high:+.4f}])"
+            f"{closest.difference:+.4f}, 95% interval {closest.interval.text(True, 4, 1)})"
         )
         return Choice(lowest, reason, names, [], differences, found)
     cheapest = min(tied_on_loss, key=lambda r: r.wall_minutes)
@@ -202,6 +202,14 @@ def decide(
     control: str | None = None,
     all_pairs: bool = False,
 ) -> Decision:
+    """The review page's decision.
+
+    Args:
+        rows: the variant rows.
+        scores: each variant's per-image test results (the comparisons).
+        val: each variant's per-image validation results (the rule; None: per-seed rates).
+        control: the variant to measure against (None: `choose_control` decides).
+        all_pairs: also every pair of variants, Holm-corrected, as exploratory."""
     choice = recommend(rows, val)
     incumbent = incumbent_variant()
     names = {r.variant for r in rows}

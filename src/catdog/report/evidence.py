@@ -1,5 +1,5 @@
 """What a reviewer asks for after the decision: how each variant differs from the control,
-per-class precision and recall, and calibration (statistics.md, section 6)."""
+per-class precision and recall, and calibration (docs/review.md, "The statistics")."""
 
 from __future__ import annotations
 
@@ -11,36 +11,13 @@ from catdog import stats
 from catdog.report.runs import RunRecord
 from catdog.report.summary import Scores
 
-# Settings that name, place or log a run rather than change what it learns.
-NOT_HYPERPARAMETERS = ("model.name", "model.backbone.weights", "data.dir", "data.url", "data.cache_dir", "seed")
-HYPERPARAMETER_PREFIXES = ("model.", "train.", "data.image_size", "features.train_views")
-NOT_HYPERPARAMETER_PREFIXES = ("train.verbose", "train.log_model")
-
-
-def hyperparameters(record: RunRecord) -> dict[str, str]:
-    return {
-        k: _short(v)
-        for k, v in record.run.data.params.items()
-        if k.startswith(HYPERPARAMETER_PREFIXES)
-        and k not in NOT_HYPERPARAMETERS
-        and not k.startswith(NOT_HYPERPARAMETER_PREFIXES)
-    }
-
-
-def _short(value: str) -> str:
-    """A logged float as 3 significant digits (0.0961, not 0.0960547686314343)."""
-    try:
-        return f"{float(value):.3g}" if "." in value else value
-    except ValueError:
-        return value
-
 
 def differences(groups: dict[str, list[RunRecord]], reference: str) -> dict[str, dict[str, tuple[str, str]]]:
     """Per variant, the settings in which it differs from REFERENCE's: {key: (its, reference's)}."""
-    base = hyperparameters(groups[reference][0])
+    base = groups[reference][0].hyperparameters
     out = {}
     for group, records in groups.items():
-        own = hyperparameters(records[0])
+        own = records[0].hyperparameters
         out[group] = {
             k: (own.get(k, "-"), base.get(k, "-")) for k in sorted(set(own) | set(base)) if own.get(k) != base.get(k)
         }

@@ -120,6 +120,7 @@ def _band(ax, histories: list[list[float]], label: str, color: str) -> None:
 
 
 def confusion(matrix: np.ndarray, class_names, title: str):
+    """A confusion matrix of summed counts, true class on rows."""
     fig, ax = plt.subplots(figsize=(3.4, 3.2))
     draw_confusion(ax, matrix, class_names, _wrap(title, 30))
     ax.set_ylabel("true")
@@ -191,6 +192,7 @@ def gallery(items: list[dict], columns: int = 6):
 
 
 def importance(names: list[str], values: list[float], title: str):
+    """Hyperparameter importances as horizontal bars (0 to 1)."""
     fig, ax = plt.subplots(figsize=(4.8, 0.5 * len(names) + 1.2))
     ax.barh(names, values, color="#8fb4d9")
     ax.set(xlabel="importance (random forest, impurity)", xlim=(0, 1))

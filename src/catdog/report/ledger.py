@@ -50,6 +50,7 @@ def _day(millis: int) -> str:
 
 
 def read(path) -> list[dict]:
+    """The ledger's entries at PATH ([] when there is no ledger yet)."""
     path = Path(path)
     return json.loads(path.read_text())["entries"] if path.is_file() else []
 

@@ -12,6 +12,7 @@ from catdog.tracking import redact
 
 
 def shown_path(path: str) -> str:
+    """PATH as a page may show it: relative to the project or home, else its last two parts."""
     p = Path(path)
     if not p.is_absolute():
         return path

@@ -83,6 +83,7 @@ def _one(row, scores: dict, budget_minutes, differences, supply: int) -> dict:
 
 
 def lines(planned: list[dict]) -> list[str]:
+    """The plans as lines for the terminal."""
     out = []
     for p in planned:
         out.append(

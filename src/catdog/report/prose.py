@@ -20,8 +20,8 @@ def pts(value) -> str:
     return "-" if value is None else f"{100 * value:+.1f} pts"
 
 
-def interval(ci, points: bool = False) -> str:
-    return "-" if ci is None else ci.text(points)
+def interval(ci, points: bool = False, digits: int = 1, scale: float = 100) -> str:
+    return "-" if ci is None else ci.text(points, digits, scale)
 
 
 def pval(p) -> str:

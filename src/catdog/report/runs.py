@@ -20,6 +20,30 @@ from catdog.tracking import DIRTY_TAG, KIND_TAG
 TEST_USED_TAG = "test_used_for_choice"
 
 
+# Settings that name, place or log a run rather than change what it learns.
+NOT_HYPERPARAMETERS = ("model.name", "model.backbone.weights", "data.dir", "data.url", "data.cache_dir", "seed")
+HYPERPARAMETER_PREFIXES = ("model.", "train.", "data.image_size", "features.train_views")
+NOT_HYPERPARAMETER_PREFIXES = ("train.verbose", "train.log_model")
+
+
+def _hyperparameters(params: dict) -> dict[str, str]:
+    return {
+        k: _short(v)
+        for k, v in params.items()
+        if k.startswith(HYPERPARAMETER_PREFIXES)
+        and k not in NOT_HYPERPARAMETERS
+        and not k.startswith(NOT_HYPERPARAMETER_PREFIXES)
+    }
+
+
+def _short(value: str) -> str:
+    """A logged float as 3 significant digits (0.0961, not 0.0960547686314343)."""
+    try:
+        return f"{float(value):.3g}" if "." in value else value
+    except ValueError:
+        return value
+
+
 @dataclass
 class RunRecord:
     """One finished training run, as the report sees it."""
@@ -76,6 +100,11 @@ class RunRecord:
     def commit(self) -> str:
         commit = self.run.data.tags.get("mlflow.source.git.commit", "unknown")[:10]
         return commit + ("+dirty" if self.run.data.tags.get(DIRTY_TAG) == "true" else "")
+
+    @property
+    def hyperparameters(self) -> dict[str, str]:
+        """The settings that decide what the run learns (not where it is logged or stored)."""
+        return _hyperparameters(self.run.data.params)
 
     @property
     def rule(self) -> str | None:
@@ -218,10 +247,9 @@ def earlier_seed_variance(study: Study, group: str):
     FINISHED training runs outside this study with its settings, on the same data, at least
     two seeds. Lends a variant run once here an honest interval; None when there is none."""
     from catdog import stats
-    from catdog.report import evidence
 
     records = study.groups[group]
-    data_id, settings = study.param("data_id"), evidence.hyperparameters(records[0])
+    data_id, settings = study.param("data_id"), records[0].hyperparameters
     if not data_id:
         return None
     own = {r.id for r in study.records}
@@ -234,7 +262,7 @@ def earlier_seed_variance(study: Study, group: str):
         output_format="list",
     )
     peers = [RunRecord(r, group) for r in runs if r.info.run_id not in own and "test_accuracy" in r.data.metrics]
-    peers = [r for r in peers if evidence.hyperparameters(r) == settings]
+    peers = [r for r in peers if r.hyperparameters == settings]
     by_study: dict[tuple, list[RunRecord]] = {}
     for record in peers:
         tags = record.run.data.tags
@@ -249,6 +277,7 @@ def earlier_seed_variance(study: Study, group: str):
 
 
 def misclassified_thumbnails(record: RunRecord) -> dict[str, np.ndarray]:
+    """The run's thumbnails of the test images it got wrong, by image id ({} if none kept)."""
     try:
         path = mlflow.artifacts.download_artifacts(f"runs:/{record.id}/predictions/misclassified.npz")
     except (MlflowException, OSError):
@@ -258,10 +287,12 @@ def misclassified_thumbnails(record: RunRecord) -> dict[str, np.ndarray]:
 
 
 def history(record: RunRecord, key: str) -> list[float]:
+    """The per-epoch values of metric KEY of the run, in epoch order."""
     return [m.value for m in sorted(mlflow.MlflowClient().get_metric_history(record.id, key), key=lambda m: m.step)]
 
 
 def confusion(record: RunRecord) -> np.ndarray | None:
+    """The run's test confusion matrix, or None for runs that did not log one."""
     try:
         return np.asarray(json.loads(mlflow.artifacts.load_text(f"runs:/{record.id}/confusion_matrix.json"))["matrix"])
     except (MlflowException, OSError):

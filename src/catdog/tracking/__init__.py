@@ -1,10 +1,12 @@
 """Tracking: the one MLflow store every run logs to (`store`, whose API is re-exported here),
-loading logged models to predict, results kept while a server is away, and runs left
+what a run records of its environment, results kept while a server is away, and runs left
 behind by dead processes."""
 
 from catdog.tracking.store import (
+    CHAMPION,
     DIRTY_TAG,
     KIND_TAG,
+    REGISTERED_MODEL,
     check_reachable,
     code_version,
     configure,
@@ -17,12 +19,15 @@ from catdog.tracking.store import (
     model_requirements,
     redact,
     run_tags,
+    store_lock,
     tracked_run,
 )
 
 __all__ = [
+    "CHAMPION",
     "DIRTY_TAG",
     "KIND_TAG",
+    "REGISTERED_MODEL",
     "check_reachable",
     "code_version",
     "configure",
@@ -35,5 +40,6 @@ __all__ = [
     "model_requirements",
     "redact",
     "run_tags",
+    "store_lock",
     "tracked_run",
 ]

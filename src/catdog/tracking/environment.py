@@ -60,4 +60,5 @@ def threads() -> str:
 
 
 def environment() -> dict[str, str]:
+    """Every `env.*` tag of a run started now."""
     return {**machine(), "env.threads": threads()}

@@ -27,6 +27,7 @@ def process_start(pid: int) -> str | None:
 
 
 def owner_tags() -> dict[str, str]:
+    """The host, process id and process start time that own a run: what finds it stale later."""
     tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
     start = process_start(os.getpid())
     if start:
@@ -35,6 +36,7 @@ def owner_tags() -> dict[str, str]:
 
 
 def alive(pid: int, start: str | None) -> bool:
+    """Whether process PID is alive and is the one that started at START (not a reused pid)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -71,6 +73,7 @@ def find_stale(experiment_ids: list[str] | None = None) -> list[StaleRun]:
 
 
 def mark_failed(stale: StaleRun) -> None:
+    """End STALE as FAILED, with a note saying who ended it and why."""
     client = mlflow.MlflowClient()
     note = (
         f"Marked FAILED by `catdog runs --stale --mark-failed` on {time.strftime('%Y-%m-%d %H:%M')}: "

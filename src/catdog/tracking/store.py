@@ -20,7 +20,10 @@ from mlflow.exceptions import MlflowException
 from omegaconf import OmegaConf
 
 from catdog import PROJECT_ROOT, CatdogError, RunFailure, decision_rule
+from catdog.schema import RunConfig, TrackingConfig
 
+# The model registry's entry for the project's classifier, and the alias of the one to use.
+REGISTERED_MODEL, CHAMPION = "catdog-classifier", "champion"
 KIND_TAG = "kind"  # train | search | trial | retrain: lets reports pick the runs they mean
 DIRTY_TAG = "git_dirty"  # "true": the run's code had uncommitted changes to tracked files
 
@@ -64,8 +67,8 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
 # unless a link carries ?workflowType=machine_learning, so the links we print carry it.
 EXPERIMENT_TAGS = {
     "mlflow.note.content": (
-        "catdog-study: cats-vs-dogs Keras variants (cnn, augmented, preprocessed, transfer). Runs are tagged "
-        "`kind` (train, search, trial, retrain, report), `variant` and `seed`; compare them on "
+        "catdog-study: cats-vs-dogs Keras variants (the model configs in conf/model/). Runs are tagged "
+        "`kind` (train, search, trial, seed, retrain, report), `variant` and `seed`; compare them on "
         "metrics.model_val_accuracy (choose) and metrics.test_accuracy (report) against "
         "metrics.baseline_accuracy. The review report is the artifact of the latest `kind = report` run."
     ),
@@ -78,19 +81,19 @@ EXPERIMENT_TAGS = {
 SYSTEM_METRICS_INTERVAL_S = 2
 
 
-def configure(tracking_cfg) -> str:
+def configure(tracking_cfg: TrackingConfig) -> str:
     """Point MLflow at the configured store and experiment; returns the experiment id."""
     from mlflow.environment_variables import MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL
 
     if MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL.get() is None:
         mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_INTERVAL_S)
     mlflow.set_tracking_uri(tracking_cfg.uri)
-    with _store_setup_lock(tracking_cfg.uri):
+    with store_lock(tracking_cfg.uri):
         return _set_experiment(tracking_cfg)
 
 
 @contextmanager
-def _store_setup_lock(uri: str):
+def store_lock(uri: str):
     """Jobs started together on a new SQLite store race to create its schema (and crash);
     one at a time they don't. A file lock beside the database; nothing for servers."""
     if not uri.startswith("sqlite:///"):
@@ -106,7 +109,7 @@ def _store_setup_lock(uri: str):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _set_experiment(tracking_cfg) -> str:
+def _set_experiment(tracking_cfg: TrackingConfig) -> str:
     name = tracking_cfg.experiment
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
@@ -135,6 +138,7 @@ def redact(uri: str) -> str:
 
 
 def is_server(uri: str) -> bool:
+    """Whether URI is a tracking server (http or https), not a store of its own."""
     return urlparse(uri).scheme in ("http", "https")
 
 
@@ -172,7 +176,7 @@ def flatten(cfg, prefix: str = "") -> dict[str, object]:
     return out
 
 
-def log_config(cfg) -> None:
+def log_config(cfg: RunConfig) -> None:
     """Every resolved config value as a param, and the whole config as config.yaml."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["tracking"]["uri"] = redact(resolved["tracking"]["uri"])

@@ -1,18 +1,11 @@
-"""Scoring models: on a split in memory, or a logged run's model on any labeled folder."""
+"""Scoring a model on inputs in memory, image by image, and what a run logs of it."""
 
 from __future__ import annotations
 
-import ast
-import re
-from pathlib import Path
-
 import keras
-import mlflow
 import numpy as np
-from mlflow.exceptions import MlflowException
 
-from catdog import CatdogError
-from catdog.data.loading import Split, batches, load_folder
+from catdog.data import Split, batches
 
 
 def evaluate(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, batch_size: int = 32) -> dict:
@@ -60,37 +53,3 @@ def thumbnails(split: Split, rows, size: int = 96) -> np.ndarray:
         return np.zeros((0, size, size, 3), np.uint8)
     resized = keras.ops.image.resize(split.images[rows].astype("float32"), (size, size), antialias=True)
     return np.clip(np.rint(keras.ops.convert_to_numpy(resized)), 0, 255).astype(np.uint8)
-
-
-def evaluate_run(run_id: str, folder, batch_size: int = 32) -> dict:
-    """Score run RUN_ID's logged model on FOLDER/<class>/* and log the result to that run."""
-    client = mlflow.MlflowClient()
-    try:
-        run = client.get_run(run_id)
-        model = mlflow.keras.load_model(f"runs:/{run_id}/model")
-    except (MlflowException, OSError) as exc:
-        raise CatdogError(f"run {run_id}: no logged model ({str(exc).splitlines()[0]})") from exc
-    class_names = ast.literal_eval(run.data.params.get("data.class_names", "['cats', 'dogs']"))
-    split = load_folder(folder, model.input_shape[1:3], class_names, require_every_class=False)
-    scores = evaluate_split(model, split, batch_size)
-    matrix = scores["confusion"]
-    per_class = {
-        name: {
-            "n": int(matrix[i].sum()),
-            "correct": int(matrix[i, i]),
-            "accuracy": float(matrix[i, i] / matrix[i].sum()) if matrix[i].sum() else None,
-        }
-        for i, name in enumerate(class_names)
-    }
-    result = {
-        "run_id": run_id,
-        "folder": str(Path(folder).resolve()),
-        "n": len(split),
-        "accuracy": scores["accuracy"],
-        "loss": scores["loss"],
-        "per_class": per_class,
-    }
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(folder).resolve().name)
-    client.log_metric(run_id, f"eval_{slug}_accuracy", scores["accuracy"])
-    client.log_dict(run_id, result, f"evaluations/{slug}.json")
-    return result

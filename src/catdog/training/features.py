@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from catdog.data.loading import StudyData, no_autotune
+from catdog.data import StudyData, no_autotune
 from catdog.models import backbone_cut
 from catdog.models.variants import augmentation_layers, build_backbone, scaling_layers
-from catdog.training.plan import fit_plan
+from catdog.schema import RunConfig
+from catdog.training.plan import FitPlan, fit_plan
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,9 @@ class FeatureCache:
     float16 (half the memory; the head's accuracy does not notice); the latest training
     views stay in memory so consecutive trials with the same augmentation share them."""
 
-    def __init__(self, data: StudyData, cfg):
-        """CFG: a run's config; `cfg.model` names the backbone, `cfg.features` the cache."""
+    def __init__(self, data: StudyData, cfg: RunConfig, plan: FitPlan | None = None):
+        """CFG: a run's config; `cfg.model` names the backbone, `cfg.features` the cache;
+        PLAN: how CFG's run fits (`fit_plan(cfg)` when not given)."""
         model_cfg = cfg.model
         self.data = data
         self.model_cfg = model_cfg
@@ -78,7 +80,7 @@ class FeatureCache:
             "weights": _weights_id(model_cfg.backbone.weights),
             "preprocess": bool(model_cfg.preprocess),
         }
-        self.plan = fit_plan(cfg)
+        self.plan = plan or fit_plan(cfg)
         # A frozen backbone under an average-pooling head: the pooled features are all the
         # head sees, 49x smaller than the feature map at 224 px.
         if self.plan.pooled:
@@ -91,9 +93,10 @@ class FeatureCache:
         self._train = (None, None)
         self.computed = 0  # images pushed through the backbone so far (0: all from disk)
 
-    def serves(self, cfg) -> bool:
-        """Whether CFG's model trains on these features (a trial may pool or cut otherwise)."""
-        return fit_plan(cfg) == self.plan
+    def serves(self, plan: FitPlan) -> bool:
+        """Whether a run fitting by PLAN trains on these features (a trial may pool or cut
+        otherwise)."""
+        return plan == self.plan
 
     def _extractor(self):
         """The frozen backbone, or its bottom below the fine-tuning cut."""
@@ -173,12 +176,12 @@ class FeatureCache:
             self._eval = (both[:n_val], both[n_val:])
         return self._eval
 
-    def features(self, cfg) -> CachedFeatures:
+    def features(self, cfg: RunConfig) -> CachedFeatures:
         """Every feature set a run of CFG trains and validates on, loaded or built."""
         val, test = self.eval_features()
         return CachedFeatures(self.train_features(cfg), val, test)
 
-    def train_features(self, cfg):
+    def train_features(self, cfg: RunConfig):
         """`train_views` augmented views of every training image for `cfg.model`'s
         augmentation (a trial's may differ from the search's), as one float16 tensor
         (views, n, ...). The latest set stays in memory as a tensor, so trials with the same
@@ -220,15 +223,15 @@ class FeatureCache:
         return self._train[1]
 
 
-def cache_for(cache: FeatureCache | None, data: StudyData, cfg) -> FeatureCache | None:
-    """The cache a run of CFG trains from: CACHE when it serves CFG (a trial or a retrain may
-    pool or fine-tune otherwise than the search's config), else a new one; None when CFG's
-    run trains on images."""
-    if not fit_plan(cfg).cached:
+def cache_for(cache: FeatureCache | None, data: StudyData, cfg: RunConfig, plan: FitPlan) -> FeatureCache | None:
+    """The cache a run of CFG, fitting by PLAN, trains from: CACHE when it serves that plan
+    (a trial or a retrain may pool or fine-tune otherwise than the search's config), else a
+    new one; None when the run trains on images."""
+    if not plan.cached:
         return None
-    if cache is not None and cache.serves(cfg):
+    if cache is not None and cache.serves(plan):
         return cache
-    return FeatureCache(data, cfg)
+    return FeatureCache(data, cfg, plan)
 
 
 def view_dataset(views: np.ndarray, labels: np.ndarray, batch_size: int, seed: int):

@@ -10,9 +10,10 @@ import keras
 import mlflow
 import numpy as np
 
-from catdog.data.loading import StudyData, batches, to_dataset
+from catdog.data import StudyData, batches, to_dataset
 from catdog.models import backbone_cut
 from catdog.models.variants import backbone_layer, build_backbone, build_head, build_model
+from catdog.schema import RunConfig, TrainConfig
 from catdog.training.evaluation import evaluate
 from catdog.training.features import CachedFeatures, view_dataset
 from catdog.training.plan import ACTIVATIONS, FEATURES, IMAGES, FitPlan
@@ -35,12 +36,15 @@ class ContinuedMetricsCallback(EpochMetricsCallback):
         pass
 
 
-def fine_tune_learning_rate(train_cfg) -> float:
+def fine_tune_learning_rate(train_cfg: TrainConfig) -> float:
+    """The second stage's learning rate: its own, else a tenth of the first stage's."""
     rate = train_cfg.fine_tune.learning_rate
     return train_cfg.learning_rate / 10 if rate is None else rate
 
 
-def compile_model(model: keras.Model, train_cfg, learning_rate: float | None = None, steps: int = 1) -> keras.Model:
+def compile_model(
+    model: keras.Model, train_cfg: TrainConfig, learning_rate: float | None = None, steps: int = 1
+) -> keras.Model:
     """STEPS: training steps per call into TensorFlow. A head on cached features takes a
     whole epoch per call: the same weights after the same steps, a sixth less time per fit
     (docs/benchmarks.md); on images it saves nothing, so they keep one."""
@@ -55,12 +59,13 @@ def compile_model(model: keras.Model, train_cfg, learning_rate: float | None = N
     return model
 
 
-def epoch_steps(cfg, data: StudyData) -> int:
+def epoch_steps(cfg: RunConfig, data: StudyData) -> int:
     """Training steps in an epoch: every cached-feature head fit runs them in one call."""
     return -(-len(data.train) // cfg.data.batch_size)
 
 
-def fit_callbacks(train_cfg, continued: bool = False) -> list[keras.callbacks.Callback]:
+def fit_callbacks(train_cfg: TrainConfig, continued: bool = False) -> list[keras.callbacks.Callback]:
+    """MLflow's per-epoch logging (inside a run) and early stopping when configured; CONTINUED: a second stage."""
     # Outside a run MLflow's callback would silently start one in a default store.
     tracker = ContinuedMetricsCallback if continued else EpochMetricsCallback
     callbacks = [tracker()] if mlflow.active_run() else []
@@ -73,7 +78,7 @@ def fit_callbacks(train_cfg, continued: bool = False) -> list[keras.callbacks.Ca
     return callbacks
 
 
-def kept_epoch(history: dict, train_cfg) -> int:
+def kept_epoch(history: dict, train_cfg: TrainConfig) -> int:
     """The epoch (0-based) whose weights the run keeps: with early stopping, Keras restores
     the first epoch of best validation accuracy of the last stage; otherwise the last
     epoch's weights stay."""
@@ -97,7 +102,7 @@ class Trainable:
     fine_tune_from: str | None = None
 
 
-def build(cfg, data: StudyData, plan: FitPlan, cached: CachedFeatures | None = None) -> Trainable:
+def build(cfg: RunConfig, data: StudyData, plan: FitPlan, cached: CachedFeatures | None = None) -> Trainable:
     """What PLAN trains: the whole network; or, on cached features, only the head; or, on a
     fine-tuned variant's cached activations, the top of the backbone (frozen in the first
     stage) and the head."""
@@ -121,7 +126,7 @@ def build(cfg, data: StudyData, plan: FitPlan, cached: CachedFeatures | None = N
     return Trainable(compile_model(model, cfg.train), tuned, first)
 
 
-def fit(cfg, data: StudyData, plan: FitPlan, trainable: Trainable, cached=None, callbacks=(), **fit_kwargs):
+def fit(cfg: RunConfig, data: StudyData, plan: FitPlan, trainable: Trainable, cached=None, callbacks=(), **fit_kwargs):
     """Fit on the training split, validating each epoch; then, for a fine-tuned variant,
     unfreeze the backbone's top, recompile at the fine-tuning learning rate and go on for
     `train.fine_tune.epochs`. Returns the History, whose `history` holds both stages (and
@@ -161,7 +166,7 @@ def fit(cfg, data: StudyData, plan: FitPlan, trainable: Trainable, cached=None, 
     return result
 
 
-def _training_data(cfg, data: StudyData, plan: FitPlan, cached: CachedFeatures | None):
+def _training_data(cfg: RunConfig, data: StudyData, plan: FitPlan, cached: CachedFeatures | None):
     """The training batches (reshuffled every epoch by the dataset itself) and validation
     batches the whole trainable model fits on."""
     size = cfg.data.batch_size
@@ -188,7 +193,7 @@ def stage1_parts(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     return frozen, keras.Model(pooled, x, name="head_on_pooled")
 
 
-def _frozen_top_data(cfg, data: StudyData, cached: CachedFeatures, frozen: keras.Model):
+def _frozen_top_data(cfg: RunConfig, data: StudyData, cached: CachedFeatures, frozen: keras.Model):
     """The first stage of fine-tuning on cached activations: the top is still frozen, so its
     outputs are computed once per cached view and only the head trains on them, as fast as a
     `transfer` head instead of a forward pass of the top per image and epoch."""
@@ -212,7 +217,7 @@ def _outputs(part: keras.Model, inputs, batch_size: int) -> np.ndarray:
     return out
 
 
-def validate(cfg, data: StudyData, trainable: Trainable, cached: CachedFeatures | None = None) -> dict:
+def validate(cfg: RunConfig, data: StudyData, trainable: Trainable, cached: CachedFeatures | None = None) -> dict:
     """The fitted weights scored image by image on the validation inputs fit validated on
     (the images, or their cached features): `evaluate`'s scores, whose accuracy and loss
     are the kept epoch's `val_accuracy` and `val_loss`."""
@@ -220,7 +225,7 @@ def validate(cfg, data: StudyData, trainable: Trainable, cached: CachedFeatures 
     return evaluate(trainable.model, inputs, data.val.labels, cfg.data.batch_size)
 
 
-def on_images(cfg, data: StudyData, plan: FitPlan, trainable: Trainable) -> keras.Model:
+def on_images(cfg: RunConfig, data: StudyData, plan: FitPlan, trainable: Trainable) -> keras.Model:
     """The trained model on raw images: a head trained on cached features goes back on its
     backbone; a top fine-tuned on cached activations goes back on the frozen bottom."""
     n_classes = len(data.class_names)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from catdog.schema import RunConfig
+
 IMAGES, FEATURES, ACTIVATIONS = "images", "features", "activations"
 
 
@@ -20,7 +22,7 @@ class FitPlan:
         return self.inputs != IMAGES
 
 
-def fit_plan(cfg) -> FitPlan:
+def fit_plan(cfg: RunConfig) -> FitPlan:
     """Only a frozen backbone with fixed weights gives the same features every time, so only
     such a variant trains on cached ones (`features.enabled` turns the cache off)."""
     backbone = cfg.model.backbone

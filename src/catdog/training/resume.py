@@ -10,13 +10,14 @@ import mlflow
 from omegaconf import OmegaConf
 
 from catdog import tracking
+from catdog.schema import RunConfig
 
 RUN_KEY_TAG = "run_key"
 # Where a run is logged and how it reports, not what it computes.
 NOT_IN_KEY = ("tracking", "paths", "study")
 
 
-def run_key(cfg, data_id: str) -> str:
+def run_key(cfg: RunConfig, data_id: str) -> str:
     """A digest of what decides a run's result: its resolved config (less where it is
     logged), the data's identity and the code (commit and any uncommitted changes)."""
     resolved = OmegaConf.to_container(cfg, resolve=True)

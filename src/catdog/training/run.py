@@ -18,12 +18,13 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 
 from catdog import RunFailure, plots, schema, tracking
-from catdog.data.loading import Split, StudyData, load_study_data
+from catdog.data import Split, StudyData, load_study_data
 from catdog.models.variants import augmentation_layers
+from catdog.schema import RunConfig
 from catdog.tracking import unsent
 from catdog.training import features, fitting, resume, seeding
 from catdog.training.evaluation import evaluate_split, predictions_table, thumbnails
-from catdog.training.plan import fit_plan
+from catdog.training.plan import FitPlan, fit_plan
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class RunResult:
 @contextmanager
 def precision(policy: str):
     """Keras' dtype policy for the layers built inside, restored afterwards. With
-    mixed_bfloat16 the logits layer stays float32 (see models.py)."""
+    mixed_bfloat16 the logits layer stays float32 (models/variants.py, `build_head`)."""
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
@@ -60,7 +61,7 @@ def precision(policy: str):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def log_data_views(data: StudyData, cfg) -> None:
+def log_data_views(data: StudyData, cfg: RunConfig) -> None:
     """The sample grid, and one flip and one rotation grid when the variant augments. The
     grids' layers draw from their own generators, seeded by the run's seed."""
     mlflow.log_figure(plots.sample_grid(data.train, data.class_names), "plots/samples.png")
@@ -72,6 +73,7 @@ def log_data_views(data: StudyData, cfg) -> None:
 
 
 def test_scores(test: dict, data: StudyData) -> dict[str, float]:
+    """The test metrics a run logs: accuracy, loss, images right, images, lift over the baseline."""
     return {
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
@@ -117,7 +119,9 @@ def _log_misclassified(split: Split, predicted) -> None:
         mlflow.log_artifact(path, "predictions")
 
 
-def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=None, parent_run_id=None) -> RunResult:
+def train(
+    cfg: RunConfig, tags: dict | None = None, data: StudyData | None = None, cache=None, parent_run_id=None
+) -> RunResult:
     """Train one variant as configured and log the run; returns its id and scores.
 
     `data`/`cache` let a caller (the tuner) share decoded images and cached features;
@@ -132,7 +136,8 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
         if done is not None:
             log.info("skipped: done in run %s (study.rerun=true trains it again)", done.info.run_id)
             return RunResult.of(done, skipped=True)
-    cached = _cached_inputs(cfg, data, cache)
+    plan = fit_plan(cfg)
+    cached = _cached_inputs(cfg, data, cache, plan)
     tracking.configure(cfg.tracking)  # after the cache: bad weights leave no store behind
     run_name = f"{cfg.model.name}-seed{cfg.seed}"
     kind = "retrain" if parent_run_id else "train"
@@ -151,23 +156,23 @@ def train(cfg, tags: dict | None = None, data: StudyData | None = None, cache=No
         # After start_run, which draws the run's name from Python's global `random`.
         seeding.seed_run(cfg.seed)
         try:
-            return _fit_and_log(cfg, data, cached, run)
+            return _fit_and_log(cfg, data, plan, cached, run)
         except OSError as exc:  # a full disk, a read-only artifact store: one line, the run FAILED
             raise RunFailure(f"could not write {exc.filename or 'an artifact'}: {exc.strerror or exc}") from exc
 
 
-def _cached_inputs(cfg, data: StudyData, cache) -> features.CachedFeatures | None:
+def _cached_inputs(cfg: RunConfig, data: StudyData, cache, plan: FitPlan) -> features.CachedFeatures | None:
     """The run's cached backbone features, built if cold (None: the run trains on images)."""
     # The previous run of a multirun may still hold its features in reference cycles (tf.data
     # datasets, traced functions): free them before this run loads its own.
     gc.collect()
-    cache = features.cache_for(cache, data, cfg)
+    cache = features.cache_for(cache, data, cfg, plan)
     # Cold or warm, the cache draws only from its own seeded generators: the run below
     # trains the same either way.
     return cache.features(cfg) if cache is not None else None
 
 
-def _fit_and_log(cfg, data: StudyData, cached: features.CachedFeatures | None, run) -> RunResult:
+def _fit_and_log(cfg: RunConfig, data: StudyData, plan: FitPlan, cached: features.CachedFeatures | None, run):
     """Inside the open, seeded run: log what goes in, fit, score, log what comes out."""
     load_at_start = os.getloadavg()[0]
     tracking.log_config(cfg)
@@ -182,7 +187,6 @@ def _fit_and_log(cfg, data: StudyData, cached: features.CachedFeatures | None, r
         cfg.train.epochs,
         " on cached backbone features" if cached else "",
     )
-    plan = fit_plan(cfg)
     trainable = fitting.build(cfg, data, plan, cached)
     mlflow.log_param("init_weights_digest", seeding.weights_digest(trainable.model))
     started = time.perf_counter()
@@ -210,7 +214,7 @@ def _fit_and_log(cfg, data: StudyData, cached: features.CachedFeatures | None, r
     return RunResult(run.info.run_id, kept["model_val_accuracy"], test["accuracy"], data.baseline_accuracy)
 
 
-def _kept_locally(cfg, run_id: str, history, scores, tables: dict, model, exc) -> RunFailure:
+def _kept_locally(cfg: RunConfig, run_id: str, history, scores, tables: dict, model, exc) -> RunFailure:
     """The server stopped answering after the training: keep its results on local disk."""
     folder = unsent.keep(Path(cfg.paths.mlruns_dir) / "unsent" / run_id, run_id, history, scores, tables, model)
     return RunFailure(

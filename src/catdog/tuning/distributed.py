@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -22,12 +23,19 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from catdog import RunFailure, private_api
-from catdog.launch import free_port
+from catdog.schema import SearchRunConfig
 
 log = logging.getLogger(__name__)
 
 ID_VAR, IP_VAR, PORT_VAR = "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"
 PARENT_VAR = "CATDOG_SEARCH_PARENT_RUN"
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released): the chief's."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def role() -> str | None:
@@ -48,7 +56,7 @@ def wait_for_chief(timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def local_workers(cfg, parent_run_id: str, project_dir: Path):
+def local_workers(cfg: SearchRunConfig, parent_run_id: str, project_dir: Path):
     """With `tuner.workers=N`: make this process the chief on a free loopback port and start
     N worker processes on the same config; yields {tuner id: process} ({} otherwise).
     On the way out, workers still alive are stopped (SIGTERM ends their runs KILLED)."""

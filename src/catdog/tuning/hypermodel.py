@@ -5,9 +5,10 @@ from __future__ import annotations
 import keras_tuner as kt
 from omegaconf import OmegaConf
 
-from catdog.data.loading import StudyData
+from catdog.data import StudyData
+from catdog.schema import SearchRunConfig
 from catdog.training import features, fitting, seeding
-from catdog.training.plan import fit_plan
+from catdog.training.plan import FitPlan, fit_plan
 from catdog.tuning.space import trial_values, with_values
 
 
@@ -16,35 +17,36 @@ class VariantHyperModel(kt.HyperModel):
 
     `seed` is set by the tuner before each execution of a trial (see tracked.py)."""
 
-    def __init__(self, cfg, data: StudyData, cache):
+    def __init__(self, cfg: SearchRunConfig, data: StudyData, cache):
         super().__init__(name=cfg.model.name)
         self.cfg, self.data, self.cache = cfg, data, cache
         self.seed = cfg.seed
         self._other = cache
         self._trainable = None
+        self._plan, self._cached = None, None  # the trial being fitted: how, and on what
         self.validation = None  # the latest fit's per-image validation scores (fitting.validate)
 
     def run_cfg(self, hp):
         """The search's config with the trial's values and seed in place."""
         return OmegaConf.merge(with_values(self.cfg, trial_values(hp, self.cfg)), {"seed": self.seed})
 
-    def cache_for(self, cfg) -> features.FeatureCache | None:
-        """The feature cache CFG trains on. A trial that pools or cuts otherwise needs other
-        features; the latest such cache is kept for the trials (and retrains) that follow."""
-        if self._other is None or not self._other.serves(cfg):
-            self._other = features.cache_for(self.cache, self.data, cfg)
+    def cache_for(self, cfg: SearchRunConfig, plan: FitPlan) -> features.FeatureCache | None:
+        """The feature cache a run of CFG fitting by PLAN trains on. A trial that pools or
+        cuts otherwise needs other features; the latest such cache is kept for the trials
+        (and retrains) that follow."""
+        if self._other is None or not self._other.serves(plan):
+            self._other = features.cache_for(self.cache, self.data, cfg, plan)
         return self._other
-
-    def cached(self, cfg) -> features.CachedFeatures | None:
-        cache = self.cache_for(cfg)
-        return cache.features(cfg) if cache is not None else None
 
     def build(self, hp):
         # Keras Tuner clears the session just before building: the trial's run starts here.
         seeding.seed_run(self.seed)
         cfg = self.run_cfg(hp)
-        # Keras Tuner hands fit() the model build() returned; what else the fit needs is kept here.
-        self._trainable = fitting.build(cfg, self.data, fit_plan(cfg), self.cached(cfg))
+        # How this trial fits, decided once; Keras Tuner hands fit() the model build() made.
+        self._plan = fit_plan(cfg)
+        cache = self.cache_for(cfg, self._plan)
+        self._cached = cache.features(cfg) if cache is not None else None
+        self._trainable = fitting.build(cfg, self.data, self._plan, self._cached)
         return self._trainable.model
 
     def fit(self, hp, model, *args, **kwargs):
@@ -52,8 +54,7 @@ class VariantHyperModel(kt.HyperModel):
         report the kept epoch's metrics: the weights a run keeps, not the best epoch of a
         history that no kept model has."""
         cfg = self.run_cfg(hp)
-        cached = self.cached(cfg)
-        history = fitting.fit(cfg, self.data, fit_plan(cfg), self._trainable, cached, **kwargs).history
-        self.validation = fitting.validate(cfg, self.data, self._trainable, cached)
+        history = fitting.fit(cfg, self.data, self._plan, self._trainable, self._cached, **kwargs).history
+        self.validation = fitting.validate(cfg, self.data, self._trainable, self._cached)
         epoch = fitting.kept_epoch(history, cfg.train)
         return {key: values[epoch] for key, values in history.items() if key != "stage"}

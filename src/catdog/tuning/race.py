@@ -20,6 +20,7 @@ import mlflow
 import numpy as np
 
 from catdog import stats
+from catdog.schema import SearchRunConfig
 from catdog.tracking import KIND_TAG
 from catdog.training import seeding
 
@@ -52,8 +53,7 @@ def look(setting: np.ndarray, leader: np.ndarray, level: float, leader_id: str =
     the leader's seeds, the setting taking the leader's seed variance."""
     j = len(setting)
     c = paired(leader, setting) if j >= 2 else stats.compare(leader, setting, list(range(len(leader))), ["only"])
-    flipped = stats.Interval(-c.interval.high, -c.interval.low)
-    return Look(j, leader_id, -c.difference, flipped, c.p_greater, level)
+    return Look(j, leader_id, -c.difference, -c.interval, c.p_greater, level)
 
 
 def paired(a: np.ndarray, b: np.ndarray) -> stats.Comparison:
@@ -90,7 +90,7 @@ class Race:
         self.last: tuple[int, str] | None = None  # the latest setting's seeds and status, for its progress line
 
     @classmethod
-    def of(cls, cfg, parent_run_id: str) -> Race | None:
+    def of(cls, cfg: SearchRunConfig, parent_run_id: str) -> Race | None:
         s = cfg.search
         return cls(parent_run_id, cfg.seed, s.max_seeds, s.race_alpha, s.equivalence_margin) if s.racing else None
 
@@ -112,6 +112,7 @@ class Race:
         return {int(r.data.tags["seed_index"]): r for r in runs}
 
     def correct(self, seed_run) -> np.ndarray:
+        """A finished seed run's 0/1 validation results, by image (cached: finished runs do not change)."""
         run_id = seed_run.info.run_id
         if run_id not in self._tables:
             table = (

@@ -8,10 +8,11 @@ import mlflow
 from omegaconf import OmegaConf
 
 from catdog import training
+from catdog.schema import SearchRunConfig
 from catdog.tuning.space import with_values
 
 
-def retrain(cfg, values: dict, label: str, data, cache, parent_run_id) -> list[float]:
+def retrain(cfg: SearchRunConfig, values: dict, label: str, data, cache, parent_run_id) -> list[float]:
     """Train the hyperparameter VALUES with `search.retrain_seeds` seeds under the parent; test accuracies.
     Runs already finished for the same label and seed (a resumed search) are reused."""
     accuracies = []

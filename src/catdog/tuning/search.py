@@ -14,9 +14,10 @@ import mlflow
 from omegaconf import OmegaConf
 
 from catdog import RunFailure, schema, tracking
-from catdog.data.loading import StudyData, load_study_data
+from catdog.data import StudyData, load_study_data
+from catdog.schema import SearchRunConfig, TunerConfig
 from catdog.training import features, precision, seeding
-from catdog.training.plan import fit_plan
+from catdog.training.plan import FitPlan, fit_plan
 from catdog.tuning import distributed, oracle
 from catdog.tuning.hypermodel import VariantHyperModel
 from catdog.tuning.leaderboard import leaderboard, log_search_plots
@@ -28,7 +29,7 @@ from catdog.tuning.tracked import TrackedTrials
 log = logging.getLogger(__name__)
 
 
-def search_id(cfg, data: StudyData) -> str:
+def search_id(cfg: SearchRunConfig, data: StudyData, plan: FitPlan) -> str:
     """Names the Keras Tuner project: the same search settings on the same data resume the
     same project; changing them starts a new one. max_trials is left out so that a search
     can be extended."""
@@ -37,7 +38,7 @@ def search_id(cfg, data: StudyData) -> str:
         "space": {k: OmegaConf.to_container(cfg.search[k], resolve=True) for k in hp_names(cfg)},
         "tuner": _tuner_identity(cfg.tuner),
         "train": OmegaConf.to_container(cfg.train, resolve=True),
-        "features": fit_plan(cfg).cached and cfg.features.train_views,
+        "features": plan.cached and cfg.features.train_views,
         "data": data.data_hash,
         "seed": cfg.seed,
     }
@@ -47,7 +48,7 @@ def search_id(cfg, data: StudyData) -> str:
     return f"{cfg.model.name}-{cfg.tuner.name}-{digest}"
 
 
-def _tuner_identity(tuner_cfg) -> dict:
+def _tuner_identity(tuner_cfg: TunerConfig) -> dict:
     """The tuner settings that decide its trials, spelled as before tuners were chosen by
     `_target_` (the class options flat), so that searches started earlier still resume."""
     settings = OmegaConf.to_container(tuner_cfg, resolve=True)
@@ -55,7 +56,7 @@ def _tuner_identity(tuner_cfg) -> dict:
     return {k: v for k, v in flat.items() if k not in ("_target_", "max_trials", "workers", "wait_s")}
 
 
-def make_tuner(cfg, hypermodel, project: str, parent_run_id: str, resume: bool):
+def make_tuner(cfg: SearchRunConfig, hypermodel, project: str, parent_run_id: str, resume: bool):
     """The `tuner._target_` Keras Tuner class with the tracked trials mixed in, its oracle
     given the search's budget and, with `search.racing`, the race."""
     tuner_cfg = cfg.tuner
@@ -98,7 +99,7 @@ def _parent_run_id(project: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-def _work(cfg, data: StudyData, cache, project: str) -> dict:
+def _work(cfg: SearchRunConfig, data: StudyData, cache, project: str) -> dict:
     """A distributed search's worker: run the trials the chief hands out, each a nested run
     under the chief's parent run; the chief ranks them and retrains the best."""
     parent_id = os.environ.get(distributed.PARENT_VAR)
@@ -118,17 +119,18 @@ def _mean_sd(values: list[float]) -> dict:
     return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
-def tune(cfg, tags: dict | None = None) -> dict:
+def tune(cfg: SearchRunConfig, tags: dict | None = None) -> dict:
     """Run (or resume) the configured search, retrain the winner, log it all; returns a summary."""
     schema.validate(cfg)
     check_space(cfg)
     tracking.check_reachable(cfg.tracking.uri)
     data = load_study_data(cfg.data)
-    cache = features.cache_for(None, data, cfg)
+    plan = fit_plan(cfg)
+    cache = features.cache_for(None, data, cfg, plan)
     if cache is not None:
         cache.features(cfg)
     tracking.configure(cfg.tracking)
-    project = search_id(cfg, data)
+    project = search_id(cfg, data, plan)
     if distributed.role() == "worker":
         return _work(cfg, data, cache, project)
     resumed = None if cfg.search.overwrite else _parent_run_id(project)
@@ -159,7 +161,7 @@ def tune(cfg, tags: dict | None = None) -> dict:
     return summary
 
 
-def _tuner(cfg, hypermodel, project: str, parent_id: str, resume: bool):
+def _tuner(cfg: SearchRunConfig, hypermodel, project: str, parent_id: str, resume: bool):
     try:
         tuner = make_tuner(cfg, hypermodel, project, parent_id, resume=resume)
     except (ValueError, KeyError, OSError) as exc:  # unreadable oracle.json / trial.json
@@ -172,7 +174,7 @@ def _tuner(cfg, hypermodel, project: str, parent_id: str, resume: bool):
     return tuner
 
 
-def _record_best(cfg, tuner, project: str, parent_id: str, data) -> dict:
+def _record_best(cfg: SearchRunConfig, tuner, project: str, parent_id: str, data) -> dict:
     """The leaderboard, plots, best hyperparameters and why the search stopped on the parent
     run; the summary. Racing, the best is the race's leader: the best mean over every seed,
     with the settings it cannot be told apart from."""
@@ -207,11 +209,12 @@ def _record_best(cfg, tuner, project: str, parent_id: str, data) -> dict:
     return summary
 
 
-def _retrain_best(cfg, summary: dict, data, hypermodel, cache) -> None:
+def _retrain_best(cfg: SearchRunConfig, summary: dict, data, hypermodel, cache) -> None:
     """Retrain the best (and the configured) values with `search.retrain_seeds` seeds."""
     parent_id, best = summary["parent_run_id"], summary["best"]
     # The trials' caches serve the retrains too: none is loaded a second time.
-    best_cache = hypermodel.cache_for(with_values(cfg, best))
+    best_cfg = with_values(cfg, best)
+    best_cache = hypermodel.cache_for(best_cfg, fit_plan(best_cfg))
     summary["best_test"] = _mean_sd(retrain(cfg, best, "best", data, best_cache, parent_id))
     if cfg.search.reference:
         reference = configured(cfg)

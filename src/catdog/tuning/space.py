@@ -5,10 +5,10 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from catdog import CatdogError
-from catdog.schema import CHOICE, LINEAR, SEARCHED
+from catdog.schema import CHOICE, LINEAR, SEARCHED, SearchRunConfig
 
 
-def check_space(cfg) -> None:
+def check_space(cfg: SearchRunConfig) -> None:
     """What the search schema cannot know alone: a linear head (no dense units) is only for
     backbones, the variant must use one of the settings left to search, and a race ranks
     by validation accuracy with one fit per seed."""
@@ -28,7 +28,7 @@ def check_space(cfg) -> None:
         raise CatdogError("search.racing decides how many seeds a setting gets: leave tuner.executions_per_trial at 1")
 
 
-def hp_names(cfg) -> list[str]:
+def hp_names(cfg: SearchRunConfig) -> list[str]:
     """The settings a search varies: each row of `schema.SEARCHED` that CFG's variant uses
     (rotation for variants that rotate, pooling for backbones, the fine-tuning cut and rate
     for fine-tuned ones), unless `search.<name>: null` keeps it at the configured value."""
@@ -39,12 +39,12 @@ def _path(name: str) -> str:
     return next(h.path for h in SEARCHED if h.name == name)
 
 
-def configured(cfg) -> dict:
+def configured(cfg: SearchRunConfig) -> dict:
     """The config's own values of the searched settings (the 'reference' point)."""
     return {name: OmegaConf.select(cfg, _path(name)) for name in hp_names(cfg)}
 
 
-def with_values(cfg, values: dict):
+def with_values(cfg: SearchRunConfig, values: dict):
     """CFG with VALUES (by hyperparameter name) in place."""
     cfg = OmegaConf.merge(cfg, {})
     for name, value in values.items():
@@ -57,7 +57,7 @@ def plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def trial_values(hp, cfg) -> dict:
+def trial_values(hp, cfg: SearchRunConfig) -> dict:
     """The trial's values of `hp_names`, declared in HP from `cfg.search` on first use."""
     kinds = {h.name: h.kind for h in SEARCHED}
     values = {}

@@ -42,6 +42,7 @@ class TrackedTrials:
         self.wait_s = 600.0
 
     def trial_seed(self, trial_id: str, execution: int = 0) -> int:
+        """The seed of a plain trial's EXECUTION-th fit: derived from the search's seed and the trial."""
         return seeding.derive(self.search_seed, int(trial_id), execution)
 
     def _hold_interrupt(self, signum, frame):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +12,10 @@ from mlflow.exceptions import MlflowException
 
 from catdog import CatdogError
 from catdog.data.images import BadImage, decode, list_images
-from catdog.registry import ALIAS, MODEL_NAME
+from catdog.serving import classes
+from catdog.tracking import CHAMPION, REGISTERED_MODEL
 
-DEFAULT_MODEL = f"models:/{MODEL_NAME}@{ALIAS}"
+DEFAULT_MODEL = f"models:/{REGISTERED_MODEL}@{CHAMPION}"
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,7 @@ def load(model_uri: str):
             run_id = model_uri.split("/")[1] if model_uri.startswith("runs:/") else None
     except (MlflowException, OSError) as exc:
         raise CatdogError(f"no model at {model_uri} ({str(exc).splitlines()[0][:160]})") from exc
-    names = ["cats", "dogs"]
-    if run_id:
-        names = ast.literal_eval(client.get_run(run_id).data.params.get("data.class_names", str(names)))
-    return model, names
+    return model, classes.class_names(client.get_run(run_id)) if run_id else list(classes.DEFAULT)
 
 
 def predict(model, class_names, files: list[Path], batch_size: int = 32):

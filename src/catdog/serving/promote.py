@@ -7,12 +7,12 @@ from mlflow.exceptions import MlflowException
 
 from catdog import CatdogError, stats
 from catdog.report.runs import load_study
-
-MODEL_NAME = "catdog-classifier"
-ALIAS = "champion"
+from catdog.tracking import CHAMPION, REGISTERED_MODEL
 
 
-def promote(experiment: str, variant: str | None = None, run_id: str | None = None, name: str = MODEL_NAME) -> dict:
+def promote(
+    experiment: str, variant: str | None = None, run_id: str | None = None, name: str = REGISTERED_MODEL
+) -> dict:
     """Register RUN_ID's model, or the logged model of the run with the best validation
     accuracy (never chosen by test) in EXPERIMENT (of VARIANT), as a new version of NAME,
     and point the alias `champion` at it. Returns what was recorded."""
@@ -41,19 +41,19 @@ def promote(experiment: str, variant: str | None = None, run_id: str | None = No
         "variant": run.data.tags.get("variant", "?"),
         "val_accuracy": f"{val:.4f}",
         "test_accuracy": f"{metrics['test_accuracy']:.4f}",
-        "test_accuracy_95ci": f"[{interval.low:.4f}, {interval.high:.4f}]",
+        "test_accuracy_95ci": interval.text(digits=4, scale=1),
         "data_hash": params.get("data_hash", "?"),
         "code_version": run.data.tags.get("mlflow.source.git.commit", "unknown"),
     }
     version = mlflow.register_model(_model_uri(run.info.run_id), name, tags=tags)
     description = (
         f"{tags['variant']} from run {run.info.run_id}, chosen by validation accuracy {val:.1%}. "
-        f"Test accuracy {metrics['test_accuracy']:.1%} (95% Wilson interval {interval.low:.1%}-{interval.high:.1%}, "
+        f"Test accuracy {metrics['test_accuracy']:.1%} (95% Wilson interval {interval.text()}%, "
         f"n={n_test}); data hash {tags['data_hash']}; code {tags['code_version'][:10]}."
     )
     client.update_model_version(name, version.version, description=description)
-    client.set_registered_model_alias(name, ALIAS, version.version)
-    return {"name": name, "version": version.version, "alias": ALIAS, "description": description, **tags}
+    client.set_registered_model_alias(name, CHAMPION, version.version)
+    return {"name": name, "version": version.version, "alias": CHAMPION, "description": description, **tags}
 
 
 def _model_uri(run_id: str) -> str | None:

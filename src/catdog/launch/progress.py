@@ -7,7 +7,6 @@ rewritten after every finished job."""
 from __future__ import annotations
 
 import fcntl
-import itertools
 import json
 import logging
 import os
@@ -17,24 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 
 from catdog import CatdogError
+from catdog.launch import sweep
+from catdog.schema import RunConfig
 
 log = logging.getLogger("catdog")
 
 LAUNCH_ENV = "CATDOG_LAUNCH"  # set for the jobs of one launch (inherited by launcher processes)
-
-
-def expand(overrides: list[str]) -> list[list[str]]:
-    """The jobs of a sweep, in the basic sweeper's order (the first override outermost)."""
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    choices = [
-        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override() else [o.input_line]
-        for o in parsed
-    ]
-    return [list(job) for job in itertools.product(*choices)]
 
 
 class StudyProgress(Callback):
@@ -43,7 +33,7 @@ class StudyProgress(Callback):
     def on_multirun_start(self, config, **kwargs) -> None:
         launch = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + str(os.getpid())
         os.environ[LAUNCH_ENV] = launch
-        jobs = expand(list(config.hydra.overrides.task))
+        jobs = sweep.jobs(list(config.hydra.overrides.task))
         _append(_file(Path(config.hydra.sweep.dir), launch), {"event": "launch", "jobs": jobs})
 
     def on_multirun_end(self, config, **kwargs) -> None:
@@ -110,19 +100,21 @@ def time_left(state: dict, running: int | None = None, earlier: dict[str, list[f
     return f"about {_duration(seconds)} left, plus {never} (never run here: unknown)"
 
 
-def earlier_seconds(cfg) -> dict[str, list[float]]:
+def earlier_seconds(cfg: RunConfig) -> dict[str, list[float]]:
     """Wall seconds of the FINISHED training runs in CFG's experiment, by variant: what a
-    study's remaining runs are estimated from before this launch has measured its own."""
-    import mlflow
+    study's remaining runs are estimated from before this launch has measured its own.
+    Read under the store's set-up lock: parallel jobs must not race to create a new store."""
+    from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(cfg.tracking.uri)
-    experiment = mlflow.get_experiment_by_name(cfg.tracking.experiment)
+    from catdog import tracking
+
+    with tracking.store_lock(cfg.tracking.uri):  # a new client may set up the store's tables
+        client = MlflowClient(tracking_uri=cfg.tracking.uri)
+        experiment = client.get_experiment_by_name(cfg.tracking.experiment)
     if experiment is None:
         return {}
-    runs = mlflow.search_runs(
-        [experiment.experiment_id],
-        filter_string="tags.kind = 'train' and attributes.status = 'FINISHED'",
-        output_format="list",
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.kind = 'train' and attributes.status = 'FINISHED'"
     )
     out: dict[str, list[float]] = {}
     for run in runs:
@@ -139,12 +131,12 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
 
-def _where(cfg) -> tuple[int, str]:
+def _where(cfg: RunConfig) -> tuple[int, str]:
     num = HydraConfig.get().job.num
     return num, f"{cfg.model.name} seed {cfg.seed}"
 
 
-def job_started(cfg) -> None:
+def job_started(cfg: RunConfig) -> None:
     state = _read()
     if state is None:
         return
@@ -153,7 +145,7 @@ def job_started(cfg) -> None:
     log.info("run %d/%d %s: %s, %s", num + 1, len(state["jobs"]), what, _counts(state), left)
 
 
-def job_ended(cfg, result, seconds: float) -> None:
+def job_ended(cfg: RunConfig, result, seconds: float) -> None:
     """Record the job's outcome, say where the study stands, and rewrite the review page."""
     path = _path()
     if path is None:
@@ -176,7 +168,7 @@ def job_ended(cfg, result, seconds: float) -> None:
         _live_report(cfg, len(state["jobs"]))
 
 
-def _live_report(cfg, expected: int) -> None:
+def _live_report(cfg: RunConfig, expected: int) -> None:
     from catdog.report.build import build_report
 
     experiment = cfg.tracking.experiment

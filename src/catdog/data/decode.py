@@ -1,4 +1,6 @@
-"""Images on disk -> decoded in-memory splits -> tf.data pipelines."""
+"""Decoding the data once: every image of the train and validation folders, one file at a
+time (unusable files skipped and listed), the validation folder split into validation and
+test per class, as in-memory splits shared by every run of a process."""
 
 from __future__ import annotations
 
@@ -6,18 +8,15 @@ import functools
 import hashlib
 import logging
 import os
-import shutil
-import socket
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 
-from catdog import CatdogError, RunFailure
+from catdog import CatdogError
+from catdog.data.fetch import resolve_root
 from catdog.data.images import BadImage, decode, list_images
+from catdog.schema import DataConfig
 
 log = logging.getLogger(__name__)
 
@@ -100,90 +99,6 @@ class StudyData:
         return digest.hexdigest()[:16]
 
 
-def resolve_root(data_cfg) -> Path:
-    """Folder holding train/ and validation/: `data.dir`, else the extracted `data.url`."""
-    if data_cfg.dir:
-        root = Path(data_cfg.dir).expanduser()
-        if not root.is_dir():
-            raise CatdogError(f"data.dir {root} is not a folder")
-    else:
-        root = _download(data_cfg.url, data_cfg.cache_dir, data_cfg.download_timeout)
-    return _find_dataset_root(root)
-
-
-def _download(url: str, cache_dir: str | None, timeout: float) -> Path:
-    """Fetch URL's zip once into the Keras cache (again if the cached copy is not a whole
-    zip: a download killed half-way) and extract it once; returns the extracted folder."""
-    import keras
-
-    parsed = urlparse(url)
-    if parsed.scheme == "file" and not Path(parsed.path).is_file():
-        raise CatdogError(f"data.url {url}: no such file")
-    fname = os.path.basename(parsed.path) or "dataset.zip"
-    if cache_dir:
-        # get_file silently falls back to /tmp/.keras when the folder does not exist yet.
-        Path(cache_dir).expanduser().mkdir(parents=True, exist_ok=True)
-
-    def fetch(**kwargs) -> str:
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(timeout)  # urlretrieve has no timeout of its own: a dead server hangs
-        try:
-            return keras.utils.get_file(fname=fname, origin=url, cache_dir=cache_dir, **kwargs)
-        except Exception as exc:  # get_file raises bare Exception on fetch failures
-            raise RunFailure(f"could not fetch data.url {url}: {str(exc).splitlines()[0]}") from exc
-        finally:
-            socket.setdefaulttimeout(previous)
-
-    archive = fetch()
-    if not zipfile.is_zipfile(archive):
-        log.warning("%s is not a whole zip archive (an interrupted download?): fetching it again", archive)
-        archive = fetch(force_download=True)
-        if not zipfile.is_zipfile(archive):
-            Path(archive).unlink(missing_ok=True)
-            raise CatdogError(f"data.url {url} is not a zip archive")
-    _refuse_unsafe_members(archive, url)
-    return _extract_once(archive)
-
-
-def _extract_once(archive: str) -> Path:
-    """ARCHIVE's contents in a folder beside it, extracted by the first call only.
-
-    Keras' get_file(extract=True) extracts again on every call (keras-team/keras#10436):
-    each run rewrote every image, so the per-process decode cache never hit and a run could
-    read files that a concurrent run was rewriting. Extracting into a temporary folder and
-    renaming it into place means a folder under the final name is always whole."""
-    target = Path(archive).with_name(Path(archive).name.split(".")[0] + "_extracted")  # Keras' name
-    if target.is_dir():
-        return target
-    partial = tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-")
-    try:
-        shutil.unpack_archive(archive, partial, format="zip")
-        os.rename(partial, target)
-    except OSError as exc:
-        if not target.is_dir():  # else a concurrent run renamed its copy first: use that
-            raise RunFailure(f"could not extract {archive}: {exc}") from exc
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return target
-
-
-def _refuse_unsafe_members(archive: str, url: str) -> None:
-    with zipfile.ZipFile(archive) as zf:
-        for name in zf.namelist():
-            if name.startswith(("/", "\\")) or ".." in Path(name).parts:
-                raise CatdogError(
-                    f"data.url {url}: member {name!r} would be extracted outside the cache folder; refused"
-                )
-
-
-def _find_dataset_root(root: Path) -> Path:
-    candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir())]
-    for candidate in candidates:
-        if (candidate / "train").is_dir() and (candidate / "validation").is_dir():
-            return candidate
-    raise CatdogError(f"{root} has no train/ and validation/ folders")
-
-
 def load_folder(folder, image_size, class_names, require_every_class: bool = True) -> Split:
     """Decode every image of FOLDER/<class>/** once, resized as the reference does. Files
     that are not usable images are skipped with a warning and listed in `Split.skipped`."""
@@ -233,7 +148,7 @@ def split_off_test(split: Split, fraction: float, seed: int) -> tuple[Split, Spl
     return split.subset(~test_mask), split.subset(test_mask)
 
 
-def load_study_data(data_cfg) -> StudyData:
+def load_study_data(data_cfg: DataConfig) -> StudyData:
     """The three splits of the configured data. Decoded once per process for the same files
     and settings: the runs of a multirun, or a search and its retrains, share one copy."""
     root = resolve_root(data_cfg)
@@ -271,28 +186,3 @@ def _decode(root: Path, listing: tuple, image_size, class_names, test_fraction: 
         for file, why in part.skipped
     )
     return StudyData(train, val, test, class_names, source=str(root), skipped=skipped)
-
-
-def to_dataset(split: Split, batch_size: int, shuffle_seed: int | None = None):
-    """Batches of a split's images as float32; reshuffled every epoch when a seed is given."""
-    return batches(split.images, split.labels, batch_size, shuffle_seed)
-
-
-def batches(inputs: np.ndarray, labels: np.ndarray, batch_size: int, shuffle_seed: int | None = None):
-    """Batches of INPUTS (images, or cached features) as float32, with their LABELS."""
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensor_slices((inputs, labels))
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return no_autotune(ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y)).prefetch(1))
-
-
-def no_autotune(ds):
-    """tf.data's autotuner stalls some epochs for seconds on small CPU machines; the data
-    is already in memory, so a fixed one-batch prefetch is all a pipeline needs."""
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return ds.with_options(options)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -20,20 +19,13 @@ def sweep_tags() -> dict:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return {}
-    from catdog.training.progress import LAUNCH_ENV
+    from catdog.launch.progress import LAUNCH_ENV
 
     return {
         "sweep": Path(hydra_cfg.sweep.dir).name,
         "sweep_job": hydra_cfg.job.num,
         "launch": os.environ.get(LAUNCH_ENV),
     }
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def share_cores() -> int | None:

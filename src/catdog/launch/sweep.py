@@ -1,0 +1,56 @@
+"""A command line's sweep, parsed once: the jobs the basic sweeper will launch, and each
+value of every swept setting once, composed and checked before the first job starts."""
+
+from __future__ import annotations
+
+import itertools
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from catdog import CatdogError, schema
+from catdog.config import load, one_line
+
+
+def _choices(overrides: list[str], interval_sweeps: bool = True) -> list[list[str]]:
+    """Per override, its values as `key=value` lines (one line for a plain override).
+    Interval sweeps are the sweeper's business: INTERVAL_SWEEPS=False leaves them out."""
+    out = []
+    for o in OverridesParser.create().parse_overrides(overrides):
+        if o.is_discrete_sweep():
+            out.append([f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()])
+        elif not o.is_sweep_override() or interval_sweeps:
+            out.append([o.input_line])
+    return out
+
+
+def jobs(overrides: list[str]) -> list[list[str]]:
+    """The jobs of a sweep, in the basic sweeper's order (the first override outermost)."""
+    return [list(job) for job in itertools.product(*_choices(overrides))]
+
+
+def every_value(overrides: list[str]) -> list[list[str]]:
+    """The overrides with each sweep at its first value, then each other value of every
+    sweep in turn: every value composed once, not every combination."""
+    values = _choices(overrides, interval_sweeps=False)
+    first = [choices[0] for choices in values]
+    out = [first]
+    for i, choices in enumerate(values):
+        out += [[*first[:i], value, *first[i + 1 :]] for value in choices[1:]]
+    return out
+
+
+def check_command_line(config_name: str, argv: list[str]) -> None:
+    """Compose CONFIG_NAME with ARGV's overrides as the Hydra app will, once per value of
+    each swept setting, and run the schemas' checks: a bad override or value fails here, in
+    one line, before any job of a sweep starts. Hydra's own flags (--cfg, --help, ...) and
+    `hydra.*` overrides are Hydra's business and left to it."""
+    if any(arg.startswith("-") and arg not in ("-m", "--multirun") for arg in argv):
+        return
+    overrides = [arg for arg in argv if not arg.startswith("-") and not arg.lstrip("+~").startswith("hydra")]
+    try:
+        for combination in every_value(overrides):
+            schema.validate(load(config_name, combination))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise CatdogError(one_line(exc)) from exc
