@@ -50,7 +50,7 @@ def test_a_tie_on_accuracy_goes_to_a_loss_that_its_interval_resolves():
     assert "the lower validation loss, resolved from each" in choice.reason
 
 
-def test_a_tie_on_accuracy_and_loss_goes_to_the_cheaper_run():
+def test_a_tie_on_accuracy_and_loss_goes_to_the_cheaper_run_then_the_incumbent():
     # The old rule's case: 288 px "won" on a bare loss gap of 0.0015 that no interval supports.
     rng = np.random.default_rng(1)
     spec = {"256 px": ([791, 793, 793], 0.0455, 0.4), "288 px": ([790, 792, 791], 0.0440, 0.6)}
@@ -59,11 +59,18 @@ def test_a_tie_on_accuracy_and_loss_goes_to_the_cheaper_run():
     choice = decision.recommend(rows, val)
     assert choice.row.variant == "256 px" and set(choice.equivalent) == {"256 px", "288 px"}
     assert 0 in choice.losses[0].interval
-    assert (
-        choice.reason.startswith("equivalent on validation: ")
-        and "cheapest run (24 s against 288 px 36 s)" in choice.reason
+    assert choice.reason.startswith("equivalent on validation: ") and choice.reason.endswith(
+        "chose 256 px: the cheapest run"
     )
-    # Without per-image validation results and with one run each, loss has no interval: cost decides.
+    # Wall times that do not tell the two apart: the incumbent stays, else the lower loss.
+    walls = {"288 px": [24.0, 40.0, 31.0], "256 px": [30.0, 22.0, 36.0]}
+    noisy = [replace(r, wall_seconds=walls[r.variant]) for r in rows]
+    assert decision.recommend(noisy, val, incumbent="256 px").row.variant == "256 px"
+    assert decision.recommend(noisy, val, incumbent="288 px").reason.endswith("chose 288 px: the incumbent stays")
+    lower = decision.recommend(noisy, val)
+    assert lower.row.variant == "288 px" and lower.reason.endswith("the lower validation loss of the equally cheap")
+    # Without per-image validation results and with one run each, neither loss nor cost has an
+    # interval: as cheap, so the lower loss decides.
     single = [row("a", [791], 0.04, 0.5), row("b", [792], 0.03, 0.2)]
     assert decision.recommend(single).row.variant == "b" and decision.recommend(single).losses == []
 

@@ -101,8 +101,9 @@ class Choice:
     losses: list[stats.Comparison]
 
 
-def recommend(rows: list[VariantRow], val: dict[str, Scores] | None = None) -> Choice:
-    """`decision_rule.TEXT` applied to the variant rows and their validation scores."""
+def recommend(rows: list[VariantRow], val: dict[str, Scores] | None = None, incumbent: str | None = None) -> Choice:
+    """`decision_rule.TEXT` applied to the variant rows, their validation scores and, when
+    it is one of them, the INCUMBENT (today's experiment=best)."""
     val = val or {}
     leader = max(rows, key=lambda r: r.val_accuracy_mean)
     others = [r for r in rows if r is not leader]
@@ -130,15 +131,41 @@ def recommend(rows: list[VariantRow], val: dict[str, Scores] | None = None) -> C
             f"{closest.difference:+.4f}, 95% interval {closest.interval.text(True, 4, 1)})"
         )
         return Choice(lowest, reason, names, [], differences, found)
-    cheapest = min(tied_on_loss, key=lambda r: r.wall_minutes)
-    rest = [r for r in tied_on_loss if r is not cheapest]
-    costs = ", ".join(f"{r.variant} {_minutes(r.wall_minutes)}" for r in rest)
-    equivalent = [r.variant for r in tied_on_loss]
+    return _by_cost(tied_on_loss, names, differences, found, incumbent)
+
+
+def cost_difference(a: VariantRow, b: VariantRow) -> stats.Comparison | None:
+    """A minus B in wall seconds per run, over their runs (Welch); None with one run each."""
+    if a.runs + b.runs < 3:
+        return None
+    per_run = lambda r: np.array(r.wall_seconds)[:, None]
+    return stats.compare(per_run(a), per_run(b), None, None, (a.variant, b.variant))
+
+
+def _by_cost(tied: list[VariantRow], names, differences, losses, incumbent: str | None) -> Choice:
+    """The rule's last step: the cheapest; those whose wall time it cannot be told from are as
+    cheap, and among them the incumbent stays, else the lowest validation loss wins."""
+    cheapest = min(tied, key=lambda r: r.wall_minutes)
+    costs = {r.variant: cost_difference(r, cheapest) for r in tied if r is not cheapest}
+    untold = lambda c: c is None or 0 in c.interval
+    as_cheap = [cheapest] + [r for r in tied if r.variant in costs and untold(costs[r.variant])]
+    dearer = [r for r in tied if r not in as_cheap]
+    equivalent = [r.variant for r in tied]
+    if incumbent in {r.variant for r in as_cheap}:
+        chosen = next(r for r in as_cheap if r.variant == incumbent)
+        why = "the incumbent stays" if len(as_cheap) > 1 else "the cheapest, and the incumbent"
+    else:
+        chosen = min(as_cheap, key=lambda r: (r.val_loss_mean is None, r.val_loss_mean or 0.0))
+        why = "the lower validation loss of the equally cheap" if len(as_cheap) > 1 else "the cheapest run"
+    cost = ", ".join(f"{r.variant} {_minutes(r.wall_minutes)}" for r in sorted(tied, key=lambda r: r.wall_minutes))
     reason = (
         f"equivalent on validation: {_names(equivalent)} (neither accuracy nor loss tells them apart); "
-        f"chose {cheapest.variant} as the cheapest run ({_minutes(cheapest.wall_minutes)} against {costs})"
+        f"wall time per run {cost}"
+        + (f"; as cheap within the interval: {_names(r.variant for r in as_cheap)}" if len(as_cheap) > 1 else "")
+        + (f"; dearer: {_names(r.variant for r in dearer)}" if dearer else "")
+        + f"; chose {chosen.variant}: {why}"
     )
-    return Choice(cheapest, reason, names, equivalent, differences, found)
+    return Choice(chosen, reason, names, equivalent, differences, losses)
 
 
 def _names(names) -> str:
@@ -210,8 +237,8 @@ def decide(
         val: each variant's per-image validation results (the rule; None: per-seed rates).
         control: the variant to measure against (None: `choose_control` decides).
         all_pairs: also every pair of variants, Holm-corrected, as exploratory."""
-    choice = recommend(rows, val)
     incumbent = incumbent_variant()
+    choice = recommend(rows, val, incumbent)
     names = {r.variant for r in rows}
     control_row, note = choose_control(rows, choice.row, control, incumbent)
     control_name = control_row.variant if control_row else None

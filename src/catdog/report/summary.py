@@ -87,7 +87,7 @@ class VariantRow:
     not_above_baseline: list[str]
     best_run_id: str
     brier: stats.Estimate | None
-    wall_minutes: float
+    wall_seconds: list[float]  # each run's, from its start to its end
     epochs: float | None
     images_per_s: float | None
     peak_memory_gb: float | None  # the largest of its runs' own peaks (MLflow system metrics)
@@ -110,6 +110,11 @@ class VariantRow:
     @property
     def test_ci(self) -> stats.Interval:
         return self.test.interval
+
+    @property
+    def wall_minutes(self) -> float:
+        """Mean wall time per run: the cost the decision rule weighs."""
+        return statistics.fmean(self.wall_seconds) / 60
 
     @property
     def lift_mean(self) -> float:
@@ -137,7 +142,8 @@ class VariantRow:
             return value
 
         out = {f.name: plain(getattr(self, f.name)) for f in fields(self)}
-        return out | {"val_accuracy_mean": self.val_accuracy_mean, "val_loss_mean": self.val_loss_mean}
+        means = {"val_accuracy_mean": self.val_accuracy_mean, "val_loss_mean": self.val_loss_mean}
+        return out | means | {"wall_minutes": self.wall_minutes}
 
 
 def variant_row(group: str, records: list[RunRecord], baseline: float, scores: Scores | None, prior=None) -> VariantRow:
@@ -171,7 +177,7 @@ def variant_row(group: str, records: list[RunRecord], baseline: float, scores: S
         not_above_baseline=[r.id for r, p in zip(records, p_values) if p >= stats.ALPHA],
         best_run_id=max(records, key=lambda r: r.val_accuracy).id,
         brier=stats.estimate(scores.brier, None) if scores is not None else None,
-        wall_minutes=statistics.fmean(r.wall_seconds for r in records) / 60,
+        wall_seconds=[r.wall_seconds for r in records],
         epochs=_mean([_epochs(r) for r in records]),
         images_per_s=_mean([r.metric("train_images_per_s") for r in records]),
         peak_memory_gb=max(memory) / 1024 if memory else None,
