@@ -144,6 +144,8 @@ data = load_study_data(cfg.data)
 data.data_id  # read the files while still allowed to
 import mlflow.store.artifact.local_artifact_repo  # loaded before the interpreter's folder closes to nobody
 from catdog import tracking
+from catdog.tracking.environment import machine
+machine()  # the library versions, read (and their metadata modules loaded) while still allowed to
 tracking.configure(cfg.tracking)  # the store and its modules, made as root: then handed over
 for name in os.listdir(f"{place}/db"):
     os.chmod(f"{place}/db/{name}", 0o777)

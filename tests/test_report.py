@@ -219,7 +219,7 @@ def test_runs_at_two_image_sizes_of_the_same_images_are_compared(make_cfg, tmp_p
 def test_plan_prices_a_budget_and_plans_power_from_the_stores_runs(study, capsys):
     import json
 
-    catdog_main(["--tracking-uri", mlflow.get_tracking_uri(), "plan", "--experiment", EXPERIMENT,
+    catdog_main(["--tracking-uri", f"sqlite:///{study['root']}/mlflow.db", "plan", "--experiment", EXPERIMENT,
                  "--budget-minutes", "10", "--difference", "2", "--difference", "5", "--json"])  # fmt: skip
     planned = {p["variant"]: p for p in json.loads(capsys.readouterr().out)}
     assert set(planned) == {"cnn", "transfer"}

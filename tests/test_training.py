@@ -163,13 +163,13 @@ def test_evaluate_errors_are_one_line(trained, tmp_path, capsys):
 def test_compare_groups_runs_by_variant_and_picks_the_best_by_validation(trained, capsys):
     experiment = "catdog-study"
     rows = variant_rows(load_study(experiment))
-    assert [r["variant"] for r in rows] == VARIANTS
-    by_variant = {r["variant"]: r for r in rows}
-    assert by_variant["cnn"]["runs"] == 2 and by_variant["cnn"]["seeds"] == ["3", "4"]
+    assert [r.variant for r in rows] == VARIANTS
+    by_variant = {r.variant: r for r in rows}
+    assert by_variant["cnn"].runs == 2 and by_variant["cnn"].seeds == ["3", "4"]
     cnn_runs = [MlflowClient().get_run(trained[k].run_id) for k in ("cnn", "cnn seed 4")]
     best = max(cnn_runs, key=lambda r: r.data.metrics["model_val_accuracy"])
-    assert by_variant["cnn"]["best_run_id"] == best.info.run_id
-    assert by_variant["cnn"]["test_accuracy_mean"] == pytest.approx(
+    assert by_variant["cnn"].best_run_id == best.info.run_id
+    assert by_variant["cnn"].test_accuracy_mean == pytest.approx(
         np.mean([r.data.metrics["test_accuracy"] for r in cnn_runs])
     )
     catdog_main(["--tracking-uri", mlflow.get_tracking_uri(), "compare", "--experiment", experiment, "--json"])

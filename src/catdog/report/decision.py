@@ -33,6 +33,7 @@ class Decision:
     comparisons: list[stats.Comparison] = field(default_factory=list)  # the declared family, Holm-corrected
     exploratory: list[stats.Comparison] = field(default_factory=list)  # all pairs, on request
     incumbent: str | None = None  # today's experiment=best, when it is one of the variants
+    because: str = ""  # among equivalent variants: why the recommended one
 
     @property
     def versus_control(self) -> stats.Comparison | None:
@@ -99,6 +100,7 @@ class Choice:
     equivalent: list[str]
     validation: list[stats.Comparison]
     losses: list[stats.Comparison]
+    because: str = ""  # among equivalent variants: why this one (cost, the incumbent, loss)
 
 
 def recommend(rows: list[VariantRow], val: dict[str, Scores] | None = None, incumbent: str | None = None) -> Choice:
@@ -165,7 +167,7 @@ def _by_cost(tied: list[VariantRow], names, differences, losses, incumbent: str 
         + (f"; dearer: {_names(r.variant for r in dearer)}" if dearer else "")
         + f"; chose {chosen.variant}: {why}"
     )
-    return Choice(chosen, reason, names, equivalent, differences, losses)
+    return Choice(chosen, reason, names, equivalent, differences, losses, why)
 
 
 def _names(names) -> str:
@@ -251,7 +253,7 @@ def decide(
         )
     return Decision(
         choice.row, choice.reason, choice.tied, choice.equivalent, choice.validation, choice.losses,
-        control_row, note, family, exploratory, incumbent if incumbent in names else None,
+        control_row, note, family, exploratory, incumbent if incumbent in names else None, choice.because,
     )  # fmt: skip
 
 

@@ -144,8 +144,8 @@ def _equivalent(d) -> str:
     mdd = [c.detectable() for c in others]
     mdd = [m for m in mdd if m is not None]
     text = (
-        f"Equivalent: {', '.join(d.equivalent)}; chose {chosen.variant} because validation accuracy and loss "
-        f"cannot tell them apart and it is the cheapest run ({duration(chosen.wall_minutes)})."
+        f"Equivalent: {', '.join(d.equivalent)} (validation accuracy and loss cannot tell them apart); "
+        f"chose {chosen.variant}: {d.because} ({duration(chosen.wall_minutes)} a run)."
     )
     if mdd:
         text += (
