@@ -134,7 +134,7 @@ bench-views: $(STAMP) ## features.train_views against fresh augmentation, 3 seed
 bench-head: $(STAMP) ## a transfer head fit on cached features: where its time goes, same-numerics levers (~3 min)
 	$(BIN)/python bench/head_fit.py $(ARGS)
 
-bench-search: $(STAMP) ## racing against plain random search at the same budget, 5 search seeds (~1 h)
+bench-search: $(STAMP) ## racing against plain random search at the same budget, 5 search seeds (~45 min)
 	$(BIN)/python bench/search.py $(ARGS)
 
 clean: ## remove the venv and run outputs (keeps the MLflow store)

@@ -189,6 +189,10 @@ def test_cached_head_gives_the_same_model_as_the_image_pipeline(search_cfg):
         ("search.dense_units=[-1,64]", r"integers >= 0; got \[-1, 64\]"),
         ("search.rotation_factor.max=-1", "must not exceed max|must lie in"),
         ("tuner.max_trials=0", "tuner.max_trials must be >= 1, got 0"),
+        ("search.racing=true tuner.objective=val_loss", "search.racing ranks settings by validation accuracy"),
+        ("search.racing=true tuner.executions_per_trial=2", "leave tuner.executions_per_trial at 1"),
+        ("search.budget_minutes=0", "search.budget_minutes must be > 0 or null"),
+        ("search.max_seeds=0", "search.max_seeds must be >= 1"),
         (
             "search.dropout=null search.dense_units=null search.rotation_factor=null "
             "search.learning_rate=null search.pooling=null",
