@@ -7,7 +7,7 @@ import pytest
 from scipy import integrate, special
 from scipy import stats as scipy_stats
 
-from catdog import stats
+from catdog import power, stats
 
 pytestmark = pytest.mark.unit
 
@@ -77,14 +77,6 @@ def test_exact_binomial_test_against_the_baseline():
     assert stats.above_baseline_p(50, 100, 0.5) > 0.5
 
 
-def test_exact_mcnemar_on_discordant_pairs():
-    a = np.array([1] * 20 + [1] * 1 + [0] * 9 + [0] * 5, bool)  # 1 image only A gets right
-    b = np.array([1] * 20 + [0] * 1 + [1] * 9 + [0] * 5, bool)  # 9 only B gets right
-    by_hand = 2 * (math.comb(10, 0) + math.comb(10, 1)) / 2**10
-    assert stats.mcnemar_exact(a, b) == pytest.approx(by_hand)
-    assert stats.mcnemar_exact(a, a) == 1.0
-
-
 def test_holm_matches_the_textbook_steps():
     # Sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> monotone 0.06.
     assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
@@ -119,13 +111,29 @@ def test_interval_and_p_value_cannot_disagree():
         assert (c.p_greater < 0.5) == (c.difference > 0) or c.difference == 0
 
 
+def two_way_bootstrap(a, b, matched: bool = False, n_resamples: int = 2000, seed: int = 0):
+    """The nonparametric check of `stats.compare`, kept with its test: resample images (shared by A and B) and seeds
+    (independently per side, or together when matched). Returns (percentile interval,
+    two-sided p = 2 min(P(d* <= 0), P(d* >= 0))). Its own generator."""
+    a, b = np.atleast_2d(a), np.atleast_2d(b)
+    rng = np.random.default_rng(seed)
+    (ka, n), kb = a.shape, b.shape[0]
+    images = rng.integers(0, n, size=(n_resamples, 1, n))
+    rows_a = rng.integers(0, ka, size=(n_resamples, ka, 1))
+    rows_b = rows_a if matched else rng.integers(0, kb, size=(n_resamples, kb, 1))
+    d = a[rows_a, images].mean(axis=(1, 2)) - b[rows_b, images].mean(axis=(1, 2))
+    low, high = np.quantile(d, [0.025, 0.975])
+    p = min(1.0, 2 * min(float((d <= 0).mean()), float((d >= 0).mean())))
+    return stats.Interval(float(low), float(high)), p
+
+
 def test_the_comparison_agrees_with_a_two_way_bootstrap():
     rng = np.random.default_rng(7)
     difficulty = rng.normal(0, 1.5, 400)
     a = (rng.random((3, 400)) < special.expit(2.4 + difficulty + rng.normal(0, 0.2, (3, 1)))).astype(float)
     b = (rng.random((3, 400)) < special.expit(2.0 + difficulty + rng.normal(0, 0.2, (3, 1)))).astype(float)
     c = stats.compare(a, b, [0, 1, 2], [1, 2, 3])  # different seeds: resampled apart
-    interval, p = stats.two_way_bootstrap(a, b, matched=False, n_resamples=4000)
+    interval, p = two_way_bootstrap(a, b, matched=False, n_resamples=4000)
     assert not c.matched
     width = c.interval.high - c.interval.low
     # The bootstrap is mildly conservative with 3 seeds; its ends lie within a fifth of the width.
@@ -149,11 +157,11 @@ def test_planned_power_uses_t_quantiles_and_the_data_it_can_have():
     seed_term, image_term = c.seed_var / 3, c.image_var / 200
     df = (seed_term + image_term) ** 2 / (seed_term**2 / 2 + image_term**2 / 199)
     quantile = scipy_stats.t.ppf(0.975, df) + scipy_stats.t.ppf(0.8, df)
-    assert c.detectable() == pytest.approx(quantile * math.sqrt(seed_term + image_term))
-    assert stats.power_quantile(4) == pytest.approx(3.72, abs=0.01)  # section 7: 3.7 at 4 df
+    assert power.detectable(c) == pytest.approx(quantile * math.sqrt(seed_term + image_term))
+    assert power.power_quantile(4) == pytest.approx(3.72, abs=0.01)  # section 7: 3.7 at 4 df
     # The plan: the fewest seeds each at which 10 points are detectable, checked both sides.
-    plan = c.plan(0.10, supply=1000)
-    assert plan.seeds is not None and c.detectable(plan.seeds) <= 0.10 < c.detectable(plan.seeds - 1)
+    plan = power.plan(c, 0.10, supply=1000)
+    assert plan.seeds is not None and power.detectable(c, plan.seeds) <= 0.10 < power.detectable(c, plan.seeds - 1)
     # One image a seed apart, no seed variance: more seeds cannot help; images can, up to
     # the 1,000 the data holds.
     behind = np.ones((3, 200))
@@ -161,11 +169,11 @@ def test_planned_power_uses_t_quantiles_and_the_data_it_can_have():
     ahead = behind.copy()
     ahead[:, 0] = 1
     flat = stats.compare(ahead, behind, [0, 1, 2], [0, 1, 2])
-    assert flat.plan(0.02, supply=1000).seeds == 2  # 2 points: already within reach
-    two = flat.plan(0.01, supply=1000)
+    assert power.plan(flat, 0.02, supply=1000).seeds == 2  # 2 points: already within reach
+    two = power.plan(flat, 0.01, supply=1000)
     assert two.seeds is None and two.images is not None
-    assert flat.detectable(3, two.images) <= 0.01 < flat.detectable(3, two.images - 1)
-    one = flat.plan(0.005, supply=1000)
+    assert power.detectable(flat, 3, two.images) <= 0.01 < power.detectable(flat, 3, two.images - 1)
+    one = power.plan(flat, 0.005, supply=1000)
     assert (one.seeds, one.images) == (None, None) and "1,000 held-out images" in one.note
 
 
@@ -175,7 +183,7 @@ def test_single_checkpoints_say_so_and_borrow_a_seed_variance_when_there_is_one(
     alone = stats.compare(a, b, ["0"], ["0"], ("a", "b"))
     assert alone.checkpoints and alone.seed_basis == "unknown"
     assert stats.corrected([alone])[0].verdict.endswith("(single checkpoints)")
-    assert alone.plan(0.02, 1000).note.startswith("seed variance unknown") and alone.detectable(3) is None
+    assert power.plan(alone, 0.02, 1000).note.startswith("seed variance unknown") and power.detectable(alone, 3) is None
     prior = stats.SeedVariance(0.02**2, 2, "reference-study (3 runs)")
     lent = stats.compare(a, b, ["0"], ["0"], ("a", "b"), (prior, prior))
     assert not lent.checkpoints and lent.seed_basis == "seed variance from reference-study (3 runs)"

@@ -5,9 +5,8 @@ A variant's score on new data varies with the seed and with the images drawn; bo
 every interval here (Bouthillier et al. 2021): SE^2 = seed variance / k + image variance /
 n, with Welch-Satterthwaite degrees of freedom. A variant's own interval is built on the
 logit scale, so it never passes 0 or 100%. A comparison takes its interval, its p-value
-and its one-sided p from one t statistic, so they cannot disagree. Power is planned (a
-stated difference, t quantiles), never computed at the observed gap. scipy.stats does the
-distributions."""
+and its one-sided p from one t statistic, so they cannot disagree. Planned power lives in
+`catdog.power`. scipy.stats does the distributions."""
 
 from __future__ import annotations
 
@@ -20,9 +19,6 @@ from scipy import special, stats
 
 ALPHA = 0.05
 LEVEL = 1 - ALPHA
-POWER = 0.8
-PLANNED_DIFFERENCES = (0.01, 0.02)  # what the page plans for: 1 and 2 points
-MAX_SEEDS = 50  # seeds per variant a plan may ask for before it says "not with seeds alone"
 
 
 @dataclass(frozen=True)
@@ -161,16 +157,6 @@ def above_baseline_p(correct: int, n: int, baseline: float) -> float:
     return float(stats.binomtest(int(correct), int(n), baseline, alternative="greater").pvalue)
 
 
-def mcnemar_exact(correct_a, correct_b) -> float:
-    """Exact McNemar test (two-sided) of two checkpoints on the same images: a binomial
-    test on the images exactly one of them got right."""
-    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
-    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
-    if only_a + only_b == 0:
-        return 1.0
-    return float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
-
-
 def holm(p_values: list[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values, in the input order (scipy has only BH/BY)."""
     p = np.asarray(p_values, float)
@@ -180,24 +166,6 @@ def holm(p_values: list[float]) -> list[float]:
         running = max(running, min(1.0, (len(p) - rank) * p[index]))
         adjusted[index] = running
     return adjusted.tolist()
-
-
-def power_quantile(df: float) -> float:
-    """t_{1-alpha/2, df} + t_{power, df}: a difference this many standard errors wide is
-    detected 80% of the time at alpha 0.05 two-sided (3.7 at 4 df; 2.8 only as df grows)."""
-    return float(stats.t.ppf(1 - ALPHA / 2, df) + stats.t.ppf(POWER, df))
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What it takes to detect a stated difference at 80% power: seeds per variant at the
-    current images, or images at the current seeds; None where that alone cannot, `note`
-    says why."""
-
-    difference: float
-    seeds: int | None
-    images: int | None
-    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -244,52 +212,6 @@ class Comparison:
         """Two one-sided tests at alpha: the 90% interval of the difference lies inside
         +-MARGIN, evidence of no difference that matters (not merely no evidence of one)."""
         return abs(self.difference) + float(stats.t.ppf(1 - ALPHA, self.df)) * self.se <= margin
-
-    def _seed_df(self, k: int) -> int:
-        return k - 1 if self.matched else 2 * (k - 1)
-
-    def se_at(self, k: int, n: int) -> float:
-        return math.sqrt(self.seed_var / k + self.image_var / n)
-
-    def detectable(self, k: int | None = None, n: int | None = None) -> float | None:
-        """Minimum detectable difference (alpha 0.05 two-sided, 80% power, t quantiles) at K
-        seeds each and N images; None when the seed variance is unknown and K > 1."""
-        k, n = k or min(self.seeds), n or self.n
-        if self.checkpoints and k > 1:
-            return None
-        df = welch_df([(self.seed_var / k, self._seed_df(k)), (self.image_var / n, n - 1)])
-        return power_quantile(min(df, 1e6)) * self.se_at(k, n)
-
-    def plan(self, difference: float, supply: int) -> Plan:
-        """Seeds each (at these images), else images (at these seeds, at most SUPPLY: what
-        the data holds), to detect DIFFERENCE; planned, not the observed gap's power."""
-        if self.checkpoints:
-            return Plan(difference, None, None, "seed variance unknown: run at least 2 seeds of each")
-        k = seeds_needed(self, difference)
-        if k is not None:
-            return Plan(difference, k, None)
-        n = images_needed(self, difference, min(self.seeds), supply)
-        if n is not None:
-            return Plan(difference, None, n)
-        return Plan(difference, None, None, f"not with {MAX_SEEDS} seeds, nor with all {supply:,} held-out images")
-
-
-def seeds_needed(c: Comparison, difference: float) -> int | None:
-    """The fewest seeds per variant (2 to MAX_SEEDS) at which C's detectable difference at
-    its images is DIFFERENCE or less."""
-    return next((k for k in range(2, MAX_SEEDS + 1) if c.detectable(k) <= difference), None)
-
-
-def images_needed(c: Comparison, difference: float, k: int, supply: int) -> int | None:
-    """The fewest images (at most SUPPLY) at which C's detectable difference at K seeds is
-    DIFFERENCE or less."""
-    if c.detectable(k, supply) > difference:
-        return None
-    low, high = 1, supply
-    while low < high:
-        mid = (low + high) // 2
-        low, high = (low, mid) if c.detectable(k, mid) <= difference else (mid + 1, high)
-    return low
 
 
 def compare(a, b, seeds_a=None, seeds_b=None, names=("A", "B"), priors=(None, None)) -> Comparison:
@@ -370,22 +292,6 @@ def all_pairs(matrices: dict[str, np.ndarray], seeds: dict[str, list], priors=No
             for x, y in combinations(matrices, 2)
         ]
     )
-
-
-def two_way_bootstrap(a, b, matched: bool = False, n_resamples: int = 2000, seed: int = 0):
-    """The nonparametric check of `compare`: resample images (shared by A and B) and seeds
-    (independently per side, or together when matched). Returns (percentile interval,
-    two-sided p = 2 min(P(d* <= 0), P(d* >= 0))). Its own generator."""
-    a, b = _matrix(a), _matrix(b)
-    rng = np.random.default_rng(seed)
-    (ka, n), kb = a.shape, b.shape[0]
-    images = rng.integers(0, n, size=(n_resamples, 1, n))
-    rows_a = rng.integers(0, ka, size=(n_resamples, ka, 1))
-    rows_b = rows_a if matched else rng.integers(0, kb, size=(n_resamples, kb, 1))
-    d = a[rows_a, images].mean(axis=(1, 2)) - b[rows_b, images].mean(axis=(1, 2))
-    low, high = np.quantile(d, [ALPHA / 2, 1 - ALPHA / 2])
-    p = min(1.0, 2 * min(float((d <= 0).mean()), float((d >= 0).mean())))
-    return Interval(float(low), float(high)), p
 
 
 def expected_calibration_error(y, p, bins: int = 10) -> float:

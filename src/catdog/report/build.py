@@ -46,13 +46,20 @@ def build_report(
     expected: int | None = None,
     ledger_path=None,
 ) -> dict:
-    """Write OUT_DIR/report.html and report.md (with their figures) for EXPERIMENT (only
-    the runs of multirun SWEEP if given), log them as a report run, and return the
-    report's content. CONTROL names the variant to measure against (default: chosen by
-    `decision.choose_control`); ALL_PAIRS adds every pair, labelled exploratory; EXPECTED,
-    the runs a study will have when complete (the page says when it has fewer);
-    LEDGER_PATH, the project's test-split ledger, which the page reads and this
-    experiment's entry is written to (None: the store's counts alone)."""
+    """Write OUT_DIR/report.html and report.md (with their figures), log them as a report
+    run, and return the report's content.
+
+    Args:
+        experiment: the experiment reported on.
+        out_dir: where the page and its figures go.
+        ui_url: the MLflow UI for run links (default: the tracking URI when a server).
+        sweep: only the runs of this multirun.
+        log_run: also log the page as a `kind=report` run.
+        control: the variant to measure against (default: `decision.choose_control`'s).
+        all_pairs: also every pair of variants, labelled exploratory.
+        expected: the runs a study will have when complete (the page says when it has fewer).
+        ledger_path: the project's test-split ledger, read and given this experiment's entry
+            (None: the store's counts alone)."""
     out_dir = Path(out_dir)
     study = load_study(experiment, sweep)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -60,10 +67,22 @@ def build_report(
     scores, val = per_image_scores(study), per_image_scores(study, "val")
     rows = variant_rows(study, scores)
     verdict = decision.decide(rows, scores, val, control, all_pairs)
+    content = _content(study, rows, (scores, val), verdict, out_dir, ui_url, sweep, expected, ledger_path)
+    content["figures"], content["gallery"] = _figures(study, scores, val, rows, verdict, content["evidence"], out_dir)
+    _render(content, out_dir)
+    if log_run:
+        content["report_run_id"] = _log_report_run(study, out_dir, verdict, content["line"])
+    return content
+
+
+def _content(study: Study, rows, split_scores, verdict, out_dir: Path, ui_url, sweep, expected, ledger_path) -> dict:
+    """What the templates render, figures aside. SPLIT_SCORES: (test, validation) Scores."""
+    scores, val = split_scores
     base = ui_base(mlflow.get_tracking_uri(), ui_url)
     exp_id = study.experiment.experiment_id
     link = (lambda run_id: f"{base}/#/experiments/{exp_id}/runs/{run_id}") if base else (lambda run_id: None)
     counts = ledger.in_store(study)
+    experiment = study.experiment.name
     book = ledger.summary(ledger.record(ledger_path, experiment, counts)) if ledger_path else None
     setup = {**_setup(study, sweep, base), "expected": expected}
     content = {
@@ -84,10 +103,6 @@ def build_report(
         "missing_validation": len(study.records) - sum(len(s.records) for s in val.values()),
     }
     content["prose"] = prose.sentences(content)
-    content["figures"], content["gallery"] = _figures(study, scores, val, rows, verdict, content["evidence"], out_dir)
-    _render(content, out_dir)
-    if log_run:
-        content["report_run_id"] = _log_report_run(study, out_dir, verdict, content["line"])
     return content
 
 

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from catdog import CatdogError, stats
+from catdog import CatdogError, power, stats
 from catdog.report.runs import load_study
 from catdog.report.summary import per_image_scores, variant_rows
 
@@ -69,13 +69,13 @@ def _one(row, scores: dict, budget_minutes, differences, supply: int) -> dict:
     seed_var = float(np.var(row.test_accuracies, ddof=1))
     out["seed_var"] = seed_var
     design = _design(2 * seed_var, row.runs, image_var, row.n_test)  # two settings, each its own seeds
-    out["detectable_now"] = design.detectable()
+    out["detectable_now"] = power.detectable(design)
     for d in differences:
         out["needs"].append(
             {
                 "difference": d,
-                "seeds": stats.seeds_needed(design, d),
-                "images": stats.images_needed(design, d, row.runs, supply),
+                "seeds": power.seeds_needed(design, d),
+                "images": power.images_needed(design, d, row.runs, supply),
             }
         )
     out["supply"] = supply
@@ -109,7 +109,7 @@ def lines(planned: list[dict]) -> list[str]:
             seeds = (
                 f"{need['seeds']} seeds per setting at {p['n_test']} test images"
                 if need["seeds"]
-                else f"more than {stats.MAX_SEEDS} seeds per setting at {p['n_test']} test images"
+                else f"more than {power.MAX_SEEDS} seeds per setting at {p['n_test']} test images"
             )
             images = (
                 f"{need['images']:,} test images at {p['runs']} seeds"

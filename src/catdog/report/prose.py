@@ -4,7 +4,7 @@ across lines, and every count agrees with its noun."""
 
 from __future__ import annotations
 
-from catdog import stats
+from catdog import power, stats
 
 
 def plural(n: int, noun: str, nouns: str | None = None) -> str:
@@ -46,7 +46,14 @@ def seeds(values) -> str:
     return ("seed " if len(values) == 1 else "seeds ") + ", ".join(map(str, values))
 
 
+def detectable(c) -> str:
+    """The smallest difference C's seeds and images detect at 80% power, in points ("-": unknown)."""
+    found = power.detectable(c) if c else None  # c: a Comparison, or none found (Jinja's Undefined)
+    return "-" if found is None else f"{100 * found:.1f} pts"
+
+
 FILTERS = {
+    "detectable": detectable,
     "pct": pct,
     "pts": pts,
     "interval": interval,
@@ -62,8 +69,8 @@ def plan(c: stats.Comparison, supply: int) -> str:
     """What it takes to detect each planned difference (1 and 2 points) between C's two
     variants at 80% power: seeds each, or test images, or why neither alone will do."""
     parts = []
-    for difference in stats.PLANNED_DIFFERENCES:
-        p = c.plan(difference, supply)
+    for difference in power.PLANNED_DIFFERENCES:
+        p = power.plan(c, difference, supply)
         if p.seeds is not None:
             need = "within reach now" if p.seeds <= min(c.seeds) else f"{p.seeds} seeds each"
         elif p.images is not None:
@@ -141,7 +148,7 @@ def _ledger(counts: dict, book: dict | None) -> str:
 def _equivalent(d) -> str:
     chosen = d.recommended
     others = [c for c in d.equivalents_on_test]
-    mdd = [c.detectable() for c in others]
+    mdd = [power.detectable(c) for c in others]
     mdd = [m for m in mdd if m is not None]
     text = (
         f"Equivalent: {', '.join(d.equivalent)} (validation accuracy and loss cannot tell them apart); "

@@ -3,15 +3,11 @@ retrained, and a rough importance estimate."""
 
 from __future__ import annotations
 
-import json
-
-import mlflow
 import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from catdog.report import assets, figures
-from catdog.stats import Interval
+from catdog.report import assets, figures, races
 
 LEADERBOARD_ROWS = 50  # the page says so when a search has more trials
 
@@ -49,68 +45,6 @@ def _encoded(values: list) -> list[float]:
         return [float(codes[str(v)]) for v in values]
 
 
-def race(run) -> dict | None:
-    """A racing search's settings: seeds run, mean validation with its interval, and status
-    (leader, cannot be told apart, equivalent, dropped after seed k at -x pts [..], or
-    stopped by the budget); None for a search that did not race."""
-    client = MlflowClient()
-    settings = [
-        r for r in client.search_runs(
-            [run.info.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}' and tags.kind = 'trial'",
-        )
-        if r.data.tags.get("race_status")
-    ]  # fmt: skip
-    if not settings:
-        return None
-    tags = run.data.tags
-    leader, untold = tags.get("best.trial"), set(filter(None, tags.get("race.untold", "").split(",")))
-    same = set(filter(None, tags.get("race.equivalent", "").split(",")))
-    margin = run.data.params.get("search.equivalence_margin", "?")
-    out = []
-    for setting in sorted(settings, key=lambda r: int(r.data.tags.get("trial_id", 0))):
-        try:
-            record = json.loads(mlflow.artifacts.load_text(f"runs:/{setting.info.run_id}/race.json"))
-        except (MlflowException, OSError):
-            continue
-        trial = setting.data.tags.get("trial_id", "?")
-        last = record["running"][-1]
-        status = record["status"]
-        if trial == leader:
-            text = "leader: best mean over every seed"
-        elif status == "dropped":
-            look = record["looks"][-1]
-            text = (
-                f"dropped after seed {look['seeds']} at {100 * look['difference']:+.1f} pts "
-                f"[{100 * look['low']:+.1f}, {100 * look['high']:+.1f}] (one-sided p {look['p']:.2g})"
-            )
-        elif status == "stopped":
-            text = f"stopped by the budget after {record['seeds']} seeds"
-        elif trial in same:
-            text = f"equivalent to the leader within {margin} pts"
-        elif trial in untold:
-            text = "cannot be told apart from the leader"
-        else:
-            text = "ran every seed; resolved below the leader"
-        values = {k: _number(v) for k, v in setting.data.params.items() if not k.startswith("tuner/")}
-        label = f"trial {trial}: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                               for k, v in values.items())  # fmt: skip
-        interval = Interval(last["low"], last["high"])
-        out.append(
-            {"trial": trial, "label": label, "seeds": record["seeds"], "mean": last["mean"], "interval": interval,
-             "status": text, "leader": trial == leader, "dropped": status == "dropped", "running": record["running"]}
-        )  # fmt: skip
-    fits = sum(s["seeds"] for s in out)
-    dropped = sum(s["dropped"] for s in out)
-    summary = (
-        f"Racing: {len(out)} settings, {fits} seeded fits; {dropped} dropped before their last seed, "
-        f"stopped by {tags.get('stop_reason', 'max_trials')}. The recommendation is the leader, trial {leader}; "
-        f"it cannot be told apart from {', '.join(sorted(untold)) or 'no other setting'}"
-        f" (equivalent within {margin} pts: {', '.join(sorted(same)) or 'none'})."
-    )
-    return {"settings": out, "summary": summary}
-
-
 def section(run, out_dir, link, rows: list) -> dict:
     """A search's part of the page. LINK(run_id): the run's page in the MLflow UI, or
     None; ROWS: the study's variant rows, among them the search's retrained groups."""
@@ -124,28 +58,17 @@ def section(run, out_dir, link, rows: list) -> dict:
     objective = run.data.params.get("tuner.objective", "val_accuracy")
     scored = [r for r in board if r.get("score") is not None and r["score"] == r["score"]]
     retrained = [r for r in rows if r.variant.endswith(f"of search {run.info.run_id[:8]})")]
-    figs = {}
-    if scored and names:
-        fig = figures.parallel_trials(board, names, objective)
-        figs["parallel"] = assets.figure(fig, f"search-{key}-trials.png", out_dir)
     best_score = scored[0]["score"] if scored else None
-    points = [
-        {"label": r.variant.split(" (")[1].split(" of")[0], "trial": best_score, "retrained": r.val_accuracies}
-        for r in retrained
-        if "(best of" in r.variant and best_score is not None
-    ]
-    if points:
-        figs["shrinkage"] = assets.figure(
-            figures.trial_against_retrained(points), f"search-{key}-retrained.png", out_dir
-        )
-    raced = race(run)
-    if raced:
-        fig = figures.race(raced["settings"], search_id)
-        figs["race"] = assets.figure(fig, f"search-{key}-race.png", out_dir)
+    raced = races.race(run)
     weights = importance(board, names)
-    if weights:
-        fig = figures.importance(list(weights), list(weights.values()), f"{search_id}: importance")
-        figs["importance"] = assets.figure(fig, f"search-{key}-importance.png", out_dir)
+    drawn = {
+        "parallel": scored and names and figures.parallel_trials(board, names, objective),
+        "shrinkage": _shrinkage(retrained, best_score),
+        "race": raced and figures.race(raced["settings"], search_id),
+        "importance": weights and figures.importance(list(weights), list(weights.values()), f"{search_id}: importance"),
+    }
+    names_of = {"parallel": "trials", "shrinkage": "retrained", "race": "race", "importance": "importance"}
+    figs = {k: assets.figure(f, f"search-{key}-{names_of[k]}.png", out_dir) for k, f in drawn.items() if f}
     return {
         "id": search_id,
         "key": key,
@@ -166,6 +89,16 @@ def section(run, out_dir, link, rows: list) -> dict:
         "stop_reason": tags.get("stop_reason"),
         "race": raced,
     }
+
+
+def _shrinkage(retrained: list, best_score: float | None):
+    """The winning trial's score against its retrained validation accuracy, or None."""
+    points = [
+        {"label": r.variant.split(" (")[1].split(" of")[0], "trial": best_score, "retrained": r.val_accuracies}
+        for r in retrained
+        if "(best of" in r.variant and best_score is not None
+    ]
+    return figures.trial_against_retrained(points) if points else None
 
 
 def _number(tag: str | None):
