@@ -271,7 +271,7 @@ def line(experiment: str, decision: Decision, flagged: bool) -> str:
     if versus is not None:
         text += (
             f"; vs {versus.b} {100 * versus.difference:+.1f} pts {versus.interval.text(True)}, "
-            f"one-sided p {versus.p_greater:.3g}"
+            f"one-sided p {versus.p_greater:.3g} (if it were no better)"
         )
     text += f"; best run {row.best_run_id}"
     return text + ("; FLAG: a choice in this experiment used the test split" if flagged else "")

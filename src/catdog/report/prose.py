@@ -108,8 +108,8 @@ def sentences(content: dict) -> dict[str, str]:
         v = d.versus_control
         out["control"] = (
             f"Against the control ({d.control.variant}, {d.control_note}): {pts(v.difference)} "
-            f"{v.interval.text(True)} on test; one-sided p {pval(v.p_greater)} that {d.recommended.variant} "
-            f"is no better; two-sided p {pval(v.p_value)} "
+            f"{v.interval.text(True)} on test; one-sided p {pval(v.p_greater)} (the chance of a difference at "
+            f"least this favourable if {d.recommended.variant} were no better); two-sided p {pval(v.p_value)} "
             f"(Holm {pval(v.p_holm)} over {plural(v.family, 'comparison')})."
         )
     if d.equivalent:
@@ -121,10 +121,11 @@ def _rule(rule: dict) -> str:
     head = f"Rule version {rule['version']}, in force since {rule['since']}"
     if rule["declared_before"]:
         return f"{head}, declared before these runs (each run recorded the version in force when it started)."
-    earlier = ", ".join(f"{plural(n, 'run')} under {v}" for v, n in sorted(rule["earlier"].items()))
+    earlier = ", ".join(f"{plural(n, 'run')} under version {v}" for v, n in sorted(rule["earlier"].items()))
+    when = "after all of these runs started" if rule["under"] == 0 else "after some of these runs started"
     return (
-        f"{head}: not declared before all of these runs. {rule['under']} of {plural(rule['runs'], 'run')} started "
-        f"under it; {earlier} (the rule may have changed after those were seen)."
+        f"{head}: declared {when} ({rule['under']} of {plural(rule['runs'], 'run')} started under it; "
+        f"{earlier}), so it may have changed after they were seen."
     )
 
 
@@ -136,9 +137,9 @@ def _ledger(counts: dict, book: dict | None) -> str:
     )
     if book is not None:
         text += (
-            f" The project's ledger, kept with the published pages, counts {plural(book['experiments'], 'experiment')} "
-            f"with {plural(book['runs'], 'run')} that scored this test split since {book['since']}, in stores "
-            "that are gone as well as this one."
+            f" The project's ledger, kept with the published pages, lists {plural(book['experiments'], 'experiment')} "
+            f"(by name and store; a name can recur) with {plural(book['runs'], 'run')} that scored this test split "
+            f"since {book['since']}, in stores that are gone as well as this one."
         )
     if counts["chosen_on_test"]:
         return text + " A choice in this experiment was made on test."
@@ -151,7 +152,8 @@ def _equivalent(d) -> str:
     mdd = [power.detectable(c) for c in others]
     mdd = [m for m in mdd if m is not None]
     text = (
-        f"Equivalent: {', '.join(d.equivalent)} (validation accuracy and loss cannot tell them apart); "
+        f"Equivalent on this evidence: {', '.join(d.equivalent)} (no interval of validation accuracy or loss "
+        "tells them apart; not a test of equivalence within a margin); "
         f"chose {chosen.variant}: {d.because} ({duration(chosen.wall_minutes)} a run)."
     )
     if mdd:
