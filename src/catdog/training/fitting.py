@@ -17,6 +17,7 @@ from catdog.schema import RunConfig, TrainConfig
 from catdog.training.evaluation import evaluate
 from catdog.training.features import CachedFeatures, view_dataset
 from catdog.training.plan import ACTIVATIONS, FEATURES, IMAGES, FitPlan
+from catdog.training.stopping import between_steps
 
 
 class EpochMetricsCallback(mlflow.keras.MlflowCallback):
@@ -131,7 +132,12 @@ def fit(cfg: RunConfig, data: StudyData, plan: FitPlan, trainable: Trainable, ca
     unfreeze the backbone's top, recompile at the fine-tuning learning rate and go on for
     `train.fine_tune.epochs`. Returns the History, whose `history` holds both stages (and
     `stage`: 1 or 2 per epoch). The training order, and the cached view drawn per image,
-    follow `cfg.seed`."""
+    follow `cfg.seed`. Ctrl-C and SIGTERM stop it between steps (training.stopping)."""
+    with between_steps() as stop:
+        return _fit(cfg, data, plan, trainable, cached, (*callbacks, *([stop] if stop else [])), **fit_kwargs)
+
+
+def _fit(cfg: RunConfig, data: StudyData, plan: FitPlan, trainable: Trainable, cached, callbacks, **fit_kwargs):
     # The training dataset reshuffles itself every epoch: shuffle=False.
     fit_kwargs = {"epochs": cfg.train.epochs, "verbose": cfg.train.verbose, "shuffle": False, **fit_kwargs}
     model = trainable.model
