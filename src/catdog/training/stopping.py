@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import keras
 
+# Ctrl-C, and SIGTERM as schedulers send it.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 

@@ -13,10 +13,8 @@ import numpy as np
 from catdog import tracking
 from catdog.training import seeding
 from catdog.training.run import log_validation
+from catdog.training.stopping import STOP_SIGNALS
 from catdog.tuning import distributed
-
-# Ctrl-C, and SIGTERM as schedulers send it: both stop a search at the next safe point.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class TrackedTrials:
