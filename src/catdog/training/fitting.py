@@ -14,10 +14,10 @@ from catdog.data import StudyData, batches, to_dataset
 from catdog.models import backbone_cut
 from catdog.models.variants import backbone_layer, build_backbone, build_head, build_model
 from catdog.schema import RunConfig, TrainConfig
+from catdog.training import stopping
 from catdog.training.evaluation import evaluate
 from catdog.training.features import CachedFeatures, view_dataset
 from catdog.training.plan import ACTIVATIONS, FEATURES, IMAGES, FitPlan
-from catdog.training.stopping import between_steps
 
 
 class EpochMetricsCallback(mlflow.keras.MlflowCallback):
@@ -133,8 +133,8 @@ def fit(cfg: RunConfig, data: StudyData, plan: FitPlan, trainable: Trainable, ca
     `train.fine_tune.epochs`. Returns the History, whose `history` holds both stages (and
     `stage`: 1 or 2 per epoch). The training order, and the cached view drawn per image,
     follow `cfg.seed`. Ctrl-C and SIGTERM stop it between steps (training.stopping)."""
-    with between_steps() as stop:
-        return _fit(cfg, data, plan, trainable, cached, (*callbacks, *([stop] if stop else [])), **fit_kwargs)
+    with stopping.deferred():
+        return _fit(cfg, data, plan, trainable, cached, (*callbacks, stopping.StopBetweenSteps()), **fit_kwargs)
 
 
 def _fit(cfg: RunConfig, data: StudyData, plan: FitPlan, trainable: Trainable, cached, callbacks, **fit_kwargs):

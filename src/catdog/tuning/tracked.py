@@ -3,17 +3,14 @@ corrupts the tuner's state files."""
 
 from __future__ import annotations
 
-import signal
 import time
-from contextlib import contextmanager
 
 import mlflow
 import numpy as np
 
 from catdog import tracking
-from catdog.training import seeding
+from catdog.training import seeding, stopping
 from catdog.training.run import log_validation
-from catdog.training.stopping import STOP_SIGNALS
 from catdog.tuning import distributed
 
 
@@ -23,9 +20,10 @@ class TrackedTrials:
     as the run's `seed` tag), and prints one progress line. A trial re-run after an
     interruption reopens its earlier run instead of adding a duplicate.
 
-    Ctrl-C (or SIGTERM) stops training at once, but is held back while Keras Tuner writes its state
-    files (which it does not write atomically: an interrupt there leaves an unreadable
-    oracle.json and a search that cannot resume) and raised at the next safe point."""
+    Ctrl-C (or SIGTERM) stops the search at the next safe point (training.stopping): a
+    training step, a racing setting's next seed, the end of a trial; never while Keras
+    Tuner writes its state files, which it does not write atomically (an interrupt there
+    leaves an unreadable oracle.json and a search that cannot resume)."""
 
     def __init__(self, *args, parent_run_id: str, search_seed: int, race=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -34,7 +32,6 @@ class TrackedTrials:
         self.race = race  # a tuning.race.Race when settings race over seeds
         self._race_seed = None
         self.started = time.perf_counter()
-        self._interrupted = False
         self._execution = 0
         self.workers = {}  # local worker processes when this tuner is a distributed search's chief
         self.wait_s = 600.0
@@ -43,33 +40,16 @@ class TrackedTrials:
         """The seed of a plain trial's EXECUTION-th fit: derived from the search's seed and the trial."""
         return seeding.derive(self.search_seed, int(trial_id), execution)
 
-    def _hold_interrupt(self, signum, frame):
-        self._interrupted = True
-
-    def _raise_if_interrupted(self):
-        if self._interrupted:
-            raise KeyboardInterrupt
-
     def search(self, *args, **kwargs):
-        try:
-            previous = {s: signal.signal(s, self._hold_interrupt) for s in STOP_SIGNALS}
-        except ValueError:  # not the main thread: signals cannot be handled here
-            return self._search(*args, **kwargs)
-        try:
+        with stopping.deferred():
             self._search(*args, **kwargs)
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-        self._raise_if_interrupted()
 
     def _search(self, *args, **kwargs):
         if distributed.role() != "chief":
             return super().search(*args, **kwargs)
         # Keras Tuner's own chief loop waits for ever on a lost worker: serve the oracle here.
         self.save()
-        distributed.serve_oracle(
-            self.oracle, self.workers, self.wait_s, self._fail_lost_trial, lambda: self._interrupted
-        )
+        distributed.serve_oracle(self.oracle, self.workers, self.wait_s, self._fail_lost_trial, stopping.requested)
         return None
 
     def _trial_run_id(self, trial_id: str) -> str | None:
@@ -89,7 +69,7 @@ class TrackedTrials:
     def run_trial(self, trial, *args, **kwargs):
         """One trial (a setting) as a nested run: one seeded fit per execution, or, racing,
         a nested run per seed until the race drops it or it has every seed."""
-        self._raise_if_interrupted()
+        stopping.check()
         self._execution = 0
         tags = tracking.run_tags("trial", variant=self.hypermodel.name, trial_id=trial.trial_id, tuner_id=self.tuner_id)
         if self.race is None:
@@ -97,16 +77,13 @@ class TrackedTrials:
             tags["seed"] = str(seeds[0])
             if len(seeds) > 1:
                 tags["execution_seeds"] = ",".join(map(str, seeds))
-        with (
-            _interruptible(),
-            tracking.tracked_run(
-                run_id=self._trial_run_id(trial.trial_id),
-                run_name=f"trial-{trial.trial_id}",
-                parent_run_id=self.parent_run_id,
-                nested=True,
-                tags=tags,
-            ) as setting,
-        ):
+        with tracking.tracked_run(
+            run_id=self._trial_run_id(trial.trial_id),
+            run_name=f"trial-{trial.trial_id}",
+            parent_run_id=self.parent_run_id,
+            nested=True,
+            tags=tags,
+        ) as setting:
             mlflow.log_params(trial.hyperparameters.values)
             if self.race is None:
                 return super().run_trial(trial, *args, **kwargs)
@@ -117,6 +94,7 @@ class TrackedTrials:
     def _fit_seed(self, trial, setting_id: str, index: int, seed: int, *args, **kwargs):
         """The INDEX-th seed of a racing setting, in a run of its own under the setting's:
         returns its 0/1 validation results, ordered by image as the race keeps them."""
+        stopping.check()  # a stop that came between two seeds
         self._race_seed = seed
         tags = tracking.run_tags(
             "seed", variant=self.hypermodel.name, trial_id=trial.trial_id, seed=seed, seed_index=index
@@ -162,26 +140,7 @@ class TrackedTrials:
             f"{self.oracle.objective.name}={score}  best={best_score}  elapsed {elapsed / 60:.1f} min",
             flush=True,
         )
-        self._raise_if_interrupted()
-
-
-def _stop(signum, frame):
-    raise KeyboardInterrupt
-
-
-@contextmanager
-def _interruptible():
-    """Ctrl-C or SIGTERM raises KeyboardInterrupt right away inside this block."""
-    try:
-        previous = {s: signal.signal(s, _stop) for s in STOP_SIGNALS}
-    except ValueError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        stopping.check()
 
 
 def _fmt(value) -> str:
