@@ -41,9 +41,9 @@ def setup(root: str):
     return cfg, data, cached
 
 
-def fit_once(cfg, data, cached, epochs: int, lever: dict, tracked: bool = False):
+def fit_once(cfg, data, cached, epochs: int, lever: dict):
     """A seeded head fit as `fitting.fit` runs it; LEVER: {"steps_per_execution": K,
-    "validation_batch_size": B}. Returns (seconds, weights)."""
+    "validation_batch_size": B}, inside an MLflow run as a trial's. Returns (seconds, weights)."""
     import mlflow
     from omegaconf import OmegaConf
 
@@ -55,17 +55,12 @@ def fit_once(cfg, data, cached, epochs: int, lever: dict, tracked: bool = False)
     plan = fit_plan(run_cfg)
     trainable = fitting.build(run_cfg, data, plan, cached)
     if lever.get("steps_per_execution"):
-        trainable.model.compile(
-            optimizer=trainable.model.optimizer, loss=trainable.model.loss, metrics=["accuracy"],
-            steps_per_execution=lever["steps_per_execution"],
-        )  # fmt: skip
+        fitting.compile_model(trainable.model, run_cfg.train, steps=lever["steps_per_execution"])
     extra = {k: v for k, v in lever.items() if k == "validation_batch_size"}
-    run = mlflow.start_run() if tracked else None
-    started = time.perf_counter()
-    fitting.fit(run_cfg, data, plan, trainable, cached, **extra)
-    seconds = time.perf_counter() - started
-    if run is not None:
-        mlflow.end_run()
+    with mlflow.start_run():
+        started = time.perf_counter()
+        fitting.fit(run_cfg, data, plan, trainable, cached, **extra)
+        seconds = time.perf_counter() - started
     return seconds, trainable.model.get_weights()
 
 
@@ -73,7 +68,6 @@ def profile(cfg, data, cached) -> dict[str, float]:
     """Seconds per epoch of each part, one epoch each after a warm-up."""
     import keras
     import mlflow
-    import numpy as np
 
     from catdog.data import batches
     from catdog.training import fitting, seeding
@@ -83,8 +77,9 @@ def profile(cfg, data, cached) -> dict[str, float]:
     plan = fit_plan(cfg)
     seeding.seed_run(0)
     model = fitting.build(cfg, data, plan, cached).model
-    train = view_dataset(cached.train, data.train.labels, 32, seed=0)
-    val = batches(cached.val, data.val.labels, 32)
+    size = cfg.data.batch_size
+    train = view_dataset(cached.train, data.train.labels, size, seed=0)
+    val = batches(cached.val, data.val.labels, size)
     out = {}
 
     def timed(name, work, repeat: int = 3):
@@ -110,8 +105,7 @@ def profile(cfg, data, cached) -> dict[str, float]:
         "whole epoch as a trial fits it",
         lambda: model.fit(train, validation_data=val, epochs=1, verbose=0, callbacks=[keras.callbacks.History()]),
     )
-    steps = int(np.ceil(len(data.train) / 32))
-    out["steps per epoch"] = steps
+    out["steps per epoch"] = fitting.epoch_steps(cfg, data)
     return out
 
 
@@ -144,7 +138,7 @@ def main() -> None:
     weights = {}
     for _ in range(args.rounds):
         for name, lever in levers.items():
-            seconds, w = fit_once(cfg, data, cached, args.epochs, lever, tracked=True)
+            seconds, w = fit_once(cfg, data, cached, args.epochs, lever)
             times[name].append(seconds)
             weights.setdefault(name, w)
     base = statistics.median(times[baseline])

@@ -122,13 +122,11 @@ def arm(root: str, args, search_seed: int, racing: bool) -> dict:
 
 
 def t_interval(values: list[float]) -> tuple[float, float, float]:
-    from scipy import stats
+    """Mean and 95% t-interval over search seeds (each value is already one search's)."""
+    from catdog.stats import seed_t_interval
 
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, math.nan, math.nan
-    half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
+    interval = seed_t_interval(values)
+    return statistics.fmean(values), *((interval.low, interval.high) if interval else (math.nan, math.nan))
 
 
 def main() -> None:

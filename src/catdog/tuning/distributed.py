@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,19 +22,13 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from catdog import RunFailure, private_api
+from catdog.launch.job import free_port
 from catdog.schema import SearchRunConfig
 
 log = logging.getLogger(__name__)
 
 ID_VAR, IP_VAR, PORT_VAR = "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"
 PARENT_VAR = "CATDOG_SEARCH_PARENT_RUN"
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (bound, then released): the chief's."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def role() -> str | None:

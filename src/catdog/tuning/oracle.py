@@ -2,7 +2,8 @@
 process, or a distributed search's chief): a wall-clock budget for the whole search
 (`search.budget_minutes`, counted across resumes in the oracle's own saved state) and, for a
 racing search, stopping once what is left is noise. It records why the search stopped:
-`max_trials`, `budget`, `settled`, or `schedule` (Hyperband ran its brackets)."""
+`budget`, `settled`, `schedule` (Hyperband ran its brackets, or the space is spent), or
+none of these: `max_trials`."""
 
 from __future__ import annotations
 
@@ -31,26 +32,19 @@ class SearchOracle:
     def budget_spent(self) -> bool:
         return self.budget_s is not None and self.elapsed() >= self.budget_s
 
-    def _stop_now(self, tuner_id) -> str | None:
-        if tuner_id in self.ongoing_trials or self._retry_queue:
-            return None  # a running or interrupted trial is handed out whatever the budget
+    def populate_space(self, trial_id):
+        # Keras Tuner asks here only for a new trial: a running or interrupted one is
+        # handed out first, whatever the budget; a full search stops before asking.
         if self.budget_spent():
-            return "budget"
-        if self.race is not None and self.race.settled():
-            return "settled"
-        return None
-
-    def create_trial(self, tuner_id):
-        reason = self._stop_now(tuner_id)
-        if reason is None:
-            trial = super().create_trial(tuner_id)
-            if trial.status == STOPPED and self.stop_reason is None:
-                full = self.max_trials and len(self.trials) >= self.max_trials
-                self.stop_reason = "max_trials" if full else "schedule"
-            return trial
-        self.stop_reason = reason
-        self.tuner_ids.discard(tuner_id)  # as Keras Tuner does for a tuner it stops
-        return trial_module.Trial(self.hyperparameters.copy(), trial_id=str(len(self.trials)), status=STOPPED)
+            self.stop_reason = "budget"
+        elif self.race is not None and self.race.settled():
+            self.stop_reason = "settled"
+        else:
+            response = super().populate_space(trial_id)
+            if response["status"] == STOPPED:
+                self.stop_reason = "schedule"
+            return response
+        return {"status": STOPPED}
 
     def get_state(self):
         return {**super().get_state(), "catdog_elapsed": self.elapsed()}

@@ -25,8 +25,8 @@ from catdog.tracking import KIND_TAG
 from catdog.training import seeding
 
 SEED_KIND = "seed"
-STATUS_TAG = "race_status"  # racing | survivor | dropped | stopped (the budget ran out)
-SURVIVOR, DROPPED, RACING, STOPPED = "survivor", "dropped", "racing", "stopped"
+STATUS_TAG = "race_status"  # survivor | dropped | stopped (the budget ran out)
+SURVIVOR, DROPPED, STOPPED = "survivor", "dropped", "stopped"
 
 
 @dataclass(frozen=True)
@@ -62,15 +62,12 @@ def paired(a: np.ndarray, b: np.ndarray) -> stats.Comparison:
     return stats.compare(a[:k], b[:k], list(range(k)), list(range(k)))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Setting:
-    """One setting's race so far, as the store has it."""
+    """A survivor: a setting that ran every seed, as the store has it."""
 
-    run_id: str
     trial_id: str
-    status: str
     correct: np.ndarray  # seeds x validation images, 0/1, in seed order
-    values: dict
 
     @property
     def mean(self) -> float:
@@ -86,7 +83,10 @@ class Race:
         self.max_seeds = max_seeds
         self.level = alpha / max_seeds  # one-sided, Bonferroni over the looks a setting can get
         self.margin = margin_points / 100
-        self._tables: dict[str, np.ndarray] = {}  # seed run id -> its 0/1 validation vector (finished runs)
+        # Finished runs do not change: seed run id -> its 0/1 validation vector, setting run
+        # id -> the survivor it is.
+        self._tables: dict[str, np.ndarray] = {}
+        self._survivors: dict[str, Setting] = {}
         self.last: tuple[int, str] | None = None  # the latest setting's seeds and status, for its progress line
 
     @classmethod
@@ -100,9 +100,9 @@ class Race:
         return seeding.derive(self.search_seed, index)
 
     # -- reading the store ------------------------------------------------------------
-    def _children(self, parent: str, kind: str) -> list:
+    def _children(self, parent: str, kind: str, extra: str = "") -> list:
         return mlflow.search_runs(
-            filter_string=f"tags.mlflow.parentRunId = '{parent}' and tags.{KIND_TAG} = '{kind}'",
+            filter_string=f"tags.mlflow.parentRunId = '{parent}' and tags.{KIND_TAG} = '{kind}'{extra}",
             output_format="list",
         )
 
@@ -112,7 +112,7 @@ class Race:
         return {int(r.data.tags["seed_index"]): r for r in runs}
 
     def correct(self, seed_run) -> np.ndarray:
-        """A finished seed run's 0/1 validation results, by image (cached: finished runs do not change)."""
+        """A finished seed run's 0/1 validation results, by image."""
         run_id = seed_run.info.run_id
         if run_id not in self._tables:
             table = (
@@ -123,38 +123,24 @@ class Race:
             self._tables[run_id] = table["correct"].to_numpy(dtype=float)
         return self._tables[run_id]
 
-    def settings(self, statuses=(SURVIVOR, DROPPED, STOPPED)) -> list[Setting]:
-        """Every setting whose race has ended with one of STATUSES, with its results."""
-        out = []
-        for run in self._children(self.parent_run_id, "trial"):
-            status = run.data.tags.get(STATUS_TAG)
-            if status not in statuses:
-                continue
-            seeds = self.finished_seeds(run.info.run_id)
-            matrix = np.array([self.correct(seeds[i]) for i in sorted(seeds)])
-            values = {k: v for k, v in run.data.params.items() if not k.startswith("tuner/")}
-            out.append(Setting(run.info.run_id, run.data.tags.get("trial_id", "?"), status, matrix, values))
-        return out
+    def survivors(self) -> list[Setting]:
+        """Every setting that ran all its seeds without being dropped, with its results."""
+        for run in self._children(self.parent_run_id, "trial", f" and tags.{STATUS_TAG} = '{SURVIVOR}'"):
+            if run.info.run_id not in self._survivors:
+                seeds = self.finished_seeds(run.info.run_id)
+                matrix = np.array([self.correct(seeds[i]) for i in sorted(seeds)])
+                self._survivors[run.info.run_id] = Setting(run.data.tags.get("trial_id", "?"), matrix)
+        return list(self._survivors.values())
 
     def leader(self, exclude: str | None = None) -> Setting | None:
-        """The best mean among the settings that ran every seed (survivors)."""
-        done = [s for s in self.settings((SURVIVOR,)) if s.trial_id != exclude and len(s.correct) == self.max_seeds]
-        return max(done, key=lambda s: s.mean, default=None)
+        """The best mean among the survivors."""
+        return max((s for s in self.survivors() if s.trial_id != exclude), key=lambda s: s.mean, default=None)
 
     def settled(self) -> bool:
         """Every survivor other than the leader is resolved from it (95% interval excludes 0)
         or equivalent within the margin; needs one survivor besides the leader."""
-        survivors = [s for s in self.settings((SURVIVOR,)) if len(s.correct) == self.max_seeds]
-        if len(survivors) < 2:
-            return False
-        leader = max(survivors, key=lambda s: s.mean)
-        for other in survivors:
-            if other is leader:
-                continue
-            c = paired(leader.correct, other.correct)
-            if 0 in c.interval and not c.equivalent(self.margin):
-                return False
-        return True
+        best = self.recommendation()
+        return len(self._survivors) >= 2 and set(best["untold"]) <= set(best["equivalent"])
 
     # -- running one setting ----------------------------------------------------------
     def run(self, trial, setting_run_id: str, fit_seed, budget_spent) -> float:
@@ -214,10 +200,9 @@ class Race:
         leader = self.leader()
         if leader is None:
             return None
-        k = self.max_seeds
         close, same = [], []
-        for other in self.settings((SURVIVOR,)):
-            if other.trial_id == leader.trial_id or len(other.correct) != k:
+        for other in self._survivors.values():
+            if other is leader:
                 continue
             c = paired(leader.correct, other.correct)
             if 0 in c.interval:

@@ -185,7 +185,7 @@ def _record_best(cfg: SearchRunConfig, tuner, project: str, parent_id: str, data
     names = hp_names(cfg)
     rows = leaderboard(tuner)
     mlflow.log_table({k: [r.get(k) for r in rows] for k in rows[0]}, "leaderboard.json")
-    stop_reason = getattr(tuner.oracle, "stop_reason", None) or "max_trials"
+    stop_reason = tuner.oracle.stop_reason or "max_trials"
     mlflow.set_tags({"objective_direction": tuner.oracle.objective.direction, "stop_reason": stop_reason})
     log_search_plots(rows, tuner.oracle.objective, names)
     best = {k: plain(v) for k, v in best_trials[0].hyperparameters.values.items() if k in names}
