@@ -10,7 +10,6 @@ import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import pytest
 
 from catdog import PROJECT_ROOT
 from catdog.config import load
+from catdog.launch.job import free_port
 
 SHARED = PROJECT_ROOT.parent / "shared"
 ARCHIVE = Path(urlparse(os.environ.get("CATDOG_DATA_URL", "")).path or SHARED / "data" / "cats_and_dogs_filtered.zip")
@@ -33,13 +33,6 @@ WEIGHTS = Path(
     os.environ.get("CATDOG_BACKBONE_WEIGHTS")
     or SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 )
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on, for a server a test starts."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def extract_subset(archive: Path, dest: Path, per_class: dict[str, int]) -> Path:

@@ -149,7 +149,7 @@ def test_evaluate_refuses_runs_without_a_model(trained, small_data, capsys, whic
         catdog_main(["--tracking-uri", mlflow.get_tracking_uri(), "evaluate", run_id, str(small_data / "validation")])
     assert exit_info.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last.startswith(f"catdog: error: run {run_id}: no logged model")
+    assert last.startswith(f"catdog: error: no model at runs:/{run_id}/model")
 
 
 def test_evaluate_errors_are_one_line(trained, tmp_path, capsys):

@@ -22,6 +22,13 @@ def parser(description: str) -> argparse.ArgumentParser:
     return out
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
 def _review_commands(sub) -> None:
     compare = sub.add_parser("compare", help="runs of an experiment by variant, with 95%% intervals")
     compare.add_argument("--experiment", help="experiment name (default: the configured one)")
@@ -40,8 +47,8 @@ def _review_commands(sub) -> None:
     plan = sub.add_parser("plan", help="what a budget buys and what a difference needs, from a variant's runs")
     plan.add_argument("--experiment", help="experiment name (default: the configured one)")
     plan.add_argument("--variant", help="only this variant (default: every variant)")
-    plan.add_argument("--budget-minutes", type=float, help="a search's wall-clock budget, in minutes")
-    plan.add_argument("--difference", type=float, action="append", metavar="POINTS",
+    plan.add_argument("--budget-minutes", type=_positive, help="a search's wall-clock budget, in minutes")
+    plan.add_argument("--difference", type=_positive, action="append", metavar="POINTS",
                       help="a difference to detect, in points (repeatable; default: 1 and 2)")  # fmt: skip
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan.set_defaults(func=_plan)
@@ -157,8 +164,6 @@ def _plan(args, defaults) -> None:
     from catdog.report import plan
 
     points = args.difference or [100 * d for d in PLANNED_DIFFERENCES]
-    if any(p <= 0 for p in points) or (args.budget_minutes is not None and args.budget_minutes <= 0):
-        raise CatdogError("--difference and --budget-minutes must be positive")
     planned = plan.plan(_experiment(args, defaults), args.variant, args.budget_minutes, [p / 100 for p in points])
     print(json.dumps(planned, indent=2) if args.json else "\n".join(plan.lines(planned)))
 

@@ -1,11 +1,13 @@
 """What a job learns from the Hydra launcher that started it: its sweep, and its share of
-the machine's cores when jobs run side by side (hydra/launcher=joblib)."""
+the machine's cores when jobs run side by side (hydra/launcher=joblib); and a free local
+port for processes a job starts (a distributed search's chief)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import socket
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -54,3 +56,10 @@ def limit_threads(threads: int | None) -> int | None:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     return threads
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

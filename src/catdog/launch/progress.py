@@ -7,6 +7,7 @@ rewritten after every finished job."""
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -102,20 +103,33 @@ def time_left(state: dict, running: int | None = None, earlier: dict[str, list[f
 
 def earlier_seconds(cfg: RunConfig) -> dict[str, list[float]]:
     """Wall seconds of the FINISHED training runs in CFG's experiment, by variant: what a
-    study's remaining runs are estimated from before this launch has measured its own.
-    Read under the store's set-up lock: parallel jobs must not race to create a new store."""
+    study's remaining runs are estimated from before this launch has measured its own."""
+    return _earlier_seconds(cfg.tracking.uri, cfg.tracking.experiment)
+
+
+@functools.cache  # once per process: this launch's own runs are counted from its progress file
+def _earlier_seconds(uri: str, experiment_name: str) -> dict[str, list[float]]:
     from mlflow import MlflowClient
 
     from catdog import tracking
 
-    with tracking.store_lock(cfg.tracking.uri):  # a new client may set up the store's tables
-        client = MlflowClient(tracking_uri=cfg.tracking.uri)
-        experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    # Under the store's set-up lock: parallel jobs must not race to create a new store.
+    with tracking.store_lock(uri):
+        client = MlflowClient(tracking_uri=uri)
+        experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return {}
-    runs = client.search_runs(
-        [experiment.experiment_id], filter_string="tags.kind = 'train' and attributes.status = 'FINISHED'"
-    )
+    runs, token = [], None
+    while True:  # every page, not the first 1,000 runs
+        page = client.search_runs(
+            [experiment.experiment_id],
+            filter_string="tags.kind = 'train' and attributes.status = 'FINISHED'",
+            page_token=token,
+        )
+        runs += page
+        token = page.token
+        if not token:
+            break
     out: dict[str, list[float]] = {}
     for run in runs:
         if run.info.end_time:

@@ -13,14 +13,14 @@ from catdog import CatdogError, schema
 from catdog.config import load, one_line
 
 
-def _choices(overrides: list[str], interval_sweeps: bool = True) -> list[list[str]]:
+def _choices(overrides: list[str]) -> list[list[str]]:
     """Per override, its values as `key=value` lines (one line for a plain override).
-    Interval sweeps are the sweeper's business: INTERVAL_SWEEPS=False leaves them out."""
+    Interval sweeps are left out: they are an optimising sweeper's business."""
     out = []
     for o in OverridesParser.create().parse_overrides(overrides):
         if o.is_discrete_sweep():
             out.append([f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()])
-        elif not o.is_sweep_override() or interval_sweeps:
+        elif not o.is_sweep_override():
             out.append([o.input_line])
     return out
 
@@ -33,7 +33,7 @@ def jobs(overrides: list[str]) -> list[list[str]]:
 def every_value(overrides: list[str]) -> list[list[str]]:
     """The overrides with each sweep at its first value, then each other value of every
     sweep in turn: every value composed once, not every combination."""
-    values = _choices(overrides, interval_sweeps=False)
+    values = _choices(overrides)
     first = [choices[0] for choices in values]
     out = [first]
     for i, choices in enumerate(values):

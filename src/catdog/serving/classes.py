@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ast
 
-DEFAULT = ("cats", "dogs")
+from catdog.schema.run import DataConfig
+
+DEFAULT = tuple(DataConfig().class_names)
 
 
 def class_names(run) -> list[str]:

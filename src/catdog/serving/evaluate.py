@@ -7,23 +7,15 @@ import re
 from pathlib import Path
 
 import mlflow
-from mlflow.exceptions import MlflowException
 
-from catdog import CatdogError
 from catdog.data import load_folder
-from catdog.serving import classes
+from catdog.serving.predict import load
 from catdog.training.evaluation import evaluate_split
 
 
 def evaluate_run(run_id: str, folder, batch_size: int = 32) -> dict:
     """Score run RUN_ID's logged model on FOLDER/<class>/* and log the result to that run."""
-    client = mlflow.MlflowClient()
-    try:
-        run = client.get_run(run_id)
-        model = mlflow.keras.load_model(f"runs:/{run_id}/model")
-    except (MlflowException, OSError) as exc:
-        raise CatdogError(f"run {run_id}: no logged model ({str(exc).splitlines()[0]})") from exc
-    class_names = classes.class_names(run)
+    model, class_names = load(f"runs:/{run_id}/model")
     split = load_folder(folder, model.input_shape[1:3], class_names, require_every_class=False)
     scores = evaluate_split(model, split, batch_size)
     matrix = scores["confusion"]
@@ -44,6 +36,7 @@ def evaluate_run(run_id: str, folder, batch_size: int = 32) -> dict:
         "per_class": per_class,
     }
     slug = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(folder).resolve().name)
+    client = mlflow.MlflowClient()
     client.log_metric(run_id, f"eval_{slug}_accuracy", scores["accuracy"])
     client.log_dict(run_id, result, f"evaluations/{slug}.json")
     return result
