@@ -33,7 +33,7 @@ def val_scores(rng, right_per_seed, loss_level, n=800) -> Scores:
 def test_a_clear_leader_on_validation_is_recommended():
     rows = [row("cnn", [480, 500, 470], 0.6), row("transfer", [770, 773, 771], 0.12)]
     choice = decision.recommend(rows)
-    assert choice.row.variant == "transfer" and choice.tied == ["transfer"] and choice.equivalent == []
+    assert choice.recommended.variant == "transfer" and choice.tied == ["transfer"] and choice.equivalent == []
     assert choice.reason.startswith("highest mean validation accuracy, +") and "over cnn" in choice.reason
     assert choice.validation[0].interval.low > 0
 
@@ -44,7 +44,7 @@ def test_a_tie_on_accuracy_goes_to_a_loss_that_its_interval_resolves():
     val = {"224 px": val_scores(rng, [792, 792, 790], 0.05), "288 px": val_scores(rng, [790, 792, 791], 0.02)}
     rows = [replace(r, val_losses=list(val[r.variant].losses.mean(axis=1))) for r in rows]
     choice = decision.recommend(rows, val)
-    assert set(choice.tied) == {"224 px", "288 px"} and choice.row.variant == "288 px"
+    assert set(choice.tied) == {"224 px", "288 px"} and choice.recommended.variant == "288 px"
     [loss] = choice.losses
     assert loss.a == "288 px" and loss.interval.high < 0  # resolved: the interval excludes 0
     assert "the lower validation loss, resolved from each" in choice.reason
@@ -57,7 +57,7 @@ def test_a_tie_on_accuracy_and_loss_goes_to_the_cheaper_run_then_the_incumbent()
     val = {v: val_scores(rng, right, 0.04) for v, (right, _, _) in spec.items()}
     rows = [row(v, right, loss, minutes) for v, (right, loss, minutes) in spec.items()]
     choice = decision.recommend(rows, val)
-    assert choice.row.variant == "256 px" and set(choice.equivalent) == {"256 px", "288 px"}
+    assert choice.recommended.variant == "256 px" and set(choice.equivalent) == {"256 px", "288 px"}
     assert 0 in choice.losses[0].interval
     assert choice.reason.startswith("equivalent on validation: ") and choice.reason.endswith(
         "chose 256 px: the cheapest run"
@@ -65,14 +65,16 @@ def test_a_tie_on_accuracy_and_loss_goes_to_the_cheaper_run_then_the_incumbent()
     # Wall times that do not tell the two apart: the incumbent stays, else the lower loss.
     walls = {"288 px": [24.0, 40.0, 31.0], "256 px": [30.0, 22.0, 36.0]}
     noisy = [replace(r, wall_seconds=walls[r.variant]) for r in rows]
-    assert decision.recommend(noisy, val, incumbent="256 px").row.variant == "256 px"
+    assert decision.recommend(noisy, val, incumbent="256 px").recommended.variant == "256 px"
     assert decision.recommend(noisy, val, incumbent="288 px").reason.endswith("chose 288 px: the incumbent stays")
     lower = decision.recommend(noisy, val)
-    assert lower.row.variant == "288 px" and lower.reason.endswith("the lower validation loss of the equally cheap")
+    assert lower.recommended.variant == "288 px" and lower.reason.endswith(
+        "the lower validation loss of the equally cheap"
+    )
     # Without per-image validation results and with one run each, neither loss nor cost has an
     # interval: as cheap, so the lower loss decides.
     single = [row("a", [791], 0.04, 0.5), row("b", [792], 0.03, 0.2)]
-    assert decision.recommend(single).row.variant == "b" and decision.recommend(single).losses == []
+    assert decision.recommend(single).recommended.variant == "b" and decision.recommend(single).losses == []
 
 
 def test_the_control_is_the_incumbent_then_the_reference_model_unless_named():

@@ -43,7 +43,7 @@ def detectable(c: Comparison, k: int | None = None, n: int | None = None) -> flo
         return None
     seed_df = k - 1 if c.matched else 2 * (k - 1)
     df = welch_df([(c.seed_var / k, seed_df), (c.image_var / n, n - 1)])
-    return power_quantile(min(df, 1e6)) * math.sqrt(c.seed_var / k + c.image_var / n)
+    return power_quantile(df) * math.sqrt(c.seed_var / k + c.image_var / n)
 
 
 def seeds_needed(c: Comparison, difference: float) -> int | None:

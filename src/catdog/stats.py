@@ -29,9 +29,6 @@ class Interval:
     def __contains__(self, value: float) -> bool:
         return self.low <= value <= self.high
 
-    def clip(self, low: float, high: float) -> Interval:
-        return Interval(min(max(self.low, low), high), max(min(self.high, high), low))
-
     def text(self, points: bool = False, digits: int = 1, scale: float = 100) -> str:
         """The one way the terminal, the decision line and both pages print an interval:
         "[96.0, 99.5]" for an accuracy, "[+0.5, +2.1]" for a difference in points (POINTS:
@@ -143,8 +140,9 @@ def estimate_rates(per_seed, n: int, prior: SeedVariance | None = None) -> Estim
 
 
 def seed_t_interval(values) -> Interval | None:
-    """The t-interval over per-seed scores alone, which leaves out the test images' own
-    sampling noise: kept only to show, in tests, how it under-covers."""
+    """The t-interval over per-seed values alone. For a benchmark's per-seed figures; for a
+    variant's accuracy it leaves out the images' own sampling noise (tests show how it
+    under-covers)."""
     values = np.asarray(values, dtype=float)
     if len(values) < 2:
         return None
@@ -237,10 +235,6 @@ def compare_rates(acc_a, acc_b, n: int, seeds_a=None, seeds_b=None, names=("A", 
     return _comparison(acc_a, acc_b, image_var, n, seeds_a, seeds_b, names, priors)
 
 
-def _side(values, prior: SeedVariance | None) -> SeedVariance | None:
-    return seed_variance(values) if len(values) > 1 else prior
-
-
 def _comparison(acc_a, acc_b, image_var: float, n: int, seeds_a, seeds_b, names, priors) -> Comparison:
     ka, kb = len(acc_a), len(acc_b)
     difference = float(acc_a.mean() - acc_b.mean())
@@ -249,7 +243,7 @@ def _comparison(acc_a, acc_b, image_var: float, n: int, seeds_a, seeds_b, names,
         seed_var, basis = _var(acc_a - acc_b), "matched seeds"
         seed_terms = [(seed_var / ka, ka - 1)]
     else:
-        side_a, side_b = _side(acc_a, priors[0]), _side(acc_b, priors[1])
+        side_a, side_b = seed_variance(acc_a) or priors[0], seed_variance(acc_b) or priors[1]
         side_a, side_b = side_a or side_b, side_b or side_a
         if side_a is None:  # two single checkpoints, nothing to borrow
             side_a = side_b = SeedVariance(0.0, 0, "unknown")

@@ -161,7 +161,7 @@ def _figures(study: Study, scores, val, rows, verdict, found: dict, out_dir: Pat
         matrix = sum(confusion_matrix(own.labels, p, labels=range(len(own.classes))) for p in own.predicted)
         runs = len(own.records)
         figs["confusion"] = figures.confusion(
-            matrix, own.classes, f"{chosen}: test, summed over {runs} run{'s' if runs != 1 else ''}"
+            matrix, own.classes, f"{chosen}: test, summed over {prose.plural(runs, 'run')}"
         )
         gallery = _gallery(own, scores, rows)
         if gallery:
@@ -178,11 +178,10 @@ def val_intervals(rows, val: dict[str, Scores]) -> dict[str, stats.Interval]:
     out = {}
     for row in rows:
         scores = val.get(row.variant)
-        prior = row.seed_variance if row.runs == 1 else None
         if scores is not None and len(scores.records) == row.runs:
-            out[row.variant] = stats.estimate(scores.correct, prior).interval
+            out[row.variant] = stats.estimate(scores.correct, row.prior).interval
         else:
-            out[row.variant] = stats.estimate_rates(row.val_accuracies, row.n_val, prior).interval
+            out[row.variant] = stats.estimate_rates(row.val_accuracies, row.n_val, row.prior).interval
     return out
 
 

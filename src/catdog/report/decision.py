@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from catdog import CatdogError, stats
+from catdog.report.prose import duration, plural
 from catdog.report.summary import Scores, VariantRow
 
 REFERENCE_CONTROLS = {
@@ -18,38 +19,6 @@ REFERENCE_CONTROLS = {
     "cnn": "the reference's Model 1 (the plain CNN)",
 }
 INCUMBENT_PRESET = "best"  # a study with today's `experiment=best` in it is measured against it
-
-
-@dataclass
-class Decision:
-    recommended: VariantRow
-    reason: str
-    tied: list[str]  # the variants whose validation accuracy the leader cannot be told from
-    equivalent: list[str]  # tied on accuracy and on loss, so cost chose (empty otherwise)
-    validation: list[stats.Comparison]  # leader minus each other variant, on validation accuracy
-    losses: list[stats.Comparison]  # lowest-loss tied variant minus each other tied one, on validation loss
-    control: VariantRow | None = None
-    control_note: str = ""
-    comparisons: list[stats.Comparison] = field(default_factory=list)  # the declared family, Holm-corrected
-    exploratory: list[stats.Comparison] = field(default_factory=list)  # all pairs, on request
-    incumbent: str | None = None  # today's experiment=best, when it is one of the variants
-    because: str = ""  # among equivalent variants: why the recommended one
-
-    @property
-    def versus_control(self) -> stats.Comparison | None:
-        if self.control is None:
-            return None
-        return self._test(self.control.variant)
-
-    def _test(self, other: str) -> stats.Comparison | None:
-        names = (self.recommended.variant, other)
-        return next((c for c in self.comparisons if (c.a, c.b) == names), None)
-
-    @property
-    def equivalents_on_test(self) -> list[stats.Comparison]:
-        """The recommendation against each variant it was found equivalent to, on test."""
-        found = [self._test(v) for v in self.equivalent if v != self.recommended.variant]
-        return [c for c in found if c is not None]
 
 
 @functools.cache
@@ -60,10 +29,6 @@ def incumbent_variant() -> str:
     return load("train", [f"experiment={INCUMBENT_PRESET}"]).model.name
 
 
-def _priors(a: VariantRow, b: VariantRow) -> tuple:
-    return (a.seed_variance if a.runs == 1 else None, b.seed_variance if b.runs == 1 else None)
-
-
 def _complete(scores: Scores | None, row: VariantRow) -> bool:
     return scores is not None and len(scores.records) == row.runs
 
@@ -71,7 +36,7 @@ def _complete(scores: Scores | None, row: VariantRow) -> bool:
 def validation_difference(a: VariantRow, b: VariantRow, val: dict[str, Scores]) -> stats.Comparison:
     """A minus B in validation accuracy: paired image by image where both logged their
     validation results, else from per-seed accuracies (binomial image term)."""
-    names, priors = (a.variant, b.variant), _priors(a, b)
+    names, priors = (a.variant, b.variant), (a.prior, b.prior)
     sa, sb = val.get(a.variant), val.get(b.variant)
     if _complete(sa, a) and _complete(sb, b):
         return stats.compare(sa.correct, sb.correct, a.seeds, b.seeds, names, priors)
@@ -94,13 +59,41 @@ def loss_difference(a: VariantRow, b: VariantRow, val: dict[str, Scores]) -> sta
 
 @dataclass(frozen=True)
 class Choice:
-    row: VariantRow
+    """What the decision rule chose from the validation results, and why."""
+
+    recommended: VariantRow
     reason: str
-    tied: list[str]
-    equivalent: list[str]
-    validation: list[stats.Comparison]
-    losses: list[stats.Comparison]
+    tied: list[str]  # the variants whose validation accuracy the leader cannot be told from
+    equivalent: list[str]  # tied on accuracy and on loss, so cost chose (empty otherwise)
+    validation: list[stats.Comparison]  # leader minus each other variant, on validation accuracy
+    losses: list[stats.Comparison]  # lowest-loss tied variant minus each other tied one, on validation loss
     because: str = ""  # among equivalent variants: why this one (cost, the incumbent, loss)
+
+
+@dataclass(frozen=True)
+class Decision(Choice):
+    """The review page's decision: the choice, measured on test against a control."""
+
+    control: VariantRow | None = None
+    control_note: str = ""
+    comparisons: list[stats.Comparison] = field(default_factory=list)  # the declared family, Holm-corrected
+    exploratory: list[stats.Comparison] = field(default_factory=list)  # all pairs, on request
+
+    @property
+    def versus_control(self) -> stats.Comparison | None:
+        if self.control is None:
+            return None
+        return self._test(self.control.variant)
+
+    def _test(self, other: str) -> stats.Comparison | None:
+        names = (self.recommended.variant, other)
+        return next((c for c in self.comparisons if (c.a, c.b) == names), None)
+
+    @property
+    def equivalents_on_test(self) -> list[stats.Comparison]:
+        """The recommendation against each variant it was found equivalent to, on test."""
+        found = [self._test(v) for v in self.equivalent if v != self.recommended.variant]
+        return [c for c in found if c is not None]
 
 
 def recommend(rows: list[VariantRow], val: dict[str, Scores] | None = None, incumbent: str | None = None) -> Choice:
@@ -159,7 +152,7 @@ def _by_cost(tied: list[VariantRow], names, differences, losses, incumbent: str 
     else:
         chosen = min(as_cheap, key=lambda r: (r.val_loss_mean is None, r.val_loss_mean or 0.0))
         why = "the lower validation loss of the equally cheap" if len(as_cheap) > 1 else "the cheapest run"
-    cost = ", ".join(f"{r.variant} {_minutes(r.wall_minutes)}" for r in sorted(tied, key=lambda r: r.wall_minutes))
+    cost = ", ".join(f"{r.variant} {duration(r.wall_minutes)}" for r in sorted(tied, key=lambda r: r.wall_minutes))
     reason = (
         f"equivalent on validation: {_names(equivalent)} (neither accuracy nor loss tells them apart); "
         f"wall time per run {cost}"
@@ -172,10 +165,6 @@ def _by_cost(tied: list[VariantRow], names, differences, losses, incumbent: str 
 
 def _names(names) -> str:
     return ", ".join(names)
-
-
-def _minutes(minutes: float) -> str:
-    return f"{60 * minutes:.0f} s" if minutes < 1 else f"{minutes:.1f} min"
 
 
 def choose_control(
@@ -216,7 +205,7 @@ def comparisons(
             scores[a].seeds,
             scores[b].seeds,
             (a, b),
-            _priors(by_name[a], by_name[b]),
+            (by_name[a].prior, by_name[b].prior),
         )  # fmt: skip
         for a, b in pairs
         if a in scores and b in scores
@@ -241,20 +230,16 @@ def decide(
         all_pairs: also every pair of variants, Holm-corrected, as exploratory."""
     incumbent = incumbent_variant()
     choice = recommend(rows, val, incumbent)
-    names = {r.variant for r in rows}
-    control_row, note = choose_control(rows, choice.row, control, incumbent)
+    control_row, note = choose_control(rows, choice.recommended, control, incumbent)
     control_name = control_row.variant if control_row else None
-    family = comparisons(scores, rows, choice.row.variant, control_name)
+    family = comparisons(scores, rows, choice.recommended.variant, control_name)
     exploratory = []
     if all_pairs:
-        priors = {r.variant: r.seed_variance for r in rows if r.runs == 1 and r.seed_variance}
+        priors = {r.variant: r.prior for r in rows if r.prior}
         exploratory = stats.all_pairs(
             {g: s.correct for g, s in scores.items()}, {g: s.seeds for g, s in scores.items()}, priors
         )
-    return Decision(
-        choice.row, choice.reason, choice.tied, choice.equivalent, choice.validation, choice.losses,
-        control_row, note, family, exploratory, incumbent if incumbent in names else None, choice.because,
-    )  # fmt: skip
+    return Decision(**vars(choice), control=control_row, control_note=note, comparisons=family, exploratory=exploratory)
 
 
 def line(experiment: str, decision: Decision, flagged: bool) -> str:
@@ -265,7 +250,7 @@ def line(experiment: str, decision: Decision, flagged: bool) -> str:
         f"validation {', '.join(map(str, row.val_correct))} of {row.n_val} right per seed"
         + ("" if row.val_loss_mean is None else f", loss {row.val_loss_mean:.3f}")
         + f"; test {100 * row.test_accuracy_mean:.1f}% {row.test_ci.text()}"
-        f" over {row.runs} run{'s' if row.runs != 1 else ''} x {row.n_test} images"
+        f" over {plural(row.runs, 'run')} x {row.n_test} images"
     )
     versus = decision.versus_control
     if versus is not None:

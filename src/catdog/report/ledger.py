@@ -49,12 +49,6 @@ def _day(millis: int) -> str:
     return datetime.fromtimestamp(millis / 1000, UTC).strftime("%Y-%m-%d")
 
 
-def read(path) -> list[dict]:
-    """The ledger's entries at PATH ([] when there is no ledger yet)."""
-    path = Path(path)
-    return json.loads(path.read_text())["entries"] if path.is_file() else []
-
-
 def record(path, experiment: str, counts: dict) -> list[dict]:
     """Add EXPERIMENT's entry to the ledger at PATH, or update the one this store made (the
     same name and first day); returns every entry."""

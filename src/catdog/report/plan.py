@@ -26,8 +26,8 @@ def plan(experiment: str, variant: str | None, budget_minutes: float | None, dif
     what BUDGET_MINUTES buys, and what each of DIFFERENCES (fractions) needs to be detected
     between two of its settings at 80% power."""
     study = load_study(experiment)
-    rows = variant_rows(study, per_image_scores(study), priors={})
     scores = per_image_scores(study)
+    rows = variant_rows(study, scores, priors={})
     if variant is not None:
         rows = [r for r in rows if r.variant == variant]
         if not rows:
@@ -66,7 +66,7 @@ def _one(row, scores: dict, budget_minutes, differences, supply: int) -> dict:
     if row.runs < 2:
         out["needs"] = [{"difference": d, "note": "seed variance unknown: one run of it here"} for d in differences]
         return out
-    seed_var = float(np.var(row.test_accuracies, ddof=1))
+    seed_var = row.seed_variance.var  # measured here: it ran twice or more
     out["seed_var"] = seed_var
     design = _design(2 * seed_var, row.runs, image_var, row.n_test)  # two settings, each its own seeds
     out["detectable_now"] = power.detectable(design)

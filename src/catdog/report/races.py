@@ -6,22 +6,21 @@ from __future__ import annotations
 import json
 
 import mlflow
-from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from catdog.report.runs import short
 from catdog.stats import Interval
 
 
 def race(run) -> dict | None:
     """RUN's settings (seeds run, mean validation with its interval, status) and a summary;
     None for a search that did not race."""
-    settings = [
-        r for r in MlflowClient().search_runs(
-            [run.info.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}' and tags.kind = 'trial'",
-        )
-        if r.data.tags.get("race_status")
-    ]  # fmt: skip
+    trials = mlflow.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}' and tags.kind = 'trial'",
+        output_format="list",
+    )
+    settings = [r for r in trials if r.data.tags.get("race_status")]
     if not settings:
         return None
     verdicts = _verdicts(run)
@@ -69,7 +68,7 @@ def _row(setting, record: dict, verdicts: dict) -> dict:
     trial = setting.data.tags.get("trial_id", "?")
     last = record["running"][-1]
     values = {k: v for k, v in setting.data.params.items() if not k.startswith("tuner/")}
-    shown = ", ".join(f"{k}={float(v):.3g}" if "." in v else f"{k}={v}" for k, v in values.items())
+    shown = ", ".join(f"{k}={short(v)}" for k, v in values.items())
     return {
         "trial": trial,
         "label": f"trial {trial}: {shown}",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ NOT_HYPERPARAMETER_PREFIXES = ("train.verbose", "train.log_model")
 
 def _hyperparameters(params: dict) -> dict[str, str]:
     return {
-        k: _short(v)
+        k: short(v)
         for k, v in params.items()
         if k.startswith(HYPERPARAMETER_PREFIXES)
         and k not in NOT_HYPERPARAMETERS
@@ -36,7 +35,7 @@ def _hyperparameters(params: dict) -> dict[str, str]:
     }
 
 
-def _short(value: str) -> str:
+def short(value: str) -> str:
     """A logged float as 3 significant digits (0.0961, not 0.0960547686314343)."""
     try:
         return f"{float(value):.3g}" if "." in value else value
@@ -142,14 +141,14 @@ def variant_order() -> list[str]:
     from catdog import CONFIG_DIR
     from catdog.config import load
 
-    def adds(name: str) -> tuple:
-        model = load("train", [f"model={name}"]).model
+    def adds(item) -> tuple:
+        file, model = item
         augments = bool(model.flip_mode or model.rotation_factor)
         backbone = model.backbone
-        return (backbone is not None, bool(backbone and backbone.fine_tune_at), model.preprocess, augments, name)
+        return (backbone is not None, bool(backbone and backbone.fine_tune_at), model.preprocess, augments, file)
 
-    names = [path.stem for path in (CONFIG_DIR / "model").glob("*.yaml")]
-    return [load("train", [f"model={n}"]).model.name for n in sorted(names, key=adds)]
+    models = {path.stem: load("train", [f"model={path.stem}"]).model for path in (CONFIG_DIR / "model").glob("*.yaml")}
+    return [model.name for _, model in sorted(models.items(), key=adds)]
 
 
 @dataclass
@@ -289,11 +288,3 @@ def misclassified_thumbnails(record: RunRecord) -> dict[str, np.ndarray]:
 def history(record: RunRecord, key: str) -> list[float]:
     """The per-epoch values of metric KEY of the run, in epoch order."""
     return [m.value for m in sorted(mlflow.MlflowClient().get_metric_history(record.id, key), key=lambda m: m.step)]
-
-
-def confusion(record: RunRecord) -> np.ndarray | None:
-    """The run's test confusion matrix, or None for runs that did not log one."""
-    try:
-        return np.asarray(json.loads(mlflow.artifacts.load_text(f"runs:/{record.id}/confusion_matrix.json"))["matrix"])
-    except (MlflowException, OSError):
-        return None

@@ -117,8 +117,9 @@ class VariantRow:
         return statistics.fmean(self.wall_seconds) / 60
 
     @property
-    def lift_mean(self) -> float:
-        return self.test.mean - self.baseline_accuracy
+    def prior(self) -> stats.SeedVariance | None:
+        """The seed variance borrowed from an earlier study, for a variant run once here."""
+        return self.seed_variance if self.runs == 1 else None
 
     @property
     def seed_note(self) -> str:
