@@ -1,6 +1,9 @@
 """The private Keras and Keras Tuner internals the project uses (catdog.private_api) still
 exist and mean what it expects: an upgrade that changes them fails here, by name."""
 
+import os
+import subprocess
+import sys
 from concurrent import futures
 
 import grpc
@@ -49,3 +52,22 @@ def test_keras_tuner_distributed_internals(monkeypatch):
     except (ImportError, AttributeError) as exc:
         pytest.fail(f"Keras Tuner {keras_tuner.__version__}'s distributed internals changed: {exc!r}")
     assert servicer.stop_triggered is False
+
+
+@pytest.mark.parametrize("setting, expected", [(None, ["1", "on"]), ("0", ["0", "off"])])
+def test_onednn_is_on_unless_the_user_said_otherwise(setting, expected):
+    """Importing catdog before TensorFlow turns its oneDNN kernels on (TensorFlow leaves them
+    off on AVX2-only CPUs); a value the user set, 0 included, stands; and what a run records
+    is TensorFlow's own answer."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = setting
+    code = (
+        "import os, catdog, tensorflow; from catdog.tracking.environment import onednn; "
+        "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], onednn())"
+    )
+    try:
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    except subprocess.CalledProcessError as exc:
+        pytest.fail(f"TensorFlow's oneDNN switch changed: update catdog/private_api.py ({exc.stderr[-300:]})")
+    assert out.stdout.split()[-2:] == expected

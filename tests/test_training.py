@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from catdog import CatdogError, decision_rule, tracking, training
+from catdog import CatdogError, decision_rule, private_api, tracking, training
 from catdog.cli import main as catdog_main
 from catdog.report.runs import load_study
 from catdog.report.summary import variant_rows
@@ -70,6 +70,7 @@ def test_run_is_logged_completely(trained, variant, small_data):
     assert tags["env.tensorflow"].startswith("2.") and tags["env.keras"].startswith("3.")
     assert tags["env.python"].count(".") == 2 and int(tags["env.cores"]) >= 1 and tags["env.cpu"]
     assert {"avx2", "avx512f"} & set(tags["env.isa"].split(",")) or tags["env.isa"].startswith("none")
+    assert tags["env.onednn"] == ("on" if private_api.onednn_enabled() else "off")
     assert tags[decision_rule.TAG] == decision_rule.VERSION
     # The per-image predictions are the test score, row by row.
     table = client.load_table(run.info.experiment_id, "predictions/test.json", run_ids=[run.info.run_id])

@@ -4,7 +4,8 @@ checked by tests/test_private_api.py, which names what an upgrade broke.
 - Keras' functional graph (a layer's first call inside a model, the layer that made a
   tensor): `backbone_cut` rebuilds the top of MobileNetV2 from a layer index up.
 - Keras Tuner's distributed mode (roles from its environment variables, the chief's gRPC
-  servicer): `tuning.distributed` serves the oracle itself to notice lost workers."""
+  servicer): `tuning.distributed` serves the oracle itself to notice lost workers.
+- TensorFlow's own answer to whether its oneDNN kernels are on (`tracking.environment`)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,11 @@ def serve_oracle_with_grpc(oracle, server):
     servicer = OracleServicer(oracle)
     protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
     return servicer
+
+
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN kernels in this process: its own decision (the
+    CPU's instruction sets, or TF_ENABLE_ONEDNN_OPTS when TensorFlow was imported)."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())

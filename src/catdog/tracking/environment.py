@@ -1,5 +1,6 @@
 """What a run ran on: library versions, the CPU, the instruction sets that decide its speed
-(and, for some kernels, its last bits), and TensorFlow's threads. Logged as `env.*` tags on
+(and, for some kernels, its last bits), TensorFlow's threads and whether its oneDNN kernels
+were on. Logged as `env.*` tags on
 every run and shown on the review page."""
 
 from __future__ import annotations
@@ -59,6 +60,14 @@ def threads() -> str:
     return str(tf.config.threading.get_intra_op_parallelism_threads() or "default")
 
 
+def onednn() -> str:
+    """ "on" or "off": whether TensorFlow runs its oneDNN kernels, as TensorFlow itself says
+    (the variable TF_ENABLE_ONEDNN_OPTS may be unset, or set after TensorFlow was imported)."""
+    from catdog import private_api
+
+    return "on" if private_api.onednn_enabled() else "off"
+
+
 def environment() -> dict[str, str]:
     """Every `env.*` tag of a run started now."""
-    return {**machine(), "env.threads": threads()}
+    return {**machine(), "env.threads": threads(), "env.onednn": onednn()}

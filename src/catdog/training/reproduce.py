@@ -40,6 +40,7 @@ CONTEXT = (
     ("CPU instruction sets", "tag", "env.isa"),
     ("CPU", "tag", "env.cpu"),
     ("TensorFlow threads", "tag", "env.threads"),
+    ("oneDNN kernels", "tag", "env.onednn"),
 )
 
 
