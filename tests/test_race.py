@@ -56,8 +56,8 @@ def _children(parent_id, kind=None):
 def test_a_racing_search_runs_seeds_under_settings_and_names_its_leader(make_cfg, tmp_path):
     summary = tune(_race_cfg(make_cfg, tmp_path, "tuner.max_trials=3", "search.max_seeds=2"))
     client = MlflowClient()
-    parent = client.get_run(summary["parent_run_id"])
-    assert parent.data.tags["stop_reason"] == "max_trials" == summary["stop_reason"]
+    parent = client.get_run(summary.parent_run_id)
+    assert parent.data.tags["stop_reason"] == "max_trials" == summary.stop_reason
     settings = _children(parent.info.run_id, "trial")
     assert len(settings) == 3
     seeds_by_index = {}
@@ -78,7 +78,7 @@ def test_a_racing_search_runs_seeds_under_settings_and_names_its_leader(make_cfg
     # Common random numbers: every setting's k-th seed is the same seed.
     assert all(len(values) == 1 for values in seeds_by_index.values())
     leader = parent.data.tags["best.trial"]
-    assert summary["race"]["trial"] == leader
+    assert summary.race["trial"] == leader
     survivors = {s.data.tags["trial_id"]: s.data.metrics["score"] for s in settings
                  if s.data.tags["race_status"] == SURVIVOR}  # fmt: skip
     assert survivors[leader] == max(survivors.values())
@@ -86,7 +86,7 @@ def test_a_racing_search_runs_seeds_under_settings_and_names_its_leader(make_cfg
 
 def test_the_budget_stops_a_search_and_says_so(make_cfg, tmp_path):
     summary = tune(_race_cfg(make_cfg, tmp_path, "tuner.max_trials=5", "search.budget_minutes=0.001"))
-    parent = MlflowClient().get_run(summary["parent_run_id"])
+    parent = MlflowClient().get_run(summary.parent_run_id)
     assert parent.data.tags["stop_reason"] == "budget"
     [setting] = _children(parent.info.run_id, "trial")  # the budget was spent during the first
     assert setting.data.tags["race_status"] == "stopped" and setting.data.tags["race_seeds"] == "1"

@@ -211,7 +211,7 @@ def test_a_damaged_tuner_project_says_how_to_start_over(make_cfg, tmp_path):
             "transfer", store_overrides(tmp_path), "search.retrain_seeds=0", "search.overwrite=true", config="tune"
         )
     )
-    assert restarted["trials"] == 2
+    assert restarted.settings == 2
 
 
 @pytest.mark.slow  # eight processes importing TensorFlow, ~50 s

@@ -49,7 +49,7 @@ def test_runs_searches_and_reports_go_through_the_server(server, make_cfg, tmp_p
 
     trials = mlflow.search_runs(
         experiment_ids=[experiment.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{summary['parent_run_id']}' and tags.{tracking.KIND_TAG} = 'trial'",
+        filter_string=f"tags.mlflow.parentRunId = '{summary.parent_run_id}' and tags.{tracking.KIND_TAG} = 'trial'",
         output_format="list",
     )
     assert sorted(t.data.tags["trial_id"] for t in trials) == ["0", "1"]

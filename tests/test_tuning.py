@@ -38,7 +38,7 @@ def _children(parent_id, kind):
 def test_search_logs_parent_trials_retrains_and_leaderboard(search_cfg):
     summary = tune(search_cfg())
     client = MlflowClient()
-    parent = client.get_run(summary["parent_run_id"])
+    parent = client.get_run(summary.parent_run_id)
     assert parent.info.status == "FINISHED" and parent.data.tags[tracking.KIND_TAG] == "search"
     trials = _children(parent.info.run_id, "trial")
     assert len(trials) == 2 and {t.info.status for t in trials} == {"FINISHED"}
@@ -225,10 +225,10 @@ def test_a_run_trains_the_same_whether_the_cache_is_cold_or_warm(make_cfg, tmp_p
 def test_a_finished_search_is_extended_and_without_its_parent_run_starts_over(search_cfg, tmp_path):
     first = tune(search_cfg("search.retrain_seeds=0"))
     extended = tune(search_cfg("search.retrain_seeds=0", "tuner.max_trials=3"))
-    assert extended["parent_run_id"] == first["parent_run_id"] and extended["trials"] == 3
-    trials = _children(first["parent_run_id"], "trial")
+    assert extended.parent_run_id == first.parent_run_id and extended.settings == 3
+    trials = _children(first.parent_run_id, "trial")
     assert sorted(t.data.tags["trial_id"] for t in trials) == ["0", "1", "2"]
-    assert MlflowClient().get_run(first["parent_run_id"]).info.status == "FINISHED"
+    assert MlflowClient().get_run(first.parent_run_id).info.status == "FINISHED"
 
     # Trials must never be skipped as 'done' when the tracking store has no record of them.
     fresh_store = tmp_path / "fresh"
@@ -238,7 +238,7 @@ def test_a_finished_search_is_extended_and_without_its_parent_run_starts_over(se
         f"tracking.artifact_root={fresh_store}/artifacts",
     )
     summary = tune(second)
-    trials = _children(summary["parent_run_id"], "trial")
+    trials = _children(summary.parent_run_id, "trial")
     assert len(trials) == 2 and {t.info.status for t in trials} == {"FINISHED"}
 
 
@@ -251,7 +251,7 @@ def test_every_tuner_runs_its_trials(search_cfg, tuner):
     else:
         extra += ["tuner.options.max_epochs=2", "tuner.options.factor=2"]
     summary = tune(search_cfg(*extra))
-    trials = _children(summary["parent_run_id"], "trial")
+    trials = _children(summary.parent_run_id, "trial")
     assert len(trials) == 2 and {t.info.status for t in trials} == {"FINISHED"}
 
 
@@ -272,7 +272,7 @@ def test_search_on_finetuned_varies_its_own_knobs_only_where_used(search_cfg, ma
         config="tune",
     )
     summary = tune(cfg)
-    trials = _children(summary["parent_run_id"], "trial")
+    trials = _children(summary.parent_run_id, "trial")
     assert len(trials) == 2 and {t.info.status for t in trials} == {"FINISHED"}
     for trial in trials:
         params = trial.data.params

@@ -47,25 +47,16 @@ def tune(cfg: SearchRunConfig) -> float | None:
     tracking.code_version()
     job.share_cores()
 
-    summary = guarded(
+    result = guarded(
         "catdog-tune",
         lambda: tuning.tune(cfg, tags=job.sweep_tags()),
         " Run the same command again to resume the search.",
     )
-    if "worker" in summary:
-        log.info("worker %s: search %s has no trials left", summary["worker"], summary["search_id"])
+    if isinstance(result, tuning.WorkerResult):
+        log.info("worker %s: search %s has no trials left", result.worker, result.search_id)
         return None
-    line = f"search {summary['search_id']} (run {summary['parent_run_id']}), stopped by {summary['stop_reason']}"
-    line += f": best {summary['best']}"
-    if "race" in summary:
-        race = summary["race"]
-        line += f" over every seed; cannot be told apart from trials {', '.join(race['untold']) or 'none'}"
-        line += f" (equivalent within the margin: {', '.join(race['equivalent']) or 'none'})"
-    for label in ("best_test", "reference_test"):
-        if label in summary:
-            line += f"; {label.replace('_', ' ')} accuracy {summary[label]['mean']:.1%} ± {summary[label]['sd']:.1%}"
-    log.info(line)
-    return summary["best_score"]
+    log.info(result.line())
+    return result.best_score
 
 
 def train_command() -> None:

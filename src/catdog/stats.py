@@ -88,6 +88,14 @@ def seed_variance(per_seed, source: str = "this study") -> SeedVariance | None:
     return SeedVariance(_var(per_seed), len(per_seed) - 1, source) if len(per_seed) > 1 else None
 
 
+def pooled_seed_variance(matrices, source: str = "this search") -> SeedVariance | None:
+    """One run's score variance between seeds, pooled over settings that ran two or more
+    seeds (each seeds x images), or None when none did."""
+    per_seed = [np.asarray(m, float).mean(axis=1) for m in matrices if len(m) > 1]
+    df = sum(len(a) - 1 for a in per_seed)
+    return SeedVariance(sum(float(((a - a.mean()) ** 2).sum()) for a in per_seed) / df, df, source) if df else None
+
+
 def _logit_interval(mean: float, se: float, df: float) -> Interval:
     """mean +- t se on the logit scale (delta method): inside (0, 1) whatever the mean."""
     if not 0 < mean < 1:

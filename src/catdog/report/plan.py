@@ -1,17 +1,21 @@
 """`catdog plan`: what a budget buys and what a difference needs, from a store's measured
-runs of a variant: its cost per run, its seed variance and its test images' variance.
+runs of a variant (its cost per run, its seed variance and its test images' variance) and
+from a search's own fits (cost per fit, seed variance, validation images), under each policy.
 Planned power (a stated difference, t quantiles), never the power of an observed gap; a
 variance that one run cannot measure is said to be unknown, not guessed."""
 
 from __future__ import annotations
 
 import math
+import statistics
 
+import mlflow
 import numpy as np
 
 from catdog import CatdogError, power, stats
 from catdog.report.runs import load_study
 from catdog.report.summary import per_image_scores, variant_rows
+from catdog.tracking import record
 
 
 def _design(seed_var: float, seeds: int, image_var: float, n: int) -> stats.Comparison:
@@ -24,8 +28,15 @@ def _design(seed_var: float, seeds: int, image_var: float, n: int) -> stats.Comp
 def plan(experiment: str, variant: str | None, budget_minutes: float | None, differences) -> list[dict]:
     """For VARIANT (default: every variant of EXPERIMENT): its measured cost and variances,
     what BUDGET_MINUTES buys, and what each of DIFFERENCES (fractions) needs to be detected
-    between two of its settings at 80% power."""
-    study = load_study(experiment)
+    between two of its settings at 80% power; from its training runs, else from the
+    experiment's searches (`plan_searches`)."""
+    try:
+        study = load_study(experiment)
+    except CatdogError as exc:
+        searches = plan_searches(experiment, variant, budget_minutes, differences)
+        if not searches:
+            raise CatdogError(f"{exc}, nor a finished search to plan from") from exc
+        return searches
     scores = per_image_scores(study)
     rows = variant_rows(study, scores, priors={})
     if variant is not None:
@@ -82,10 +93,98 @@ def _one(row, scores: dict, budget_minutes, differences, supply: int) -> dict:
     return out
 
 
+# What a search's policies do with a budget of N fits, as settings tried (fewest, most) and
+# the seeds the pick has: plain gives each setting one; racing up to max_seeds (3), fewer to
+# settings it drops; intensify up to its cap (3) to the incumbent, fewer to rejected ones.
+POLICY_SEEDS = {"plain": 1, "racing": 3, "intensify": 3}
+
+
+def plan_searches(experiment: str, variant: str | None, budget_minutes: float | None, differences) -> list[dict]:
+    """Each finished search of EXPERIMENT (of VARIANT when given): its cost per fit and seed
+    variance from its own fits, what BUDGET_MINUTES buys under each policy, and the seeds
+    two of its settings need for each of DIFFERENCES at 80% power on its validation images."""
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    query = f"tags.{record.KIND_TAG} = '{record.SEARCH}'" + (f" and tags.variant = '{variant}'" if variant else "")
+    out = []
+    for run in mlflow.search_runs([found.experiment_id], query, output_format="list"):
+        fits = record.search_fits(run.info.run_id)
+        if run.info.status != "FINISHED" or not fits.seconds:
+            continue
+        out.append(_one_search(run, fits, budget_minutes, differences))
+    return out
+
+
+def _one_search(run, fits: record.SearchFits, budget_minutes, differences) -> dict:
+    matrices = list(fits.correct.values())
+    n = matrices[0].shape[1]
+    seed = stats.pooled_seed_variance(matrices)
+    # Two settings' per-image disagreement, measured where a setting ran two seeds, else
+    # between two settings' single fits: the image term of a comparison of two settings.
+    pairs = [m[:2] for m in matrices if len(m) > 1] or [np.array([a[0], b[0]]) for a, b in zip(matrices, matrices[1:])]
+    image_var = float(np.mean([np.var(p[0] - p[1], ddof=1) for p in pairs])) if pairs else None
+    minutes = statistics.median(fits.seconds) / 60
+    out = {
+        "search": run.info.run_id,
+        "variant": run.data.tags.get("variant", "?"),
+        "policy": run.data.tags.get("policy", "racing" if run.data.params.get("search.racing") == "True" else "plain"),
+        "settings": len(matrices),
+        "fits": sum(len(m) for m in matrices),
+        "minutes_per_fit": minutes,
+        "n_val": n,
+        "seed_var": seed.var if seed else None,
+        "image_var": image_var,
+        "buys": None,
+        "policies": [],
+    }
+    budget_fits = int(budget_minutes // minutes) if budget_minutes else None
+    if budget_fits is not None:
+        out["buys"] = {"fits": budget_fits}
+    for name, k in POLICY_SEEDS.items():
+        row = {"policy": name, "pick_seeds": k}
+        if budget_fits is not None:
+            row["settings"] = [budget_fits // k, budget_fits - k + 1] if k > 1 else [budget_fits, budget_fits]
+        if seed is not None and image_var is not None:
+            design = _design(2 * seed.var, k, image_var, n)
+            row["detectable"] = power.detectable(design) if k > 1 else None
+            row["needs"] = [{"difference": d, "seeds": power.seeds_needed(design, d)} for d in differences]
+        out["policies"].append(row)
+    return out
+
+
+def search_lines(p: dict) -> list[str]:
+    """A search's plan as lines for the terminal."""
+    out = [
+        f"search {p['search']} ({p['variant']}, {p['policy']}): {p['settings']} settings, {p['fits']} fits, "
+        f"{p['minutes_per_fit']:.2f} min a fit, {p['n_val']} validation images"
+    ]
+    if p["seed_var"] is None:
+        out.append("  seed variance unknown: no setting ran two seeds (search.policy=intensify measures it)")
+    else:
+        out.append(f"  seed sd {100 * math.sqrt(p['seed_var']):.2f} pts (one fit, between seeds)")
+    if p["buys"]:
+        out.append(f"  the budget buys {p['buys']['fits']} fits:")
+    for row in p["policies"]:
+        settings = row.get("settings")
+        text = f"    {row['policy']}: the pick with {row['pick_seeds']} seed{'s' if row['pick_seeds'] > 1 else ''}"
+        if settings:
+            low, high = settings
+            text += f", {low} settings" if low == high else f", {low} to {high} settings"
+        for need in row.get("needs", []):
+            seeds = need["seeds"] or f"more than {power.MAX_SEEDS}"
+            text += f"; {100 * need['difference']:g} pt between two settings needs {seeds} seeds each"
+        out.append(text)
+    return out
+
+
 def lines(planned: list[dict]) -> list[str]:
     """The plans as lines for the terminal."""
     out = []
     for p in planned:
+        if "search" in p:
+            out += search_lines(p)
+            continue
         out.append(
             f"{p['variant']}: {p['runs']} run{'s' if p['runs'] != 1 else ''} here, "
             f"{p['minutes_per_run']:.1f} min a run, "

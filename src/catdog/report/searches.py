@@ -7,6 +7,7 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from catdog import stats
 from catdog.report import assets, figures, races
 
 LEADERBOARD_ROWS = 50  # the page says so when a search has more trials
@@ -50,7 +51,7 @@ def section(run, out_dir, link, rows: list) -> dict:
     None; ROWS: the study's variant rows, among them the search's retrained groups."""
     tags = run.data.tags
     board = leaderboard(run)
-    names = [k[len("best.") :] for k in tags if k.startswith("best.") and k != "best.trial"]
+    names = [k[len("best.") :] for k in tags if k.startswith("best.") and k not in ("best.trial", "best.seeds")]
     search_id = tags.get("search_id", run.info.run_id[:8])
     # A search run again from scratch (search.overwrite=true) keeps its id: its figures and
     # anchor are named for the parent run too, so the two sections never share them.
@@ -82,12 +83,31 @@ def section(run, out_dir, link, rows: list) -> dict:
         "columns": ["trial", "status", "score", *names],
         "leaderboard": board[:LEADERBOARD_ROWS],
         "best": {n: _number(tags.get(f"best.{n}")) for n in names},
-        "best_score": best_score,
+        "best_score": run.data.metrics.get(f"best_{objective}", best_score),
+        "pick": _pick(run, raced),
         "figures": figs,
         "importance": weights,
         "retrained": retrained,
         "stop_reason": tags.get("stop_reason"),
         "race": raced,
+    }
+
+
+def _pick(run, raced) -> dict:
+    """How the search chose (its policy), the seeds behind the pick's score, and the score
+    to expect of it on fresh seeds and images (None for searches made before it was kept)."""
+    metrics, tags = run.data.metrics, run.data.tags
+    expected = None
+    if "expected_val_accuracy" in metrics:
+        expected = {
+            "mean": metrics["expected_val_accuracy"],
+            "interval": stats.Interval(metrics["expected_low"], metrics["expected_high"]),
+            "source": tags.get("expected.seed_variance", "this search"),
+        }
+    return {
+        "policy": tags.get("policy", "racing" if raced else "plain"),
+        "seeds": int(tags.get("best.seeds", 1)),
+        "expected": expected,
     }
 
 

@@ -48,6 +48,9 @@ class Searched:
 
 
 LINEAR, LOG, CHOICE = "linear", "log", "choice"
+# How a search spends its fits on settings and seeds (docs/how-it-works.md, "Searches"):
+# one seed per setting; racing (tuning/race.py); intensification (tuning/intensify.py).
+POLICIES = ("plain", "racing", "intensify")
 _rotates = lambda cfg: cfg.model.rotation_factor is not None
 _has_backbone = lambda cfg: cfg.model.backbone is not None
 _fine_tunes = lambda cfg: cfg.model.backbone is not None and cfg.model.backbone.fine_tune_at is not None
@@ -117,6 +120,10 @@ def _search_post_init(self) -> None:
         _check_space(h, getattr(self, h.name))
     _least("search.retrain_seeds", self.retrain_seeds, 0)
     _least("search.max_seeds", self.max_seeds, 1)
+    if self.policy not in POLICIES:
+        raise CatdogError(f"search.policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
+    if self.racing and self.policy not in ("plain", "racing"):
+        raise CatdogError(f"search.racing=true is search.policy=racing; it cannot go with search.policy={self.policy}")
     if not 0 < self.race_alpha < 1:
         raise CatdogError(f"search.race_alpha must lie in (0, 1), got {self.race_alpha}")
     if self.equivalence_margin < 0:
@@ -138,8 +145,9 @@ SearchConfig = make_dataclass(
         ("reference", bool, True),
         ("overwrite", bool, False),
         ("project_dir", str, MISSING),
-        ("racing", bool, False),  # each setting races over seeds (tuning/race.py)
-        ("max_seeds", int, 3),
+        ("policy", str, "plain"),  # how settings get seeds: POLICIES
+        ("racing", bool, False),  # the same as policy=racing, as stores and commands made before it say
+        ("max_seeds", int, 3),  # racing: seeds a setting runs at most; intensify: the incumbent's cap
         ("race_alpha", float, 0.05),
         ("equivalence_margin", float, 0.5),  # points of validation accuracy
         ("budget_minutes", Optional[float], None),  # noqa: UP045 - make_dataclass needs a runtime type
@@ -170,6 +178,11 @@ class TunerConfig:
         _check_tuner_class(self._target_, self.options)
 
 
+# The Keras Tuner tuners a search runs (tuner._target_), each with its tracked twin and its
+# oracle in catdog.tuning.tracked.TUNERS.
+TUNER_CLASSES = ("keras_tuner.RandomSearch", "keras_tuner.BayesianOptimization", "keras_tuner.GridSearch",
+                 "keras_tuner.Hyperband")  # fmt: skip
+
 # What catdog-tune passes to every tuner itself (tuner.objective, tuner.seed, ...).
 SET_BY_THE_SEARCH = (
     "hypermodel",
@@ -197,6 +210,8 @@ def _check_tuner_class(target: str, options: dict) -> None:
         raise CatdogError(f"tuner._target_ {target!r}: no such class to import") from exc
     if not issubclass(cls, kt.Tuner):
         raise CatdogError(f"tuner._target_ {target!r} is not a Keras Tuner tuner class")
+    if target not in TUNER_CLASSES:
+        raise CatdogError(f"tuner._target_ {target!r}: catdog-tune runs {', '.join(TUNER_CLASSES)}")
     params = inspect.signature(cls).parameters
     for name, value in options.items():
         if name in SET_BY_THE_SEARCH:

@@ -8,17 +8,32 @@ from catdog import plots
 
 
 def leaderboard(tuner) -> list[dict]:
-    """One row per trial, best first by the objective's own direction."""
+    """One row per trial (intensifying: per setting, its mean over its seeds), best first by
+    the objective's own direction."""
     maximize = tuner.oracle.objective.direction == "max"
-    rows = [
-        {
-            "trial": trial.trial_id,
-            "status": trial.status,
-            "score": trial.score,
-            **{k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")},
-        }
-        for trial in tuner.oracle.trials.values()
-    ]
+    intensifier = tuner.oracle.intensifier
+    rows = (
+        [
+            {
+                "trial": s.key,
+                "status": s.status,
+                "score": s.mean if s.scores else None,
+                "seeds": len(s.scores),
+                **s.values,
+            }
+            for s in intensifier.settings.values()
+        ]
+        if intensifier is not None
+        else [
+            {
+                "trial": trial.trial_id,
+                "status": trial.status,
+                "score": trial.score,
+                **{k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")},
+            }
+            for trial in tuner.oracle.trials.values()
+        ]
+    )
     return sorted(rows, key=lambda r: (r["score"] is None, -(r["score"] or 0.0) if maximize else (r["score"] or 0.0)))
 
 

@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
-import statistics
 from pathlib import Path
 
-import hydra
 import mlflow
 from omegaconf import OmegaConf
 
-from catdog import RunFailure, schema, tracking
+from catdog import RunFailure, schema, stats, tracking
 from catdog.data import StudyData, load_study_data
 from catdog.schema import SearchRunConfig, TunerConfig
+from catdog.tracking import record
 from catdog.training import features, precision, seeding
 from catdog.training.plan import FitPlan, fit_plan
-from catdog.tuning import distributed, oracle
+from catdog.tuning import distributed
 from catdog.tuning.hypermodel import VariantHyperModel
 from catdog.tuning.leaderboard import leaderboard, log_search_plots
+from catdog.tuning.pick import SEED_VARIANCE, Pick, borrowed, with_expected
 from catdog.tuning.race import Race
+from catdog.tuning.result import Retrained, SearchResult, WorkerResult
 from catdog.tuning.retrain import retrain
-from catdog.tuning.space import check_space, configured, hp_names, plain, with_values
-from catdog.tuning.tracked import TrackedTrials
+from catdog.tuning.space import check_space, configured, hp_names, plain, policy, with_values
+from catdog.tuning.tracked import TUNERS
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,10 @@ def search_id(cfg: SearchRunConfig, data: StudyData, plan: FitPlan) -> str:
         "data": data.data_hash,
         "seed": cfg.seed,
     }
-    if cfg.search.racing:  # a racing search's trials are races: never resumed as plain ones
+    if policy(cfg) == "racing":  # a racing search's trials are races: never resumed as plain ones
         parts["racing"] = {"max_seeds": cfg.search.max_seeds, "alpha": cfg.search.race_alpha}
+    elif policy(cfg) == "intensify":
+        parts["intensify"] = {"cap": cfg.search.max_seeds}
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{cfg.model.name}-{cfg.tuner.name}-{digest}"
 
@@ -57,20 +61,30 @@ def _tuner_identity(tuner_cfg: TunerConfig) -> dict:
 
 
 def make_tuner(cfg: SearchRunConfig, hypermodel, project: str, parent_run_id: str, resume: bool):
-    """The `tuner._target_` Keras Tuner class with the tracked trials mixed in, its oracle
-    given the search's budget and, with `search.racing`, the race."""
+    """The tracked twin of the `tuner._target_` Keras Tuner class, with its oracle given the
+    search's budget and policy (racing: the race; intensify: the incumbent's cap)."""
     tuner_cfg = cfg.tuner
     race = Race.of(cfg, parent_run_id)
-    base = hydra.utils.get_class(tuner_cfg._target_)
-    options = OmegaConf.to_container(tuner_cfg.options, resolve=True)
-    tuner = type(f"Tracked{base.__name__}", (TrackedTrials, base), {})(
-        hypermodel,
+    tuner_class, oracle_class = TUNERS[tuner_cfg._target_]
+    chosen = policy(cfg)
+    oracle = oracle_class(
         # A metric's name is enough: Keras Tuner knows which way accuracy or loss improves.
         objective=tuner_cfg.objective,
-        executions_per_trial=tuner_cfg.executions_per_trial,
         # Keras Tuner reads seed 0 as no seed at all (`seed or random.randint(...)`), which
         # would leave the default `tuner.seed: 0` drawing other trials every time.
         seed=seeding.derive(tuner_cfg.seed) or 1,
+        budget_minutes=cfg.search.budget_minutes,
+        race=race,
+        intensify_cap=cfg.search.max_seeds if chosen == "intensify" else None,
+        **OmegaConf.to_container(tuner_cfg.options, resolve=True),
+    )
+    # Hyperband sizes its brackets from max_epochs, but the base oracle still honours a cap
+    # on trials, which keeps `tuner.max_trials` meaningful for every tuner.
+    oracle.max_trials = tuner_cfg.max_trials
+    return tuner_class(
+        oracle=oracle,
+        hypermodel=hypermodel,
+        executions_per_trial=tuner_cfg.executions_per_trial,
         directory=cfg.search.project_dir,
         project_name=project,
         # A tuner project without its MLflow parent run (say, the store was cleaned) would
@@ -79,14 +93,7 @@ def make_tuner(cfg: SearchRunConfig, hypermodel, project: str, parent_run_id: st
         parent_run_id=parent_run_id,
         search_seed=cfg.seed,
         race=race,
-        **options,
     )
-    # Hyperband sizes its brackets from max_epochs, but the base oracle still honours a cap
-    # on trials, which keeps `tuner.max_trials` meaningful for every tuner.
-    tuner.oracle.max_trials = tuner_cfg.max_trials
-    if distributed.role() != "worker":  # a worker's oracle is the chief's, served over gRPC
-        oracle.attach(tuner.oracle, cfg.search.budget_minutes, race)
-    return tuner
 
 
 def _parent_run_id(project: str) -> str | None:
@@ -99,7 +106,7 @@ def _parent_run_id(project: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-def _work(cfg: SearchRunConfig, data: StudyData, cache, project: str) -> dict:
+def _work(cfg: SearchRunConfig, data: StudyData, cache, project: str) -> WorkerResult:
     """A distributed search's worker: run the trials the chief hands out, each a nested run
     under the chief's parent run; the chief ranks them and retrains the best."""
     parent_id = os.environ.get(distributed.PARENT_VAR)
@@ -112,15 +119,11 @@ def _work(cfg: SearchRunConfig, data: StudyData, cache, project: str) -> dict:
         tuner = make_tuner(cfg, VariantHyperModel(cfg, data, cache), project, parent_id, resume=True)
         log.info("Worker %s of search %s (parent run %s)", tuner.tuner_id, project, parent_id)
         tuner.search(epochs=cfg.tuner.epochs, verbose=0)
-    return {"parent_run_id": parent_id, "search_id": project, "worker": tuner.tuner_id}
+    return WorkerResult(parent_id, project, tuner.tuner_id)
 
 
-def _mean_sd(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
-
-
-def tune(cfg: SearchRunConfig, tags: dict | None = None) -> dict:
-    """Run (or resume) the configured search, retrain the winner, log it all; returns a summary."""
+def tune(cfg: SearchRunConfig, tags: dict | None = None) -> SearchResult | WorkerResult:
+    """Run (or resume) the configured search, retrain the winner, log it all."""
     schema.validate(cfg)
     check_space(cfg)
     tracking.check_reachable(cfg.tracking.uri)
@@ -140,8 +143,13 @@ def tune(cfg: SearchRunConfig, tags: dict | None = None) -> dict:
             run_id=resumed,
             run_name=f"search-{project}",
             tags=tracking.run_tags(
-                "search", variant=cfg.model.name, search_id=project, tuner=cfg.tuner.name, **(tags or {})
-            ),
+                "search",
+                variant=cfg.model.name,
+                search_id=project,
+                tuner=cfg.tuner.name,
+                policy=policy(cfg),
+                **(tags or {}),
+            ),  # fmt: skip
         ) as parent,
     ):
         parent_id = parent.info.run_id
@@ -154,11 +162,11 @@ def tune(cfg: SearchRunConfig, tags: dict | None = None) -> dict:
         tuner = _tuner(cfg, hypermodel, project, parent_id, resumed is not None)
         with distributed.local_workers(cfg, parent_id, where) as tuner.workers:
             tuner.search(epochs=cfg.tuner.epochs, verbose=0)
-        summary = _record_best(cfg, tuner, project, parent_id, data)
+        result = _record_best(cfg, tuner, project, parent_id, data)
         if cfg.search.retrain_seeds:
-            _retrain_best(cfg, summary, data, hypermodel, cache)
-        mlflow.log_dict(summary, "search_summary.json")
-    return summary
+            result = _retrain_best(cfg, result, data, hypermodel, cache)
+        mlflow.log_dict(result.to_json(), "search_summary.json")
+    return result
 
 
 def _tuner(cfg: SearchRunConfig, hypermodel, project: str, parent_id: str, resume: bool):
@@ -174,57 +182,92 @@ def _tuner(cfg: SearchRunConfig, hypermodel, project: str, parent_id: str, resum
     return tuner
 
 
-def _record_best(cfg: SearchRunConfig, tuner, project: str, parent_id: str, data) -> dict:
-    """The leaderboard, plots, best hyperparameters and why the search stopped on the parent
-    run; the summary. Racing, the best is the race's leader: the best mean over every seed,
-    with the settings it cannot be told apart from."""
-    race = tuner.race.recommendation() if tuner.race is not None else None
-    best_trials = [tuner.oracle.get_trial(race["trial"])] if race else tuner.oracle.get_best_trials(1)
-    if not best_trials or best_trials[0].score is None:
-        raise RuntimeError("no trial of the search finished; see the trial runs for their errors")
+def _pick(cfg: SearchRunConfig, tuner) -> tuple[Pick, dict | None]:
+    """The search's pick: plain, the best trial; racing, the race's leader (with the
+    settings it cannot be told apart from); intensifying, the incumbent."""
     names = hp_names(cfg)
+    chosen = lambda values: {k: plain(v) for k, v in values.items() if k in names}
+    intensifier = tuner.oracle.intensifier
+    if intensifier is not None and intensifier.pick() is not None and intensifier.pick().scores:
+        setting = intensifier.pick()
+        return Pick(setting.key, chosen(setting.values), setting.mean, len(setting.scores)), None
+    race = tuner.race.recommendation() if tuner.race is not None else None
+    best = [tuner.oracle.get_trial(race["trial"])] if race else tuner.oracle.get_best_trials(1)
+    if not best or best[0].score is None:
+        raise RuntimeError("no trial of the search finished; see the trial runs for their errors")
+    seeds = len(tuner.race.survivors()[0].correct) if race else cfg.tuner.executions_per_trial
+    return Pick(best[0].trial_id, chosen(best[0].hyperparameters.values), best[0].score, seeds), race
+
+
+def _record_best(cfg: SearchRunConfig, tuner, project: str, parent_id: str, data) -> SearchResult:
+    """The leaderboard, plots, the pick with the score to expect of it, and why the search
+    stopped, on the parent run."""
+    pick, race = _pick(cfg, tuner)
     rows = leaderboard(tuner)
     mlflow.log_table({k: [r.get(k) for r in rows] for k in rows[0]}, "leaderboard.json")
     stop_reason = tuner.oracle.stop_reason or "max_trials"
     mlflow.set_tags({"objective_direction": tuner.oracle.objective.direction, "stop_reason": stop_reason})
-    log_search_plots(rows, tuner.oracle.objective, names)
-    best = {k: plain(v) for k, v in best_trials[0].hyperparameters.values.items() if k in names}
+    log_search_plots(rows, tuner.oracle.objective, hp_names(cfg))
+    results = record.search_fits(parent_id).correct
+    measured = stats.pooled_seed_variance(results.values())
+    pick = with_expected(pick, results, measured or borrowed(cfg.model.name, data.data_hash, parent_id))
     # Tags, not params: an extended or resumed search may find a new best, and MLflow
     # params cannot change once logged.
-    mlflow.set_tags({f"best.{k}": v for k, v in best.items()} | {"best.trial": best_trials[0].trial_id})
-    mlflow.log_metric(f"best_{cfg.tuner.objective}", best_trials[0].score)
+    mlflow.set_tags({f"best.{k}": v for k, v in pick.values.items()} | {"best.trial": pick.key})
+    mlflow.set_tag("best.seeds", pick.seeds)
+    metrics = {f"best_{cfg.tuner.objective}": pick.score}
+    if measured is not None:
+        metrics |= {SEED_VARIANCE: measured.var, f"{SEED_VARIANCE}_df": measured.df}
+    if pick.expected is not None:
+        e = pick.expected
+        metrics |= {"expected_val_accuracy": e.mean, "expected_low": e.interval.low, "expected_high": e.interval.high}
+        mlflow.set_tag("expected.seed_variance", pick.seed_variance.source)
+    mlflow.log_metrics(metrics)
+    _tag_settings(tuner, parent_id)
     log.info("search stopped: %s", stop_reason)
-    summary = {
-        "parent_run_id": parent_id,
-        "search_id": project,
-        "best": best,
-        "best_score": best_trials[0].score,
-        "trials": len(rows),
-        "baseline_accuracy": data.baseline_accuracy,
-        "stop_reason": stop_reason,
-    }
     if race:
-        summary["race"] = race
         mlflow.set_tags({"race.untold": ",".join(race["untold"]), "race.equivalent": ",".join(race["equivalent"])})
-    return summary
+    fits = sum(len(m) for m in results.values())
+    return SearchResult(
+        parent_id, project, policy(cfg), pick, len(results), fits, data.baseline_accuracy, stop_reason, race
+    )
 
 
-def _retrain_best(cfg: SearchRunConfig, summary: dict, data, hypermodel, cache) -> None:
+def _tag_settings(tuner, parent_id: str) -> None:
+    """An intensifying search's setting runs say where each setting stands: incumbent,
+    challenger, rejected (after k shared seeds, by x points) or untried."""
+    intensifier = tuner.oracle.intensifier
+    if intensifier is None:
+        return
+    client = mlflow.MlflowClient()
+    for run in record.children(parent_id, record.TRIAL):
+        setting = intensifier.settings.get(run.data.tags.get("trial_id"))
+        if setting is None:
+            continue
+        tags = {"intensify_status": setting.status, "intensify_seeds": str(len(setting.scores))}
+        if setting.rejected_after is not None:
+            tags |= {"intensify_rejected_after": str(setting.rejected_after),
+                     "intensify_rejected_by": f"{100 * setting.rejected_by:+.2f}"}  # fmt: skip
+        for key, value in tags.items():
+            client.set_tag(run.info.run_id, key, value)
+
+
+def _retrain_best(cfg: SearchRunConfig, result: SearchResult, data, hypermodel, cache) -> SearchResult:
     """Retrain the best (and the configured) values with `search.retrain_seeds` seeds."""
-    parent_id, best = summary["parent_run_id"], summary["best"]
+    parent_id, best = result.parent_run_id, result.best
     # The trials' caches serve the retrains too: none is loaded a second time.
     best_cfg = with_values(cfg, best)
     best_cache = hypermodel.cache_for(best_cfg, fit_plan(best_cfg))
-    summary["best_test"] = _mean_sd(retrain(cfg, best, "best", data, best_cache, parent_id))
+    retrained = {"best_test": Retrained(tuple(retrain(cfg, best, "best", data, best_cache, parent_id)))}
     if cfg.search.reference:
         reference = configured(cfg)
-        summary["reference_test"] = _mean_sd(retrain(cfg, reference, "reference", data, cache, parent_id))
-    for label in ("best_test", "reference_test"):
-        if label in summary:
-            mlflow.log_metrics(
-                {
-                    f"{label}_accuracy_mean": summary[label]["mean"],
-                    f"{label}_accuracy_sd": summary[label]["sd"],
-                    f"{label}_lift_over_baseline": summary[label]["mean"] - data.baseline_accuracy,
-                }
-            )
+        retrained["reference_test"] = Retrained(tuple(retrain(cfg, reference, "reference", data, cache, parent_id)))
+    for label, r in retrained.items():
+        mlflow.log_metrics(
+            {
+                f"{label}_accuracy_mean": r.mean,
+                f"{label}_accuracy_sd": r.sd,
+                f"{label}_lift_over_baseline": r.mean - data.baseline_accuracy,
+            }
+        )
+    return dataclasses.replace(result, **retrained)

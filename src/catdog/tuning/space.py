@@ -10,8 +10,8 @@ from catdog.schema import CHOICE, LINEAR, SEARCHED, SearchRunConfig
 
 def check_space(cfg: SearchRunConfig) -> None:
     """What the search schema cannot know alone: a linear head (no dense units) is only for
-    backbones, the variant must use one of the settings left to search, and a race ranks
-    by validation accuracy with one fit per seed."""
+    backbones, the variant must use one of the settings left to search, and a policy over
+    seeds ranks by validation accuracy with one fit per seed (intensify, at fixed epochs)."""
     units = cfg.search.dense_units
     if units is not None and not cfg.model.backbone and min(units) < 1:
         raise CatdogError(
@@ -20,12 +20,25 @@ def check_space(cfg: SearchRunConfig) -> None:
         )
     if not hp_names(cfg):
         raise CatdogError(f"nothing to search: every setting {cfg.model.name} uses is fixed (search.<name>=null)")
-    if cfg.search.racing and cfg.tuner.objective != "val_accuracy":
+    chosen = policy(cfg)
+    if chosen == "plain":
+        return
+    name = "search.racing" if cfg.search.racing else f"search.policy={chosen}"
+    if cfg.tuner.objective != "val_accuracy":
+        raise CatdogError(f"{name} ranks settings by validation accuracy; tuner.objective is {cfg.tuner.objective}")
+    if cfg.tuner.executions_per_trial != 1:
+        raise CatdogError(f"{name} decides how many seeds a setting gets: leave tuner.executions_per_trial at 1")
+    if chosen == "intensify" and cfg.tuner.name == "hyperband":
         raise CatdogError(
-            f"search.racing ranks settings by validation accuracy; tuner.objective is {cfg.tuner.objective}"
+            "search.policy=intensify re-runs settings at the same epochs, and Hyperband gives settings other "
+            "epochs: use tuner=random or tuner=bayesian"
         )
-    if cfg.search.racing and cfg.tuner.executions_per_trial != 1:
-        raise CatdogError("search.racing decides how many seeds a setting gets: leave tuner.executions_per_trial at 1")
+
+
+def policy(cfg: SearchRunConfig) -> str:
+    """How the search gives settings seeds: `search.policy`, or racing where `search.racing`
+    says so (as stores and commands made before `search.policy` do)."""
+    return "racing" if cfg.search.racing else cfg.search.policy
 
 
 def hp_names(cfg: SearchRunConfig) -> list[str]:

@@ -1,24 +1,29 @@
-"""A Keras Tuner mixin: every trial a nested, seeded MLflow run, and Ctrl-C that never
-corrupts the tuner's state files."""
+"""The search's Keras Tuner tuners: every trial a nested, seeded MLflow run, and Ctrl-C that
+never corrupts the tuner's state files. One class per Keras Tuner tuner the search offers,
+each built with its oracle from tuning.oracle."""
 
 from __future__ import annotations
 
 import time
 
+import keras_tuner as kt
 import mlflow
 import numpy as np
 
 from catdog import tracking
 from catdog.training import seeding, stopping
 from catdog.training.run import log_validation
-from catdog.tuning import distributed
+from catdog.tuning import distributed, oracle
+from catdog.tuning.oracle import SEED_INDEX, SETTING
 
 
 class TrackedTrials:
-    """Mixed into a Keras Tuner class: each trial is a nested MLflow run under the search's
-    parent run, trains with a seed derived from the search's seed and the trial (recorded
-    as the run's `seed` tag), and prints one progress line. A trial re-run after an
-    interruption reopens its earlier run instead of adding a duplicate.
+    """Mixed into each Keras Tuner tuner class below: each trial is a nested MLflow run
+    under the search's parent run, trains with a seed derived from the search's seed and the
+    trial (recorded as the run's `seed` tag), and prints one progress line. A trial re-run
+    after an interruption reopens its earlier run instead of adding a duplicate. Racing, a
+    trial is a setting whose seeds are runs under it; intensifying, a trial is one seed of a
+    setting, and its run goes under the setting's run (search -> setting -> seed).
 
     Ctrl-C (or SIGTERM) stops the search at the next safe point (training.stopping): a
     training step, a racing setting's next seed, the end of a trial; never while Keras
@@ -52,10 +57,10 @@ class TrackedTrials:
         distributed.serve_oracle(self.oracle, self.workers, self.wait_s, self._fail_lost_trial, stopping.requested)
         return None
 
-    def _trial_run_id(self, trial_id: str) -> str | None:
+    def _trial_run_id(self, trial_id: str, parent: str | None = None) -> str | None:
+        parent = parent or self.parent_run_id
         runs = mlflow.search_runs(
-            filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}' and tags.trial_id = '{trial_id}'",
-            output_format="list",
+            filter_string=f"tags.mlflow.parentRunId = '{parent}' and tags.trial_id = '{trial_id}'", output_format="list"
         )
         return runs[0].info.run_id if runs else None
 
@@ -71,6 +76,8 @@ class TrackedTrials:
         a nested run per seed until the race drops it or it has every seed."""
         stopping.check()
         self._execution = 0
+        if SETTING in trial.hyperparameters.values:
+            return self._intensify_trial(trial, *args, **kwargs)
         tags = tracking.run_tags("trial", variant=self.hypermodel.name, trial_id=trial.trial_id, tuner_id=self.tuner_id)
         if self.race is None:
             seeds = [self.trial_seed(trial.trial_id, e) for e in range(self.executions_per_trial)]
@@ -90,6 +97,38 @@ class TrackedTrials:
             fit_seed = lambda index, seed: self._fit_seed(trial, setting.info.run_id, index, seed, *args, **kwargs)
             budget_spent = getattr(self.oracle, "budget_spent", lambda: False)  # a worker's oracle is the chief's
             return self.race.run(trial, setting.info.run_id, fit_seed, budget_spent)
+
+    def _intensify_trial(self, trial, *args, **kwargs):
+        """One seed of a setting (an intensifying search's trial): its run goes under the
+        setting's run, which the setting's first trial made."""
+        values = trial.hyperparameters.values
+        key, index = values[SETTING], int(values[SEED_INDEX])
+        setting_values = {k: v for k, v in values.items() if k not in (SETTING, SEED_INDEX)}
+        setting_id = self._trial_run_id(key)
+        # Every setting's INDEX-th fit has the same seed, as in a race (Race.seed): settings
+        # are compared on common random numbers.
+        self._race_seed = seeding.derive(self.search_seed, index)
+        setting_tags = tracking.run_tags("trial", variant=self.hypermodel.name, trial_id=key, tuner_id=self.tuner_id)
+        seed_tags = tracking.run_tags("seed", variant=self.hypermodel.name, trial_id=trial.trial_id, setting=key,
+                                      seed=self._race_seed, seed_index=index)  # fmt: skip
+        with tracking.tracked_run(
+            run_id=setting_id,
+            run_name=f"setting-{key}",
+            parent_run_id=self.parent_run_id,
+            nested=True,
+            tags=None if setting_id else setting_tags,
+        ) as setting:
+            if setting_id is None:
+                mlflow.log_params(setting_values)
+            with tracking.tracked_run(
+                run_id=self._trial_run_id(trial.trial_id, setting.info.run_id),
+                run_name=f"setting-{key}-seed{index}",
+                parent_run_id=setting.info.run_id,
+                nested=True,
+                tags=seed_tags,
+            ):
+                mlflow.log_params(setting_values)
+                return super().run_trial(trial, *args, **kwargs)
 
     def _fit_seed(self, trial, setting_id: str, index: int, seed: int, *args, **kwargs):
         """The INDEX-th seed of a racing setting, in a run of its own under the setting's:
@@ -111,8 +150,8 @@ class TrackedTrials:
     def _build_and_fit_model(self, trial, *args, **kwargs):
         # Keras Tuner's per-execution hook: each repeated fit of a trial gets its own seed
         # (racing: the race's seed for this round, the same for every setting).
-        racing = self.race is not None
-        self.hypermodel.seed = self._race_seed if racing else self.trial_seed(trial.trial_id, self._execution)
+        common = self.race is not None or SETTING in trial.hyperparameters.values
+        self.hypermodel.seed = self._race_seed if common else self.trial_seed(trial.trial_id, self._execution)
         results = super()._build_and_fit_model(trial, *args, **kwargs)
         suffix = f"-{self._execution}" if self._execution else ""
         log_validation(self.hypermodel.data, self.hypermodel.validation, f"predictions/val{suffix}.json")
@@ -122,22 +161,31 @@ class TrackedTrials:
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
         trial = self.oracle.get_trial(trial.trial_id)
-        run_id = self._trial_run_id(trial.trial_id)
-        if trial.score is not None and run_id:
-            mlflow.MlflowClient().log_metric(run_id, "score", trial.score)
-        best = self.oracle.get_best_trials(1)
-        shown = " ".join(
-            f"{k}={_fmt(v)}" for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")
-        )
+        values = trial.hyperparameters.values
+        intensifier = getattr(self.oracle, "intensifier", None)  # a worker's oracle is the chief's
+        setting = intensifier.settings[values[SETTING]] if intensifier and SETTING in values else None
         score = "failed" if trial.score is None else f"{trial.score:.4f}"
+        if setting is not None:  # the setting's run shows its mean so far
+            run_id, value = self._trial_run_id(setting.key), (setting.mean if setting.scores else None)
+            score += f" (setting {setting.key}, seed {values[SEED_INDEX]}: {setting.status}, mean {setting.mean:.4f})"
+            pick = intensifier.pick()
+            best_score = pick.mean if pick and pick.scores else None
+        else:
+            run_id = None if SETTING in values else self._trial_run_id(trial.trial_id)
+            value = trial.score
+            best = self.oracle.get_best_trials(1)
+            best_score = best[0].score if best else None
+        if value is not None and run_id:
+            mlflow.MlflowClient().log_metric(run_id, "score", value)
+        shown = " ".join(f"{k}={_fmt(v)}" for k, v in values.items() if not k.startswith(("tuner/", "intensify/")))
         if self.race is not None and self.race.last is not None:
             seeds, status = self.race.last
             score += f" over {seeds} seed{'s' if seeds != 1 else ''} ({status})"
-        best_score = f"{best[0].score:.4f}" if best and best[0].score is not None else "-"
+        best_text = "-" if best_score is None else f"{best_score:.4f}"
         elapsed = time.perf_counter() - self.started
         print(
             f"trial {int(trial.trial_id) + 1}/{self.oracle.max_trials or '?'}  {shown}  "
-            f"{self.oracle.objective.name}={score}  best={best_score}  elapsed {elapsed / 60:.1f} min",
+            f"{self.oracle.objective.name}={score}  best={best_text}  elapsed {elapsed / 60:.1f} min",
             flush=True,
         )
         stopping.check()
@@ -145,3 +193,32 @@ class TrackedTrials:
 
 def _fmt(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+class RandomSearch(TrackedTrials, kt.Tuner):
+    """Keras Tuner's random search (its oracle: oracle.RandomSearchOracle), tracked."""
+
+
+class BayesianOptimization(TrackedTrials, kt.Tuner):
+    """Keras Tuner's Gaussian-process search (oracle.BayesianOptimizationOracle), tracked."""
+
+
+class GridSearch(TrackedTrials, kt.Tuner):
+    """Keras Tuner's grid search (oracle.GridSearchOracle), tracked."""
+
+
+class Hyperband(TrackedTrials, kt.Hyperband):
+    """Keras Tuner's Hyperband, tracked: its trials' epochs and the weights they go on from
+    are kt.Hyperband's; its oracle, oracle.HyperbandOracle, is given, not built here."""
+
+    def __init__(self, oracle, hypermodel, **kwargs):
+        kt.Tuner.__init__(self, oracle, hypermodel, **kwargs)  # kt.Hyperband's own would build its oracle
+
+
+# The Keras Tuner class a config names (`tuner._target_`) -> the tracked tuner and its oracle.
+TUNERS = {
+    "keras_tuner.RandomSearch": (RandomSearch, oracle.RandomSearchOracle),
+    "keras_tuner.BayesianOptimization": (BayesianOptimization, oracle.BayesianOptimizationOracle),
+    "keras_tuner.GridSearch": (GridSearch, oracle.GridSearchOracle),
+    "keras_tuner.Hyperband": (Hyperband, oracle.HyperbandOracle),
+}

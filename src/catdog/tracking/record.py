@@ -1,0 +1,85 @@
+"""What a run records, named once, and the questions other rooms ask of the store: a run's
+per-image results, the runs under a search or a setting. Code outside tracking/ asks here
+instead of writing MLflow filter strings or artifact paths of its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow
+import numpy as np
+
+from catdog.tracking.store import KIND_TAG
+
+# Artifacts: one row per image (file, true and predicted class, each class's probability,
+# its log loss), on the validation and on the test split.
+VAL_PREDICTIONS = "predictions/val.json"
+TEST_PREDICTIONS = "predictions/test.json"
+# Metrics the review page, the MLflow UI and `catdog reproduce` read.
+MODEL_VAL_ACCURACY = "model_val_accuracy"  # the kept weights' validation accuracy
+MODEL_VAL_LOSS = "model_val_loss"
+TEST_ACCURACY = "test_accuracy"
+TEST_CORRECT = "test_correct"
+# Run kinds (the `kind` tag).
+SEARCH, TRIAL, SEED, TRAIN, RETRAIN = "search", "trial", "seed", "train", "retrain"
+
+
+def children(parent_run_id: str, kind: str | None = None, experiment_ids: list[str] | None = None) -> list:
+    """The runs directly under PARENT_RUN_ID, of KIND when given."""
+    query = f"tags.mlflow.parentRunId = '{parent_run_id}'"
+    if kind is not None:
+        query += f" and tags.{KIND_TAG} = '{kind}'"
+    return mlflow.search_runs(experiment_ids=experiment_ids, filter_string=query, output_format="list")
+
+
+def validation_correct(runs) -> dict[str, np.ndarray]:
+    """Each finished run's 0/1 results on the validation images, ordered by image, from its
+    per-image table; one read of the store for all of them."""
+    runs = [r for r in runs if r.info.status == "FINISHED"]
+    out: dict[str, np.ndarray] = {}
+    by_experiment: dict[str, list[str]] = {}
+    for run in runs:
+        by_experiment.setdefault(run.info.experiment_id, []).append(run.info.run_id)
+    client = mlflow.MlflowClient()
+    for experiment_id, run_ids in by_experiment.items():
+        table = client.load_table(experiment_id, VAL_PREDICTIONS, run_ids=run_ids, extra_columns=["run_id"])
+        for run_id, rows in table.groupby("run_id"):
+            out[run_id] = rows.sort_values("image")["correct"].to_numpy(dtype=float)
+    return out
+
+
+@dataclass(frozen=True)
+class SearchFits:
+    """A search's fits as the store has them: every setting's 0/1 validation results by its
+    trial id (seeds x images) and each finished fit's wall time."""
+
+    correct: dict[str, np.ndarray]
+    seconds: list[float]
+
+
+def search_fits(parent_run_id: str) -> SearchFits:
+    """Every fit of a search. A setting's fits are the seed runs under its run (racing,
+    intensifying), or its own run (a plain trial)."""
+    settings = children(parent_run_id, TRIAL)
+    if not settings:
+        return SearchFits({}, [])
+    experiments = sorted({r.info.experiment_id for r in settings})
+    ids = {r.info.run_id: r.data.tags.get("trial_id", r.info.run_id) for r in settings}
+    seeds = [
+        r
+        for r in mlflow.search_runs(experiments, f"tags.{KIND_TAG} = '{SEED}'", output_format="list")
+        if r.data.tags.get("mlflow.parentRunId") in ids
+    ]
+    correct = validation_correct(seeds + settings)
+    out: dict[str, list] = {}
+    fits = []
+    for run in sorted(seeds, key=lambda r: int(r.data.tags.get("seed_index", 0))):
+        if run.info.run_id in correct:
+            out.setdefault(ids[run.data.tags["mlflow.parentRunId"]], []).append(correct[run.info.run_id])
+            fits.append(run)
+    for run in settings:
+        if ids[run.info.run_id] not in out and run.info.run_id in correct:
+            out[ids[run.info.run_id]] = [correct[run.info.run_id]]
+            fits.append(run)
+    seconds = [(r.info.end_time - r.info.start_time) / 1000 for r in fits if r.info.end_time]
+    return SearchFits({key: np.array(rows) for key, rows in out.items()}, seconds)

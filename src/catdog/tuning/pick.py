@@ -1,0 +1,66 @@
+"""A search's pick and the score it should be expected to have on fresh seeds.
+
+The pick: plain, the best trial; racing, the race's leader; intensifying, the incumbent.
+Its search score is the mean over the seeds it ran, on the images that chose it, and so
+overstates what it scores anew; `expected` is that score shrunk toward the mean of every
+setting the search ran (tuning.shrinkage), with each setting's noise from the seeds and from
+its own errors on these images, read from the store (each fit's per-image results). The
+seed variance is the search's own where settings ran two or more seeds, else borrowed from
+the latest earlier search of the variant on the same data that measured one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow
+import numpy as np
+
+from catdog import stats, tracking
+from catdog.tracking import record
+from catdog.tuning.shrinkage import Shrunk, interaction, shrunk
+
+SEED_VARIANCE = "seed_variance"  # parent-run metric: one fit's validation accuracy, between seeds
+
+
+@dataclass(frozen=True)
+class Pick:
+    """What a search recommends: KEY (its trial, or its setting's first trial), VALUES, its
+    SCORE over SEEDS seeds in the search, and the score EXPECTED on fresh seeds and images
+    (None: no seed variance known)."""
+
+    key: str
+    values: dict
+    score: float
+    seeds: int
+    expected: Shrunk | None = None
+    seed_variance: stats.SeedVariance | None = None
+
+
+def borrowed(variant: str, data_hash: str, exclude: str) -> stats.SeedVariance | None:
+    """The latest seed variance measured by another search of VARIANT on the same data."""
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"tags.{tracking.KIND_TAG} = '{record.SEARCH}' and tags.variant = '{variant}' "
+        f"and params.data_hash = '{data_hash}' and metrics.{SEED_VARIANCE} > 0",
+        order_by=["attributes.start_time DESC"],
+        output_format="list",
+    )
+    for run in runs:
+        if run.info.run_id != exclude:
+            df = int(run.data.metrics.get(f"{SEED_VARIANCE}_df", 1))
+            return stats.SeedVariance(run.data.metrics[SEED_VARIANCE], df, f"search run {run.info.run_id}")
+    return None
+
+
+def with_expected(pick: Pick, results: dict[str, np.ndarray], seed_variance: stats.SeedVariance | None) -> Pick:
+    """PICK with its expected score, from every setting's RESULTS (seeds x images)."""
+    if seed_variance is None or pick.key not in results:
+        return Pick(pick.key, pick.values, pick.score, pick.seeds, None, seed_variance)
+    keys = [pick.key] + [k for k in results if k != pick.key]
+    means = [float(results[k].mean()) for k in keys]
+    counts = [len(results[k]) for k in keys]
+    per_image = np.array([results[k].mean(axis=0) for k in keys])
+    own = interaction(per_image) if len(keys) > 1 else None
+    image_var = float(per_image[0].var(ddof=1)) / per_image.shape[1]
+    expected = shrunk(means, counts, 0, seed_variance.var, extra=own, image_var=image_var)
+    return Pick(pick.key, pick.values, pick.score, pick.seeds, expected, seed_variance)
