@@ -1,7 +1,8 @@
 """`catdog reproduce RUN_ID`: train a logged run again from its logged config at the current
 code, and say metric by metric whether it came out the same, naming what differs between
 the two runs (code version, data digest, library versions, CPU instruction sets) where it
-did not."""
+did not; and check within each run that its logged counts agree with its logged rates and
+its per-image tables, so that a headline its own counts contradict never "reproduces"."""
 
 from __future__ import annotations
 
@@ -17,17 +18,59 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from catdog import CatdogError, tracking
+from catdog.tracking.record import (
+    MODEL_VAL_ACCURACY,
+    MODEL_VAL_LOSS,
+    TEST_ACCURACY,
+    TEST_CORRECT,
+    TEST_PREDICTIONS,
+    VAL_PREDICTIONS,
+)
 from catdog.training.run import train
 
 EXPERIMENT = "reproductions"
 TAG = "reproduces"
-# What must come out the same: (label, where it is logged, key).
+# What must come out the same: (label, where it is logged, key); a "history" is the metric's
+# value at every epoch. Every outcome the review page or the MLflow UI shows: accuracies,
+# counts, losses, the epochs that decide which weights are kept, the learning curves.
+# The first four names come first and keep their names: scripts read them from --json.
 CHECKS = (
     ("validation images right", "metric", "val_correct"),
-    ("test images right", "metric", "test_correct"),
+    ("test images right", "metric", TEST_CORRECT),
     ("initial weights digest", "param", "init_weights_digest"),
-    ("validation loss", "metric", "model_val_loss"),
+    ("validation loss", "metric", MODEL_VAL_LOSS),
+    ("validation accuracy", "metric", MODEL_VAL_ACCURACY),
+    ("test accuracy", "metric", TEST_ACCURACY),
+    ("test loss", "metric", "test_loss"),
+    ("test images", "metric", "n_test"),
+    ("baseline accuracy", "metric", "baseline_accuracy"),
+    ("lift over baseline", "metric", "lift_over_baseline"),
+    ("images skipped", "metric", "skipped_images"),
+    ("kept epoch", "metric", "model_epoch"),
+    ("fine-tuning start epoch", "metric", "fine_tune_start_epoch"),
+    ("training accuracy by epoch", "history", "accuracy"),
+    ("validation accuracy by epoch", "history", "val_accuracy"),
+    ("training loss by epoch", "history", "loss"),
+    ("validation loss by epoch", "history", "val_loss"),
 )
+# Metrics a training run logs that are not checked: they vary from run to run with the
+# machine and what else it runs, not with what was learned, or they restate the config.
+NOT_CHECKED = (
+    "fit_seconds",  # wall time
+    "train_images_per_s",  # wall time
+    "peak_rss_mb",  # memory, and in a multirun the largest run's so far
+    "load_avg_1m_start",  # other work on the machine
+    "load_avg_1m_end",
+    "features_seconds",  # wall time of the backbone pass or of loading its cache
+    "features_computed",  # how warm the feature cache was, not what was learned
+    "fine_tune_learning_rate",  # a setting of the logged config, not an outcome
+    "stage",  # which epochs fine-tuned: follows from the fine-tuning start epoch and the curves
+)
+NOT_CHECKED_PREFIX = "system/"  # MLflow's samples of the machine's memory, CPU, disk and network
+# Logged as whole numbers: shown as such.
+COUNTS = (TEST_CORRECT, "n_test", "skipped_images", "model_epoch", "fine_tune_start_epoch")
+# The two runs as the consistency checks' "run" names them, and as lines() does.
+RUNS = {"logged": "logged run", "now": "retrained run"}
 # What can explain a difference: (label, where, key).
 CONTEXT = (
     ("code version", "tag", "mlflow.source.git.commit"),
@@ -60,14 +103,54 @@ def _value(run, where: str, key: str) -> str | None:
         return run.data.tags.get(key)
     if where == "param":
         return run.data.params.get(key)
+    if where == "history":
+        history = mlflow.MlflowClient().get_metric_history(run.info.run_id, key)
+        return repr([m.value for m in sorted(history, key=lambda m: m.step)]) if history else None
     if key == "val_correct":  # logged as a rate: images right are rate x validation images
-        rate = run.data.metrics.get("model_val_accuracy")
-        n_val = sum(int(v) for k, v in run.data.params.items() if k.startswith("n_val_"))
-        return None if rate is None else str(round(rate * n_val))
+        rate = run.data.metrics.get(MODEL_VAL_ACCURACY)
+        return None if rate is None else str(round(rate * _images(run, "val")))
     value = run.data.metrics.get(key)
     if value is None:
         return None
-    return str(int(value)) if key.endswith("_correct") else repr(value)
+    # A count that is not whole stays visible as logged.
+    return str(int(value)) if key in COUNTS and float(value).is_integer() else repr(value)
+
+
+def _images(run, split: str) -> int:
+    """The run's images of SPLIT, from its per-class `n_<split>_<class>` params."""
+    return sum(int(v) for k, v in run.data.params.items() if k.startswith(f"n_{split}_"))
+
+
+def _table_correct(run, path: str) -> int | None:
+    """The images right in the run's per-image table at PATH (None: the run has none)."""
+    try:
+        table = mlflow.MlflowClient().load_table(run.info.experiment_id, path, run_ids=[run.info.run_id])
+    except MlflowException:
+        return None
+    return int(table["correct"].sum())
+
+
+def consistency(run, who: str) -> list[dict]:
+    """Whether RUN's logged counts agree with its logged rates and its per-image tables: each
+    {"name", "run" (WHO: "logged" or "now"), "expected", "found", "same"}. A check whose
+    numbers the run did not log (older runs, runs without tables) is left out."""
+    metrics = run.data.metrics
+    n_val, by_class = _images(run, "val"), _images(run, "test")
+    n_test = int(metrics["n_test"]) if "n_test" in metrics else by_class
+    correct = metrics.get(TEST_CORRECT)
+    pairs = []
+    if "n_test" in metrics and by_class:
+        pairs.append(("test images against the test images by class", by_class, metrics["n_test"]))
+    if correct is not None and TEST_ACCURACY in metrics and n_test:
+        pairs.append(("test images right against test accuracy", round(metrics[TEST_ACCURACY] * n_test), correct))
+    if correct is not None and (table := _table_correct(run, TEST_PREDICTIONS)) is not None:
+        pairs.append(("test images right against the per-image test table", correct, table))
+    if MODEL_VAL_ACCURACY in metrics and n_val and (table := _table_correct(run, VAL_PREDICTIONS)) is not None:
+        expected = round(metrics[MODEL_VAL_ACCURACY] * n_val)
+        pairs.append(("validation accuracy against the per-image validation table", expected, table))
+    # Counts logged as floats compare as numbers, and a count that is not whole shows as logged.
+    whole = lambda x: int(x) if float(x).is_integer() else x
+    return [{"name": name, "run": who, "expected": whole(e), "found": whole(f), "same": e == f} for name, e, f in pairs]
 
 
 def config_of(run, overrides=(), tracking_uri: str | None = None):
@@ -99,7 +182,9 @@ def config_of(run, overrides=(), tracking_uri: str | None = None):
 
 
 def reproduce(run_id: str, overrides=()) -> dict:
-    """Train RUN_ID again; returns {"run_id", "new_run_id", "checks", "context", "reproduced"}."""
+    """Train RUN_ID again; returns {"run_id", "new_run_id", "checks", "context", "consistency",
+    "reproduced"}: reproduced only if every check came out the same and both runs' counts
+    agree with their own rates and tables."""
     client = mlflow.MlflowClient()
     try:
         original = client.get_run(run_id)
@@ -112,26 +197,43 @@ def reproduce(run_id: str, overrides=()) -> dict:
     again = client.get_run(result.run_id)
     checks = [Check(label, _value(original, w, k), _value(again, w, k)) for label, w, k in CHECKS]
     context = [Check(label, _value(original, w, k), _value(again, w, k)) for label, w, k in CONTEXT]
+    consistent = consistency(original, "logged") + consistency(again, "now")
     return {
         "run_id": run_id,
         "new_run_id": result.run_id,
         "checks": checks,
         "context": context,
-        "reproduced": all(c.same for c in checks),
+        "consistency": consistent,
+        "reproduced": all(c.same for c in checks) and all(c["same"] for c in consistent),
     }
 
 
 def lines(outcome: dict) -> list[str]:
-    """The outcome as terminal lines: each check, what differs around it, the verdict."""
+    """The outcome as terminal lines: each check, what differs around it, each run's counts
+    that disagree with its own rates, the verdict."""
     out = [f"run {outcome['run_id']} trained again as run {outcome['new_run_id']}:"]
     for c in outcome["checks"]:
-        out.append(f"  {c.name:<24} {'same' if c.same else 'DIFFERS'}: logged {c.logged}, now {c.now}")
+        out.append(f"  {c.name:<28} {'same' if c.same else 'DIFFERS'}: logged {c.logged}, now {c.now}")
     differing = [c for c in outcome["context"] if not c.same]
     for c in differing:
         out.append(f"  differs: {c.name}: logged {c.logged}, now {c.now}")
+    wrong = [c for c in outcome["consistency"] if not c["same"]]
+    for c in wrong:
+        out.append(f"  INCONSISTENT in the {RUNS[c['run']]}: {c['name']}: expected {c['expected']}, found {c['found']}")
     if outcome["reproduced"]:
-        out.append("reproduced: every check came out the same")
-    else:
-        named = ", ".join(c.name for c in differing) or "nothing recorded (an unseeded source of randomness?)"
+        out.append("reproduced: every check came out the same, and each run's counts agree with its rates")
+        return out
+    if not all(c.same for c in outcome["checks"]):
+        # A logged run whose metrics contradict each other explains a difference no context names.
+        unexplained = (
+            "nothing recorded (the logged run's metrics disagree with each other)"
+            if any(c["run"] == "logged" for c in wrong)
+            else "nothing recorded (an unseeded source of randomness?)"
+        )
+        named = ", ".join(c.name for c in differing) or unexplained
         out.append(f"not reproduced; what differs between the two runs: {named}")
+    for who in RUNS:
+        names = [c["name"] for c in wrong if c["run"] == who]
+        if names:
+            out.append(f"not reproduced; the {RUNS[who]}'s own metrics disagree: {', '.join(names)}")
     return out
