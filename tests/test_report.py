@@ -3,6 +3,7 @@
 import base64
 import io
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def study(make_cfg, tmp_path_factory):
 
 def test_every_section_is_present(study):
     html, md = study["html"], study["md"]
-    search = f"{study['search']['search_id']}-{study['search']['parent_run_id'][:8]}"
+    search = f"{study['search'].search_id}-{study['search'].parent_run_id[:8]}"
     anchors = ["decision", "pairs", "variants", "hyperparameters", "classes", "cost", "curves", "confusion", "gallery"]
     for anchor in [*anchors, f"search-{search}", "setup"]:
         assert f'id="{anchor}"' in html, anchor
@@ -89,11 +90,12 @@ def test_every_section_is_present(study):
         "## Cost",
         "## Training curves",
         "## Confusion matrix of",
-        f"## Search {study['search']['search_id']}",
+        f"## Search {study['search'].search_id}",
         "## Provenance",
     ):
         assert heading in md, heading
     assert "rough estimate" in html and "rough estimate" in md  # the importance warning with few trials
+    assert "plain policy; the pick, " in md and "over 1 seed" in md  # no seed variance measured: no expected score
     assert "http" not in re.sub(r'data:image/[a-z]+;base64,[^"]+', "", html).replace("http://www.w3.org", "")
 
 
@@ -173,6 +175,48 @@ def test_the_decision_is_on_top_in_the_terminal_and_on_the_report_run(study, cap
     assert printed[-1] == run.data.tags["decision"]
     assert f"Report: {out / 'report.html'}" in printed[-2]
     assert 'id="all-pairs"' in (out / "report.html").read_text()
+
+
+def test_the_page_is_a_function_of_the_store_not_of_todays_presets(study, tmp_path, monkeypatch):
+    """The incumbent is what experiment=best trained when the runs were made (a tag on each
+    run): a page rebuilt after the preset changed decides as before."""
+    from catdog import config, decision_rule
+
+    runs = [MlflowClient().get_run(r.run_id) for r in study["runs"]]
+    assert {r.data.tags[decision_rule.INCUMBENT_TAG] for r in runs} == {config.preset_variant("best")}
+    conf = tmp_path / "conf"
+    shutil.copytree(config.CONFIG_DIR, conf)
+    best = conf / "experiment" / "best.yaml"
+    best.write_text(best.read_text().replace("name: frozen-256-linear", "name: transfer"))  # a variant of this study
+    monkeypatch.setattr(config, "CONFIG_DIR", conf)
+    config.preset_variant.cache_clear()
+    try:
+        assert config.preset_variant("best") == "transfer"
+        again = build_report(EXPERIMENT, tmp_path / "again", log_run=False)
+    finally:
+        config.preset_variant.cache_clear()
+    before, after = study["content"]["decision"], again["decision"]
+    assert after.recommended.variant == before.recommended.variant and after.reason == before.reason
+    assert (after.control and after.control.variant) == (before.control and before.control.variant)
+    assert after.control_note == before.control_note and "incumbent" not in after.control_note
+
+
+def test_the_page_names_outcomes_known_before_its_rule_was_declared(study, make_cfg, tmp_path):
+    """A run of one of the study's variants and seeds, on its data, made under an older rule
+    in another experiment: the page says its outcome was known before the rule."""
+    from catdog import decision_rule
+
+    store = [*study["store"][:-1], "tracking.experiment=earlier", "train.log_model=false", "train.epochs=2"]
+    earlier = training.train(make_cfg("cnn", store, "seed=0"))
+    MlflowClient().set_tag(earlier.run_id, decision_rule.TAG, "3")
+    content = build_report(EXPERIMENT, tmp_path / "out", log_run=False)
+    [known] = content["rule"]["known_before"]
+    assert known == {"experiment": "earlier", "variant": "cnn", "seeds": ["0"], "versions": ["3"], "runs": 1}
+    assert "its outcomes were known before the rule was declared" not in content["prose"]["rule"]
+    assert (
+        "(earlier: cnn seed 0 (rule 3)): their outcomes were known before the rule was declared"
+        in (content["prose"]["rule"])
+    )
 
 
 def test_the_report_is_logged_as_a_run(study):

@@ -174,7 +174,13 @@ def test_planned_power_uses_t_quantiles_and_the_data_it_can_have():
     assert two.seeds is None and two.images is not None
     assert power.detectable(flat, 3, two.images) <= 0.01 < power.detectable(flat, 3, two.images - 1)
     one = power.plan(flat, 0.005, supply=1000)
-    assert (one.seeds, one.images) == (None, None) and "1,000 held-out images" in one.note
+    assert (one.seeds, one.images, one.joint_seeds) == (None, None, None) and "1,000 held-out images" in one.note
+    # Seeds and images together: a difference no number of seeds reaches on 200 images
+    # alone, nor 1,000 images at 3 seeds, is reached by more seeds on all 1,000 images.
+    seed_noise = stats.compare(a, b, [0, 1, 2], [0, 1, 2])
+    joint = power.plan(seed_noise, 0.05, supply=1000)
+    assert joint.joint_seeds is not None and power.detectable(seed_noise, joint.joint_seeds, 1000) <= 0.05
+    assert joint.joint_seeds <= (joint.seeds or power.MAX_SEEDS + 1)
 
 
 def test_single_checkpoints_say_so_and_borrow_a_seed_variance_when_there_is_one():

@@ -3,6 +3,8 @@ errors in one line."""
 
 from __future__ import annotations
 
+import functools
+
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import OverrideParseException
@@ -19,6 +21,12 @@ def load(config_name: str = "train", overrides: list[str] | None = None):
         return compose(config_name=config_name, overrides=list(overrides or []))
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         return compose(config_name=config_name, overrides=list(overrides or []))
+
+
+@functools.cache
+def preset_variant(preset: str) -> str:
+    """The variant name `experiment=PRESET` trains under, as the working tree says now."""
+    return load("train", [f"experiment={preset}"]).model.name
 
 
 def one_line(exc: Exception) -> str:

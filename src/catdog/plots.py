@@ -8,6 +8,80 @@ matplotlib.use("Agg")  # headless: figures go to files and MLflow, never to a wi
 
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen before pyplot loads
 import numpy as np  # noqa: E402 - kept with the imports above
+from matplotlib.ticker import Formatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
+
+# Tick steps of 1, 2 or 5 times a power of ten: a step of 2.5 would need one more decimal
+# than its neighbours, and labels printed with fewer decimals than the step mis-round.
+NICE_STEPS = [1, 2, 5, 10]
+
+
+class Decimals(Formatter):
+    """Tick labels in plain decimals, never scientific notation or an offset, so that every
+    axis of a kind reads alike. On a linear axis all ticks share the decimals the tick step
+    needs (every 0.5 prints one, every 0.25 two); on a log axis each tick has its own
+    (0.0001, 0.2, 10). SCALE and SUFFIX make percentages: Decimals(100, "%")."""
+
+    def __init__(self, scale: float = 1.0, suffix: str = ""):
+        self.scale, self.suffix = scale, suffix
+        self._decimals: int | None = None
+
+    def set_locs(self, locs):
+        super().set_locs(locs)
+        log = self.axis is not None and self.axis.get_scale() == "log"
+        self._decimals = None if log or not len(locs) else _decimals(np.asarray(locs, float) * self.scale)
+
+    def __call__(self, x, pos=None):
+        value = x * self.scale
+        decimals = _decimals(np.array([value])) if self._decimals is None else self._decimals
+        return f"{value:.{decimals}f}{self.suffix}"
+
+
+def _decimals(values: np.ndarray) -> int:
+    """The fewest decimals that print every one of VALUES exactly (float noise aside: a log
+    tick at 3 x 0.1 is 0.30000000000000004)."""
+    for decimals in range(13):
+        if np.allclose(np.round(values, decimals), values, rtol=1e-9, atol=0):
+            return decimals
+    return 12
+
+
+class LogTicks(LogLocator):
+    """Major ticks on a log axis that label at least LEAST values however few decades the view
+    spans: the sparsest of 1, 1-2-5, 1-2-3-5-7 and 1-1.5-2-3-4-5-7 per decade that puts LEAST
+    in view; in a view too narrow for any of them, nice linear steps. Plain LogLocator labels
+    only powers of ten, so a view inside one decade shows one label or none."""
+
+    SUBS = ((1.0,), (1.0, 2.0, 5.0), (1.0, 2.0, 3.0, 5.0, 7.0), (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0))
+
+    def __init__(self, least: int = 3):
+        super().__init__(subs=self.SUBS[0])
+        self.least = least
+
+    def tick_values(self, vmin, vmax):
+        vmin, vmax = sorted((vmin, vmax))
+        for subs in self.SUBS:
+            self.set_params(subs=subs)
+            ticks = super().tick_values(vmin, vmax)
+            if ((ticks >= vmin) & (ticks <= vmax)).sum() >= self.least:
+                return ticks
+        return MaxNLocator(nbins=self.least + 1, steps=NICE_STEPS).tick_values(vmin, vmax)
+
+
+def percent_axis(axis, nbins: int = 7) -> None:
+    """Fractions shown as percentages, ticks every 1, 2 or 5 times a power of ten and printed
+    with the decimals that step needs. NBINS bounds the labels so that they fit side by side."""
+    axis.set_major_locator(MaxNLocator(nbins=nbins, steps=NICE_STEPS))
+    axis.set_major_formatter(Decimals(100, "%"))
+
+
+def loss_axis(axis) -> None:
+    """The one tick format of every loss axis, linear or log: plain decimals on the major
+    ticks, the minor ones unlabelled (matplotlib's default labels a log axis's minor ticks
+    in scientific notation when it spans less than a decade, beside plain major labels)."""
+    log = axis.get_scale() == "log"
+    axis.set_major_locator(LogTicks() if log else MaxNLocator(nbins="auto", steps=NICE_STEPS))
+    axis.set_major_formatter(Decimals())
+    axis.set_minor_formatter(NullFormatter())
 
 
 def accuracy_curves(history: dict, baseline: float | None = None, title: str = ""):
@@ -101,6 +175,8 @@ def objective_against(values, scores, xlabel: str, objective: str, running_best:
         ax.xaxis.get_major_locator().set_params(integer=True)
     if xlabel.endswith("learning_rate"):
         ax.set_xscale("log")  # searched on a log scale
+    if "loss" in objective:
+        loss_axis(ax.yaxis)
     ax.set(xlabel=xlabel, ylabel=objective, title=f"{objective} vs {xlabel}")
     ax.grid(alpha=0.3)
     fig.tight_layout()

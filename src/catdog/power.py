@@ -25,12 +25,14 @@ def power_quantile(df: float) -> float:
 @dataclass(frozen=True)
 class Plan:
     """What it takes to detect a stated difference at 80% power: seeds per variant at the
-    current images, or images at the current seeds; None where that alone cannot, `note`
-    says why."""
+    current images, images at the current seeds, and seeds and images together (the fewest
+    seeds with every held-out image, `supply`); None where that cannot, `note` says why."""
 
     difference: float
     seeds: int | None
     images: int | None
+    joint_seeds: int | None = None  # seeds each with all `supply` held-out images
+    supply: int = 0
     note: str = ""
 
 
@@ -46,9 +48,10 @@ def detectable(c: Comparison, k: int | None = None, n: int | None = None) -> flo
     return power_quantile(df) * math.sqrt(c.seed_var / k + c.image_var / n)
 
 
-def seeds_needed(c: Comparison, difference: float) -> int | None:
-    """The fewest seeds per variant (2 to MAX_SEEDS) at which C detects DIFFERENCE on its images."""
-    return next((k for k in range(2, MAX_SEEDS + 1) if detectable(c, k) <= difference), None)
+def seeds_needed(c: Comparison, difference: float, n: int | None = None) -> int | None:
+    """The fewest seeds per variant (2 to MAX_SEEDS) at which C detects DIFFERENCE on its
+    images, or on N images."""
+    return next((k for k in range(2, MAX_SEEDS + 1) if detectable(c, k, n) <= difference), None)
 
 
 def images_needed(c: Comparison, difference: float, k: int, supply: int) -> int | None:
@@ -63,14 +66,12 @@ def images_needed(c: Comparison, difference: float, k: int, supply: int) -> int 
 
 
 def plan(c: Comparison, difference: float, supply: int) -> Plan:
-    """Seeds each (at C's images), else images (at its seeds, at most SUPPLY: what the data
-    holds), to detect DIFFERENCE."""
+    """Seeds each at C's images; images at its seeds (at most SUPPLY: what the data holds);
+    and, jointly, the fewest seeds each with all SUPPLY images, to detect DIFFERENCE."""
     if c.checkpoints:
-        return Plan(difference, None, None, "seed variance unknown: run at least 2 seeds of each")
+        return Plan(difference, None, None, note="seed variance unknown: run at least 2 seeds of each")
     k = seeds_needed(c, difference)
-    if k is not None:
-        return Plan(difference, k, None)
     n = images_needed(c, difference, min(c.seeds), supply)
-    if n is not None:
-        return Plan(difference, None, n)
-    return Plan(difference, None, None, f"not with {MAX_SEEDS} seeds, nor with all {supply:,} held-out images")
+    joint = seeds_needed(c, difference, supply) if supply > c.n else k
+    note = "" if joint is not None else f"not with {MAX_SEEDS} seeds each, even with all {supply:,} held-out images"
+    return Plan(difference, k, n, joint, supply, note)

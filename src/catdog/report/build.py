@@ -14,7 +14,7 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sklearn.metrics import confusion_matrix
 
-from catdog import stats, tracking
+from catdog import decision_rule, stats, tracking
 from catdog.report import assets, decision, evidence, figures, ledger, prose, provenance, searches
 from catdog.report.paths import shown
 from catdog.report.runs import Study, history, load_study, misclassified_thumbnails
@@ -66,7 +66,7 @@ def build_report(
     log.info("Report on %d runs of experiment %s", len(study.records), experiment)
     scores, val = per_image_scores(study), per_image_scores(study, "val")
     rows = variant_rows(study, scores)
-    verdict = decision.decide(rows, scores, val, control, all_pairs)
+    verdict = decision.decide(rows, scores, val, control, all_pairs, study.incumbent)
     content = _content(study, rows, (scores, val), verdict, out_dir, ui_url, sweep, expected, ledger_path)
     content["figures"], content["gallery"] = _figures(study, scores, val, rows, verdict, content["evidence"], out_dir)
     _render(content, out_dir)
@@ -98,7 +98,9 @@ def _content(study: Study, rows, split_scores, verdict, out_dir: Path, ui_url, s
         "searches": [searches.section(run, out_dir, link, rows) for run in study.searches],
         "link": link,
         "alpha": stats.ALPHA,
+        "margin": decision_rule.EQUIVALENCE_MARGIN,
         "supply": setup["splits"]["val"] + setup["splits"]["test"],
+        "suspects": _suspect_count(suspect_labels(scores, rows)),
         "missing_predictions": len(study.records) - sum(len(s.records) for s in scores.values()),
         "missing_validation": len(study.records) - sum(len(s.records) for s in val.values()),
     }
@@ -185,19 +187,33 @@ def val_intervals(rows, val: dict[str, Scores]) -> dict[str, stats.Interval]:
     return out
 
 
-# An image every run got wrong is a suspect label only when enough runs that learn saw it.
-SUSPECT_RUNS = 3
+# A suspect label needs strong witnesses: a variant at this validation accuracy or above,
+# wrong with this much confidence (the wrong class's probability) in every one of its runs,
+# and a second such variant that agrees. Wrong in every run of a 74% model says little.
+SUSPECT_VAL_ACCURACY = 0.95
+SUSPECT_CONFIDENCE = 0.9
+
+
+def suspect_labels(scores: dict[str, Scores], rows) -> np.ndarray | None:
+    """Per test image, whether its label is suspect: at least two strong variants are
+    confidently wrong about it in every run. None without two strong variants."""
+    strong = {r.variant for r in rows if r.val_accuracy_mean >= SUSPECT_VAL_ACCURACY}
+    votes = []
+    for group, s in scores.items():
+        if group in strong:
+            p_true = np.where(s.labels == 1, s.probability, 1 - s.probability)
+            votes.append((p_true <= 1 - SUSPECT_CONFIDENCE).all(axis=0))
+    return np.sum(votes, axis=0) >= 2 if len(votes) >= 2 else None
+
+
+def _suspect_count(flags: np.ndarray | None) -> dict | None:
+    return None if flags is None else {"flagged": int(flags.sum()), "images": len(flags)}
 
 
 def _gallery(own: Scores, scores: dict[str, Scores], rows) -> list[dict]:
-    """The recommended variant's misclassified test images, most often wrong first. An
-    image that every run of every variant above chance got wrong is marked as a suspect
-    label, when at least one such variant has SUSPECT_RUNS runs: a variant near chance, or
-    a single run, gets images wrong for reasons of its own."""
-    learned = {r.variant for r in rows if not r.not_above_baseline}
-    judges = [s for g, s in scores.items() if g in learned]
-    enough = any(len(s.records) >= SUSPECT_RUNS for s in judges)
-    always = np.all([(s.correct == 0).all(axis=0) for s in judges], axis=0) if judges and enough else None
+    """The recommended variant's misclassified test images, most often wrong first, those
+    whose label is suspect (`suspect_labels`) marked."""
+    always = suspect_labels(scores, rows)
     wrong = (1 - own.correct).sum(axis=0)
     truth = np.where(own.labels == 1, own.probability, 1 - own.probability).mean(axis=0)
     order = sorted(np.flatnonzero(wrong), key=lambda i: (-wrong[i], truth[i]))[:GALLERY_SIZE]

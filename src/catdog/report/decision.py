@@ -1,16 +1,16 @@
 """What a review page decides: the recommended variant by the declared rule
 (`catdog.decision_rule`), the control it is measured against, and the comparisons behind
-both. Every step of the rule is itself a comparison with an interval: a tie on accuracy,
-a loss that is lower only where its interval says so, and cost where neither can tell."""
+both. Every step of the rule is itself a comparison with an interval: a tie on accuracy
+(equivalence only where two one-sided tests at the rule's margin pass), a loss that is lower
+only where its interval says so, and cost where neither can tell, beyond a material margin."""
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from catdog import CatdogError, stats
+from catdog import CatdogError, decision_rule, stats
 from catdog.report.prose import duration, plural
 from catdog.report.summary import Scores, VariantRow
 
@@ -18,15 +18,6 @@ REFERENCE_CONTROLS = {
     "transfer": "the reference's Model 4 (frozen MobileNetV2)",
     "cnn": "the reference's Model 1 (the plain CNN)",
 }
-INCUMBENT_PRESET = "best"  # a study with today's `experiment=best` in it is measured against it
-
-
-@functools.cache
-def incumbent_variant() -> str:
-    """The variant name today's `experiment=best` trains under."""
-    from catdog.config import load
-
-    return load("train", [f"experiment={INCUMBENT_PRESET}"]).model.name
 
 
 def _complete(scores: Scores | None, row: VariantRow) -> bool:
@@ -64,10 +55,30 @@ class Choice:
     recommended: VariantRow
     reason: str
     tied: list[str]  # the variants whose validation accuracy the leader cannot be told from
-    equivalent: list[str]  # tied on accuracy and on loss, so cost chose (empty otherwise)
+    untold: list[str]  # tied on accuracy and on loss, so cost chose (empty otherwise)
     validation: list[stats.Comparison]  # leader minus each other variant, on validation accuracy
     losses: list[stats.Comparison]  # lowest-loss tied variant minus each other tied one, on validation loss
-    because: str = ""  # among equivalent variants: why this one (cost, the incumbent, loss)
+    because: str = ""  # among untold variants: why this one (cost, the incumbent, loss)
+    # The recommendation minus each other tied variant on validation accuracy: equivalent
+    # within the rule's margin only where `equivalent(margin)` (two one-sided tests) passes.
+    against_tied: list[stats.Comparison] = field(default_factory=list)
+    costs: list[stats.Comparison] = field(default_factory=list)  # each untold variant minus the chosen, seconds
+
+    @property
+    def equivalent(self) -> list[str]:
+        """The tied variants equivalent to the recommendation within the rule's margin."""
+        return [c.b for c in self.against_tied if c.equivalent(decision_rule.EQUIVALENCE_MARGIN)]
+
+    @property
+    def undistinguished(self) -> list[str]:
+        """The tied variants merely not distinguished from the recommendation."""
+        return [c.b for c in self.against_tied if not c.equivalent(decision_rule.EQUIVALENCE_MARGIN)]
+
+    def words(self, variant: str) -> str:
+        """How the page, the run's tag and the terminal name a tied VARIANT's relation to
+        the recommendation: the same words everywhere."""
+        margin = 100 * decision_rule.EQUIVALENCE_MARGIN
+        return f"equivalent within +-{margin:g} pt" if variant in self.equivalent else "not distinguished"
 
 
 @dataclass(frozen=True)
@@ -90,15 +101,15 @@ class Decision(Choice):
         return next((c for c in self.comparisons if (c.a, c.b) == names), None)
 
     @property
-    def equivalents_on_test(self) -> list[stats.Comparison]:
-        """The recommendation against each variant it was found equivalent to, on test."""
-        found = [self._test(v) for v in self.equivalent if v != self.recommended.variant]
+    def untold_on_test(self) -> list[stats.Comparison]:
+        """The recommendation against each variant cost chose it from, on test."""
+        found = [self._test(v) for v in self.untold if v != self.recommended.variant]
         return [c for c in found if c is not None]
 
 
 def recommend(rows: list[VariantRow], val: dict[str, Scores] | None = None, incumbent: str | None = None) -> Choice:
     """`decision_rule.TEXT` applied to the variant rows, their validation scores and, when
-    it is one of them, the INCUMBENT (today's experiment=best)."""
+    it is one of them, the INCUMBENT (experiment=best when the runs were made)."""
     val = val or {}
     leader = max(rows, key=lambda r: r.val_accuracy_mean)
     others = [r for r in rows if r is not leader]
@@ -125,42 +136,70 @@ def recommend(rows: list[VariantRow], val: dict[str, Scores] | None = None, incu
             f"validation loss, resolved from each ({lowest.val_loss_mean:.4f}; closest: {closest.b} by "
             f"{closest.difference:+.4f}, 95% interval {closest.interval.text(True, 4, 1)})"
         )
-        return Choice(lowest, reason, names, [], differences, found)
-    return _by_cost(tied_on_loss, names, differences, found, incumbent)
+        return _with_ties(Choice(lowest, reason, names, [], differences, found), tied, val)
+    return _with_ties(_by_cost(tied_on_loss, names, differences, found, incumbent), tied, val)
+
+
+def _with_ties(choice: Choice, tied: list[VariantRow], val: dict) -> Choice:
+    """CHOICE with the recommendation against each other tied variant on validation
+    accuracy, and the reason saying which are equivalent within the margin."""
+    against = [validation_difference(choice.recommended, r, val) for r in tied if r is not choice.recommended]
+    choice = replace(choice, against_tied=against)
+    margin = 100 * decision_rule.EQUIVALENCE_MARGIN
+    parts = []
+    if choice.equivalent:
+        parts.append(f"equivalent within +-{margin:g} pt (90% interval inside the margin): {_names(choice.equivalent)}")
+    if choice.undistinguished:
+        parts.append(f"not distinguished, not shown equivalent: {_names(choice.undistinguished)}")
+    return replace(choice, reason=f"{choice.reason}; " + "; ".join(parts)) if parts else choice
 
 
 def cost_difference(a: VariantRow, b: VariantRow) -> stats.Comparison | None:
-    """A minus B in wall seconds per run, over their runs (Welch); None with one run each."""
+    """A minus B in whole cost per run (seconds, the cache build included), over their runs
+    (Welch); None with one run each."""
     if a.runs + b.runs < 3:
         return None
-    per_run = lambda r: np.array(r.wall_seconds)[:, None]
+    per_run = lambda r: np.array(r.cost_seconds)[:, None]
     return stats.compare(per_run(a), per_run(b), None, None, (a.variant, b.variant))
 
 
+def cost_margin(cheaper: VariantRow) -> float:
+    """The cost difference that matters, in seconds: the rule's share of the cheaper run's
+    cost, and never less than its floor."""
+    return max(decision_rule.COST_MARGIN_SHARE * 60 * cheaper.cost_minutes, decision_rule.COST_MARGIN_SECONDS)
+
+
 def _by_cost(tied: list[VariantRow], names, differences, losses, incumbent: str | None) -> Choice:
-    """The rule's last step: the cheapest; those whose wall time it cannot be told from are as
-    cheap, and among them the incumbent stays, else the lowest validation loss wins."""
-    cheapest = min(tied, key=lambda r: r.wall_minutes)
+    """The rule's last step: the cheapest by whole cost; a variant is dearer only where its
+    cost difference's interval lies above the material margin; among the others the
+    incumbent stays, else the lowest validation loss wins."""
+    cheapest = min(tied, key=lambda r: r.cost_minutes)
+    margin = cost_margin(cheapest)
     costs = {r.variant: cost_difference(r, cheapest) for r in tied if r is not cheapest}
-    untold = lambda c: c is None or 0 in c.interval
-    as_cheap = [cheapest] + [r for r in tied if r.variant in costs and untold(costs[r.variant])]
-    dearer = [r for r in tied if r not in as_cheap]
-    equivalent = [r.variant for r in tied]
+    dearer = [r for r in tied if costs.get(r.variant) is not None and costs[r.variant].interval.low > margin]
+    as_cheap = [r for r in tied if r not in dearer]
+    untold = [r.variant for r in tied]
     if incumbent in {r.variant for r in as_cheap}:
         chosen = next(r for r in as_cheap if r.variant == incumbent)
         why = "the incumbent stays" if len(as_cheap) > 1 else "the cheapest, and the incumbent"
     else:
         chosen = min(as_cheap, key=lambda r: (r.val_loss_mean is None, r.val_loss_mean or 0.0))
-        why = "the lower validation loss of the equally cheap" if len(as_cheap) > 1 else "the cheapest run"
-    cost = ", ".join(f"{r.variant} {duration(r.wall_minutes)}" for r in sorted(tied, key=lambda r: r.wall_minutes))
+        why = "the lower validation loss of the not materially dearer" if len(as_cheap) > 1 else "the cheapest run"
+    against = [c for c in (cost_difference(r, chosen) for r in tied if r is not chosen) if c is not None]
+    cost = ", ".join(_cost_text(r, against) for r in sorted(tied, key=lambda r: r.cost_minutes))
     reason = (
-        f"equivalent on validation: {_names(equivalent)} (neither accuracy nor loss tells them apart); "
-        f"wall time per run {cost}"
-        + (f"; as cheap within the interval: {_names(r.variant for r in as_cheap)}" if len(as_cheap) > 1 else "")
-        + (f"; dearer: {_names(r.variant for r in dearer)}" if dearer else "")
+        f"tied on validation accuracy and loss: {_names(untold)}; whole cost per run (cache build included) {cost}; "
+        f"material margin {margin:.0f} s"
+        + (f"; dearer beyond it: {_names(r.variant for r in dearer)}" if dearer else "; none dearer beyond it")
         + f"; chose {chosen.variant}: {why}"
     )
-    return Choice(chosen, reason, names, equivalent, differences, losses, why)
+    return Choice(chosen, reason, names, untold, differences, losses, why, costs=against)
+
+
+def _cost_text(row: VariantRow, against: list[stats.Comparison]) -> str:
+    c = next((c for c in against if c.a == row.variant), None)
+    versus = f" ({c.difference:+.1f} s {c.interval.text(True, 1, 1)} vs {c.b})" if c else ""
+    return f"{row.variant} {duration(row.cost_minutes)}{versus}"
 
 
 def _names(names) -> str:
@@ -170,16 +209,18 @@ def _names(names) -> str:
 def choose_control(
     rows: list[VariantRow], recommended: VariantRow, name: str | None = None, incumbent: str | None = None
 ) -> tuple[VariantRow | None, str]:
-    """NAME's row if given; else the INCUMBENT (today's experiment=best) when it is in the
-    study; else a search's reference retrains (its configured values); else the reference's
-    Model 4 or Model 1 when present. Never the recommendation itself."""
+    """NAME's row if given; else the INCUMBENT (experiment=best when the study's runs were
+    made) when it is in the study; else a search's reference retrains (its configured
+    values); else the reference's Model 4 or Model 1 when present. Never the recommendation
+    itself."""
     by_name = {r.variant: r for r in rows}
     if name is not None:
         if name not in by_name:
             raise CatdogError(f"--control {name!r} is not a variant of this study; choose from {', '.join(by_name)}")
         return by_name[name], "chosen with --control"
     if incumbent in by_name and by_name[incumbent] is not recommended:
-        return by_name[incumbent], f"the incumbent: today's experiment={INCUMBENT_PRESET}"
+        preset = decision_rule.INCUMBENT_PRESET
+        return by_name[incumbent], f"the incumbent: experiment={preset} when the study's runs were made"
     for row in rows:
         if "(reference of search" in row.variant and row is not recommended:
             return row, "the search's configured values, retrained"
@@ -219,6 +260,7 @@ def decide(
     val: dict[str, Scores] | None = None,
     control: str | None = None,
     all_pairs: bool = False,
+    incumbent: str | None = None,
 ) -> Decision:
     """The review page's decision.
 
@@ -227,8 +269,9 @@ def decide(
         scores: each variant's per-image test results (the comparisons).
         val: each variant's per-image validation results (the rule; None: per-seed rates).
         control: the variant to measure against (None: `choose_control` decides).
-        all_pairs: also every pair of variants, Holm-corrected, as exploratory."""
-    incumbent = incumbent_variant()
+        all_pairs: also every pair of variants, Holm-corrected, as exploratory.
+        incumbent: the variant `experiment=best` trained when the study's runs were made
+            (`Study.incumbent`; None: not recorded)."""
     choice = recommend(rows, val, incumbent)
     control_row, note = choose_control(rows, choice.recommended, control, incumbent)
     control_name = control_row.variant if control_row else None

@@ -4,7 +4,6 @@ per-class precision and recall, and calibration (docs/review.md, "The statistics
 from __future__ import annotations
 
 import numpy as np
-from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_fscore_support
 
 from catdog import stats
@@ -43,7 +42,20 @@ def calibration(scores: Scores, bins: int = 10) -> dict:
     reliability curve of all runs' predictions together."""
     y = (scores.labels == 1).astype(float)
     ece = float(np.mean([stats.expected_calibration_error(y, p, bins) for p in scores.probability]))
-    observed, predicted = calibration_curve(
-        np.tile(y, len(scores.records)), scores.probability.ravel(), n_bins=bins, strategy="quantile"
-    )
-    return {"brier": stats.estimate(scores.brier), "ece": ece, "curve": (predicted, observed)}
+    curve = reliability_bins(np.tile(y, len(scores.records)), scores.probability.ravel(), bins)
+    return {"brier": stats.estimate(scores.brier), "ece": ece, "curve": curve}
+
+
+def reliability_bins(y, p, bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What `reliability` draws for outcomes Y (0/1) and predicted probabilities P: per bin
+    of equal width across [0, 1], the mean predicted probability, the fraction of positives
+    and the number of predictions; the means are NaN in a bin that holds none. Equal-width bins, not
+    equal-mass ones: with equal mass a near-perfect model has every bin in a corner and
+    nothing shows that the middle is empty."""
+    y, p = np.asarray(y, float).ravel(), np.asarray(p, float).ravel()
+    index = np.clip((p * bins).astype(int), 0, bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        predicted = np.bincount(index, weights=p, minlength=bins) / counts
+        observed = np.bincount(index, weights=y, minlength=bins) / counts
+    return predicted, observed, counts

@@ -6,9 +6,11 @@ from __future__ import annotations
 import textwrap
 
 import numpy as np
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
+from matplotlib.collections import LineCollection
+from matplotlib.ticker import NullFormatter
+from matplotlib.transforms import Bbox
 
-from catdog.plots import draw_confusion, plt
+from catdog.plots import Decimals, LogTicks, draw_confusion, loss_axis, percent_axis, plt
 
 TRAINING, VALIDATION, HIGHLIGHT, MUTED = "#1f77b4", "#ff7f0e", "#c0392b", "#5d6678"
 
@@ -60,7 +62,7 @@ def accuracy_by_variant(rows, recommended: str, val_intervals: dict):
             ax.scatter([mean], [yi], marker="D", s=36, color=color, zorder=4)
         ax.set(xlim=(low, high), xlabel=f"{'validation' if split == 'val' else 'test'} accuracy")
         _baseline(ax, baseline, shown)
-        ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=1 if high - low < 0.05 else 0))
+        percent_axis(ax.xaxis)
         ax.grid(axis="x", alpha=0.3)
         ax.yaxis.set_tick_params(labelleft=True)
     axes[0].set_yticks(y, [_wrap(r.variant, 34) for r in rows], fontsize=8)
@@ -98,7 +100,7 @@ def curves_by_variant(curves: dict[str, dict[str, list[list[float]]]], baseline:
         top.set_title(_wrap(group), fontsize=9)
         top.set_ylabel("accuracy" if i % cols == 0 else None)
         bottom.set_yscale("log")
-        bottom.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        loss_axis(bottom.yaxis)
         bottom.set(xlabel="epoch", ylabel="loss (log scale)" if i % cols == 0 else None)
     for j in range(n, blocks * cols):
         axes[2 * (j // cols)][j % cols].axis("off")
@@ -128,53 +130,151 @@ def confusion(matrix: np.ndarray, class_names, title: str):
     return fig
 
 
-def reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], recommended: str, positive: str):
-    """The fraction of images that are POSITIVE against the mean predicted P(POSITIVE), in
-    equal-mass bins: on the diagonal when calibrated."""
-    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+def reliability(curves: dict[str, tuple[np.ndarray, ...]], recommended: str, positive: str):
+    """The fraction of images that are POSITIVE against the mean predicted P(POSITIVE) per
+    bin: on the diagonal when calibrated. CURVES: per variant (predicted, observed, counts)
+    over equal-width bins (`evidence.reliability_bins`), or (predicted, observed) of bins whose size
+    is unknown. With counts, a point's area and the bars under the curve say how many
+    predictions each bin holds and the line breaks at empty bins, so an empty middle reads
+    as no data, not as calibration. Without counts, points alone: sklearn drops empty bins
+    from its curve, so a line between two points could cross bins that hold nothing."""
+    counted = [c for c in curves.values() if len(c) > 2]
+    if counted:
+        fig, (ax, below) = plt.subplots(2, 1, figsize=(7.6, 5.6), sharex=True, height_ratios=(3, 1))
+        below.set_yscale("log")  # corner bins of thousands beside middle bins of a few
+    else:
+        fig, ax = plt.subplots(figsize=(7.6, 4.4))
     ax.plot([0, 1], [0, 1], color=MUTED, linestyle="--", linewidth=1, label="calibrated")
-    for group, (predicted, observed) in curves.items():
-        strong = group == recommended
-        ax.plot(predicted, observed, marker="o", markersize=3, linewidth=2 if strong else 1, label=_wrap(group, 30))
-    ax.set(
-        xlabel=f"predicted P({positive}), mean of the bin",
-        ylabel=f"fraction of the bin that are {positive}",
-        xlim=(0, 1),
-        ylim=(0, 1),
-    )
+    most = max((float(np.nanmax(c[2])) for c in counted if len(c[2])), default=0.0) or 1.0
+    for i, (group, curve) in enumerate(curves.items()):
+        predicted, observed = np.asarray(curve[0], float), np.asarray(curve[1], float)
+        strong, color, label = group == recommended, f"C{i}", _wrap(group, 30)
+        if len(curve) > 2:
+            counts = np.nan_to_num(np.asarray(curve[2], float))
+            empty = counts <= 0
+            # NaN at an empty bin: matplotlib breaks the line there instead of bridging it.
+            predicted, observed = np.where(empty, np.nan, predicted), np.where(empty, np.nan, observed)
+            ax.plot(predicted, observed, color=color, linewidth=2 if strong else 1, label=label)
+            # Area, not radius, in proportion to the count: a bin of a few predictions stays a speck.
+            held = ~empty
+            ax.scatter(
+                predicted[held], observed[held], s=6 + 140 * counts[held] / most, color=color, alpha=0.8, zorder=3
+            )
+            _count_bars(below, counts, i, len(curves), color)
+        else:
+            ax.plot(predicted, observed, color=color, marker="o", linestyle="none", markersize=5 if strong else 3,
+                    label=label)  # fmt: skip
+    # A little room past 0 and 1: a bin that is all one class sits on the frame, half hidden.
+    ax.set(ylabel=f"fraction of the bin that are {positive}", xlim=(-0.02, 1.02), ylim=(-0.03, 1.03))
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     ax.grid(alpha=0.3)
+    (below if counted else ax).set_xlabel(f"predicted P({positive}), mean of the bin")
+    if counted:
+        below.yaxis.set_major_locator(LogTicks())
+        below.yaxis.set_major_formatter(Decimals())
+        below.yaxis.set_minor_formatter(NullFormatter())
+        below.set_ylabel("predictions\nin the bin", fontsize=8)
+        below.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def _count_bars(ax, counts: np.ndarray, i: int, groups: int, color: str) -> None:
+    """Variant I's predictions per equal-width bin, its bars beside the other variants'."""
+    bins = len(counts)
+    width = 1 / bins / groups
+    left = np.arange(bins) / bins + i * width
+    held = counts > 0
+    ax.bar(left[held], counts[held], width=width, align="edge", color=color, alpha=0.8)
 
 
 def accuracy_against_cost(rows, recommended: str):
-    """Test accuracy with its interval against the wall time of a run (log scale, labelled
-    ticks); names beside the points, alternately above and below so that neighbours do
-    not cover each other or the data."""
+    """Test accuracy with its interval against the whole cost of a run, the feature cache's
+    build included (log scale, at least
+    four labelled ticks however narrow the range); each name placed where it covers no
+    interval, point or other name."""
     fig, ax = plt.subplots(figsize=(6.8, 4.4))
-    for i, row in enumerate(sorted(rows, key=lambda r: r.wall_minutes)):
-        ci, mean, minutes = row.test_ci, row.test_accuracy_mean, max(row.wall_minutes, 1 / 60)
+    labels, bars = [], []
+    for row in sorted(rows, key=lambda r: r.cost_minutes):
+        ci, mean, minutes = row.test_ci, row.test_accuracy_mean, max(row.cost_minutes, 1 / 60)
         color = HIGHLIGHT if row.variant == recommended else TRAINING
-        ax.errorbar(minutes, mean, yerr=[[mean - ci.low], [ci.high - mean]], fmt="o", color=color, capsize=3)
-        ax.annotate(
-            _wrap(row.variant, 22), (minutes, mean), fontsize=7, xytext=(7, 10 if i % 2 else -14),
-            textcoords="offset points", color=color,
-        )  # fmt: skip
+        bars.append(
+            ax.errorbar(minutes, mean, yerr=[[mean - ci.low], [ci.high - mean]], fmt="o", color=color, capsize=3)
+        )
+        labels.append((_wrap(row.variant, 22), minutes, (mean, ci.low, ci.high), color))
     low, high, shown = _limits(
         [r.test_ci.low for r in rows] + [r.test_ci.high for r in rows], rows[0].baseline_accuracy
     )
-    minutes = [max(r.wall_minutes, 1 / 60) for r in rows]
-    ax.set(xscale="log", xlabel="wall time per run (minutes, log scale)", ylabel="test accuracy", ylim=(low, high))
+    minutes = [max(r.cost_minutes, 1 / 60) for r in rows]
+    ax.set(xscale="log", xlabel="whole cost per run, cache build included (minutes, log scale)", ylabel="test accuracy", ylim=(low, high))
     _baseline(ax, rows[0].baseline_accuracy, shown, vertical=False)
     ax.set_xlim(min(minutes) / 1.6, max(minutes) * 2.2)
-    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_major_locator(LogTicks(least=4))
+    ax.xaxis.set_major_formatter(Decimals())
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    percent_axis(ax.yaxis)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
+    _place_labels(ax, labels, [artist for bar in bars for artist in bar.get_children()])
     return fig
+
+
+def _place_labels(ax, labels, avoid, fontsize: float = 7) -> None:
+    """Each of LABELS, (text, x, (mean, low, high), color), beside its interval: right of
+    it, left, above its top cap or below its bottom one, whichever first covers none of the
+    AVOID artists (intervals, caps, points) nor a name already placed and stays inside the
+    axes; where none is clear, the least covered. Placement runs on the drawn figure (the
+    renderer's extents), after the layout, so later sizing does not move names onto bars."""
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    # Padded by a couple of pixels: a vertical bar's extent has no width, so it would overlap nothing.
+    taken = [box.padded(2) for artist in avoid for box in _extents(artist, renderer)]
+    frame = ax.get_window_extent(renderer)
+    for text, x, (mean, low, high), color in labels:
+        candidates = (
+            ((x, mean), (6, 0), "left", "center"),
+            ((x, mean), (-6, 0), "right", "center"),
+            ((x, high), (0, 5), "center", "bottom"),
+            ((x, low), (0, -5), "center", "top"),
+            ((x, high), (6, 2), "left", "bottom"),
+            ((x, low), (6, -2), "left", "top"),
+            ((x, high), (-6, 2), "right", "bottom"),
+            ((x, low), (-6, -2), "right", "top"),
+        )
+        best = None
+        for xy, offset, ha, va in candidates:
+            note = ax.annotate(
+                text, xy, xytext=offset, textcoords="offset points", ha=ha, va=va, fontsize=fontsize, color=color
+            )
+            box = note.get_window_extent(renderer)
+            outside = box.width * box.height - _area(box, frame)
+            clash = outside + sum(_area(box, other) for other in taken)
+            if best is None or clash < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (clash, note, box)
+            else:
+                note.remove()
+            if clash == 0:
+                break
+        taken.append(best[2])
+
+
+def _extents(artist, renderer) -> list[Bbox]:
+    """ARTIST's display boxes: a line collection's (an error bar's bars) one per segment, from
+    its own transform, since a collection's window extent on a log axis is an empty box."""
+    if isinstance(artist, LineCollection):
+        shown = [artist.get_transform().transform(segment) for segment in artist.get_segments() if len(segment)]
+        return [Bbox([points.min(axis=0), points.max(axis=0)]) for points in shown]
+    return [artist.get_window_extent(renderer)]
+
+
+def _area(a, b) -> float:
+    """The area two display boxes share (0 when apart)."""
+    width = min(a.x1, b.x1) - max(a.x0, b.x0)
+    height = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return max(width, 0) * max(height, 0)
 
 
 def gallery(items: list[dict], columns: int = 6):
@@ -277,7 +377,7 @@ def race(settings: list[dict], title: str):
             ax.scatter(x[-1:], mean[-1:], marker="x", color=MUTED, s=40, zorder=4)
     ax.set(xlabel="seeds run", ylabel="mean validation accuracy", title=_wrap(f"{title}: the race", 60))
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
+    percent_axis(ax.yaxis)
     handles = [
         plt.Line2D([], [], color=HIGHLIGHT, marker="o", label="leader"),
         plt.Line2D([], [], color=TRAINING, marker="o", label="ran every seed"),

@@ -49,12 +49,17 @@ def _day(millis: int) -> str:
     return datetime.fromtimestamp(millis / 1000, UTC).strftime("%Y-%m-%d")
 
 
-def record(path, experiment: str, counts: dict) -> list[dict]:
+def record(path, experiment: str, counts: dict, by: str = "catdog report") -> list[dict]:
     """Add EXPERIMENT's entry to the ledger at PATH, or update the one this store made (the
-    same name and first day); returns every entry."""
+    same name and first day); BY: the command or script that scored the split and records
+    it. Each entry says whether a choice used test. Returns every entry."""
     path = Path(path)
     book = json.loads(path.read_text()) if path.is_file() else {"about": __doc__.split("\n\n")[0], "entries": []}
-    entry = {k: counts[k] for k in ("first", "last", "runs", "variants")} | {"store": "current"}
+    entry = {k: counts[k] for k in ("first", "last", "runs", "variants")} | {
+        "store": "current",
+        "by": by,
+        "choice_used_test": counts["chosen_on_test"],
+    }
     entries = book["entries"]
     same = [e for e in entries if e["experiment"] == experiment and e["first"] == counts["first"]]
     if same:
@@ -67,10 +72,13 @@ def record(path, experiment: str, counts: dict) -> list[dict]:
 
 
 def summary(entries: list[dict]) -> dict:
-    """The ledger in a sentence's numbers: experiments and runs, since when."""
+    """The ledger in a sentence's numbers: experiments and runs, since when, and how many
+    entries say a choice used test (or do not say)."""
     return {
         "experiments": len(entries),
         "runs": sum(e.get("runs") or 0 for e in entries),
         "since": min((e["first"] for e in entries if e.get("first")), default=None),
+        "chose_on_test": sum(e.get("choice_used_test") is True for e in entries),
+        "unrecorded_choice": sum(e.get("choice_used_test") is None for e in entries),
         "entries": entries,
     }

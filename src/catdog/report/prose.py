@@ -4,7 +4,7 @@ across lines, and every count agrees with its noun."""
 
 from __future__ import annotations
 
-from catdog import power, stats
+from catdog import decision_rule, power, stats
 
 
 def plural(n: int, noun: str, nouns: str | None = None) -> str:
@@ -67,17 +67,24 @@ FILTERS = {
 
 def plan(c: stats.Comparison, supply: int) -> str:
     """What it takes to detect each planned difference (1 and 2 points) between C's two
-    variants at 80% power: seeds each, or test images, or why neither alone will do."""
+    variants at 80% power: seeds each on these test images, and seeds with every held-out
+    image (SUPPLY: test and validation, usable only once validation no longer chooses)."""
     parts = []
     for difference in power.PLANNED_DIFFERENCES:
         p = power.plan(c, difference, supply)
+        head = f"{100 * difference:.0f} pt{'s' if difference != 0.01 else ''}: "
+        if p.joint_seeds is None and p.seeds is None:
+            parts.append(head + p.note)
+            continue
         if p.seeds is not None:
-            need = "within reach now" if p.seeds <= min(c.seeds) else f"{p.seeds} seeds each"
-        elif p.images is not None:
-            need = f"{p.images:,} test images at {plural(min(c.seeds), 'seed')} each"
+            here = "within reach now" if p.seeds <= min(c.seeds) else f"{p.seeds} seeds each on the {c.n:,} test images"
         else:
-            need = p.note
-        parts.append(f"{100 * difference:.0f} pt{'s' if difference != 0.01 else ''}: {need}")
+            here = f"not with {power.MAX_SEEDS} seeds on the {c.n:,} test images"
+        if supply > c.n and p.joint_seeds is not None and p.joint_seeds != p.seeds:
+            here += (
+                f"; {p.joint_seeds} seeds each with all {supply:,} held-out images, once validation no longer chooses"
+            )
+        parts.append(head + here)
     return "; ".join(parts)
 
 
@@ -91,6 +98,7 @@ def sentences(content: dict) -> dict[str, str]:
         ),
         "rule": _rule(content["rule"]),
         "ledger": _ledger(content["ledger"], content["book"]),
+        "reuse": _reuse(content["ledger"], content["book"]),
     }
     if max(r.runs for r in rows) == 1:
         lent = [r for r in rows if r.seed_variance is not None]
@@ -112,15 +120,25 @@ def sentences(content: dict) -> dict[str, str]:
             f"least this favourable if {d.recommended.variant} were no better); two-sided p {pval(v.p_value)} "
             f"(Holm {pval(v.p_holm)} over {plural(v.family, 'comparison')})."
         )
-    if d.equivalent:
-        out["equivalent"] = _equivalent(d)
+    if d.untold:
+        out["untold"] = _untold(d)
     return out
 
 
 def _rule(rule: dict) -> str:
     head = f"Rule version {rule['version']}, in force since {rule['since']}"
+    known = rule["known_before"]
+    if known:
+        listed = "; ".join(
+            f"{k['experiment']}: {k['variant']} {seeds(k['seeds'])} (rule {', '.join(k['versions'])})" for k in known
+        )
+        head += (
+            f". It is newer than {plural(sum(k['runs'] for k in known), 'run')} of these variants, seeds and "
+            f"data already in the store ({listed}): their outcomes were known before the rule was declared, so "
+            "runs repeating them add no evidence on accuracy"
+        )
     if rule["declared_before"]:
-        return f"{head}, declared before these runs (each run recorded the version in force when it started)."
+        return f"{head}; declared before these runs started (each run recorded the version in force when it started)."
     earlier = ", ".join(f"{plural(n, 'run')} under version {v}" for v, n in sorted(rule["earlier"].items()))
     when = "after all of these runs started" if rule["under"] == 0 else "after some of these runs started"
     return (
@@ -146,19 +164,40 @@ def _ledger(counts: dict, book: dict | None) -> str:
     return text + " No choice here used test: the recommendation is by validation, and test is reported once."
 
 
-def _equivalent(d) -> str:
-    chosen = d.recommended
-    others = [c for c in d.equivalents_on_test]
-    mdd = [power.detectable(c) for c in others]
-    mdd = [m for m in mdd if m is not None]
-    text = (
-        f"Equivalent on this evidence: {', '.join(d.equivalent)} (no interval of validation accuracy or loss "
-        "tells them apart; not a test of equivalence within a margin); "
-        f"chose {chosen.variant}: {d.because} ({duration(chosen.wall_minutes)} a run)."
+def _reuse(counts: dict, book: dict | None) -> str:
+    """The test split's reuse, said beside every test figure: its intervals are each one
+    look's, and the split has had many."""
+    if book is not None:
+        looks = f"{plural(book['runs'], 'run')} in {plural(book['experiments'], 'experiment')} since {book['since']}"
+        choice = f"{book['chose_on_test']} say a choice used it, {book['unrecorded_choice']} do not say"
+    else:
+        looks = f"{plural(counts['store_runs'], 'run')} in {plural(counts['store_experiments'], 'experiment')}"
+        choice = "the ledger was not read"
+    return (
+        f"Test split reused: scored by {looks} ({choice}). Each test interval is one look's 95% interval, "
+        "not adjusted for that reuse: read test figures as a check, never as a choice."
     )
-    if mdd:
+
+
+def _untold(d) -> str:
+    """Cost chose among variants the rule could not tell apart: which of them are shown
+    equivalent (two one-sided tests at the rule's margin) and which merely not distinguished,
+    what validation could have detected, and why the chosen one."""
+    chosen = d.recommended
+    found = [power.detectable(c) for c in d.against_tied]
+    found = [m for m in found if m is not None]
+    text = f"Cost decided among variants no interval of validation accuracy or loss tells apart: {', '.join(d.untold)}."
+    if d.equivalent:
+        margin = 100 * decision_rule.EQUIVALENCE_MARGIN
         text += (
-            f" On test, the smallest difference these seeds and images could detect between {chosen.variant} "
-            f"and the others is {100 * min(mdd):.1f} to {100 * max(mdd):.1f} points at 80% power."
+            f" Equivalent to {chosen.variant} within +-{margin:g} pt (two one-sided tests on validation): "
+            f"{', '.join(d.equivalent)}."
         )
-    return text
+    if d.undistinguished:
+        text += f" Not distinguished, and not shown equivalent: {', '.join(d.undistinguished)}."
+    if found:
+        text += (
+            f" The smallest validation difference these seeds and images detect at 80% power is "
+            f"{100 * min(found):.1f} to {100 * max(found):.1f} points."
+        )
+    return text + f" Chose {chosen.variant}: {d.because} ({duration(chosen.cost_minutes)} a run, cache build included)."

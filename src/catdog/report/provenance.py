@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from collections import Counter
 
+import mlflow
+
 from catdog import decision_rule
-from catdog.report.runs import Study
+from catdog.report.runs import Study, _group
+from catdog.tracking import record
 
 ENV_SHOWN = ("python", "tensorflow", "keras", "keras_tuner", "mlflow", "numpy", "cpu", "isa", "cores", "threads")
 
@@ -25,7 +28,44 @@ def rule(study: Study) -> dict:
         "declared_before": under == len(study.records),
         "earlier": {v or "none recorded": n for v, n in versions.items() if v != decision_rule.VERSION},
         "history": decision_rule.HISTORY,
+        "known_before": known_before(study),
     }
+
+
+def known_before(study: Study) -> list[dict]:
+    """Runs anywhere in the store of this study's variants, with its seeds, on its data,
+    that started under an older rule: their outcomes were known before the rule in force
+    was declared, so runs that repeat them add no evidence on accuracy. One entry per
+    experiment and variant, with the seeds and rule versions."""
+    data_id = study.param("data_id")
+    if not data_id:
+        return []
+    wanted = {(r.group, r.seed) for r in study.records}
+    own = {r.id for r in study.records}  # the study's own runs: `earlier` counts them
+    runs = mlflow.search_runs(
+        search_all_experiments=True, filter_string=f"params.data_id = '{data_id}'", output_format="list"
+    )
+    found: dict[tuple[str, str], dict] = {}
+    names = {}
+    for run in runs:
+        tags = run.data.tags
+        version = tags.get(decision_rule.TAG)
+        older = version is None or (version.isdigit() and int(version) < int(decision_rule.VERSION))
+        if tags.get(record.KIND_TAG) not in (record.TRAIN, record.RETRAIN) or not older:
+            continue
+        group = _group(run)
+        if (group, tags.get("seed")) not in wanted or run.info.status != "FINISHED" or run.info.run_id in own:
+            continue
+        experiment = names.setdefault(run.info.experiment_id, mlflow.get_experiment(run.info.experiment_id).name)
+        empty = {"experiment": experiment, "variant": group, "seeds": set(), "versions": set(), "runs": 0}
+        entry = found.setdefault((experiment, group), empty)
+        entry["seeds"].add(tags.get("seed"))
+        entry["versions"].add(version or "none recorded")
+        entry["runs"] += 1
+    return [
+        {**e, "seeds": sorted(e["seeds"], key=lambda x: (len(x), x)), "versions": sorted(e["versions"])}
+        for e in found.values()
+    ]
 
 
 def environment(study: Study) -> dict[str, list[tuple[str, int]]]:

@@ -179,6 +179,14 @@ class Study:
         return self.records[0].metric("baseline_accuracy")
 
     @property
+    def incumbent(self) -> str | None:
+        """The incumbent the study is judged against: the variant `experiment=best` trained
+        when its first run was made (recorded on the run), None for runs made before that
+        was recorded. Never today's preset: the same store gives the same decision."""
+        first = min(self.records, key=lambda r: r.run.info.start_time)
+        return first.run.data.tags.get(decision_rule.INCUMBENT_TAG)
+
+    @property
     def span(self) -> tuple[datetime, datetime]:
         start = min(r.run.info.start_time for r in self.records)
         end = max(r.run.info.end_time or r.run.info.start_time for r in self.records)

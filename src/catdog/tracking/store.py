@@ -236,7 +236,8 @@ def git_dirty() -> bool | None:
 
 def run_tags(kind: str, **extra) -> dict[str, str]:
     """A run's tags: its kind, owner process, environment, the decision rule in force when it
-    started, its code version and EXTRA."""
+    started and the incumbent it would be judged against, its code version and EXTRA."""
+    from catdog.config import preset_variant
     from catdog.tracking.environment import environment
     from catdog.tracking.stale import owner_tags
 
@@ -245,6 +246,7 @@ def run_tags(kind: str, **extra) -> dict[str, str]:
         **owner_tags(),
         **environment(),
         decision_rule.TAG: decision_rule.VERSION,
+        decision_rule.INCUMBENT_TAG: preset_variant(decision_rule.INCUMBENT_PRESET),
         **{k: str(v) for k, v in extra.items() if v is not None},
     }
     commit = git_commit()

@@ -137,7 +137,11 @@ def train(
             log.info("skipped: done in run %s (study.rerun=true trains it again)", done.info.run_id)
             return RunResult.of(done, skipped=True)
     plan = fit_plan(cfg)
-    cached = _cached_inputs(cfg, data, cache, plan)
+    started = time.perf_counter()
+    cached, computed = _cached_inputs(cfg, data, cache, plan)
+    # What the user pays for the backbone pass, outside the run's own wall time: a run on a
+    # warm cache only loads it (computed 0).
+    feature_cost = {"features_seconds": time.perf_counter() - started, "features_computed": computed}
     tracking.configure(cfg.tracking)  # after the cache: bad weights leave no store behind
     run_name = f"{cfg.model.name}-seed{cfg.seed}"
     kind = "retrain" if parent_run_id else "train"
@@ -155,21 +159,27 @@ def train(
     ):
         # After start_run, which draws the run's name from Python's global `random`.
         seeding.seed_run(cfg.seed)
+        if cached is not None:
+            mlflow.log_metrics(feature_cost)
         try:
             return _fit_and_log(cfg, data, plan, cached, run)
         except OSError as exc:  # a full disk, a read-only artifact store: one line, the run FAILED
             raise RunFailure(f"could not write {exc.filename or 'an artifact'}: {exc.strerror or exc}") from exc
 
 
-def _cached_inputs(cfg: RunConfig, data: StudyData, cache, plan: FitPlan) -> features.CachedFeatures | None:
-    """The run's cached backbone features, built if cold (None: the run trains on images)."""
+def _cached_inputs(cfg: RunConfig, data: StudyData, cache, plan: FitPlan) -> tuple[features.CachedFeatures | None, int]:
+    """The run's cached backbone features, built if cold (None: the run trains on images),
+    and the image views it pushed through the backbone to build them (0: all from disk)."""
     # The previous run of a multirun may still hold its features in reference cycles (tf.data
     # datasets, traced functions): free them before this run loads its own.
     gc.collect()
     cache = features.cache_for(cache, data, cfg, plan)
+    if cache is None:
+        return None, 0
+    before = cache.computed
     # Cold or warm, the cache draws only from its own seeded generators: the run below
     # trains the same either way.
-    return cache.features(cfg) if cache is not None else None
+    return cache.features(cfg), cache.computed - before
 
 
 def _fit_and_log(cfg: RunConfig, data: StudyData, plan: FitPlan, cached: features.CachedFeatures | None, run):
