@@ -40,11 +40,12 @@ class SearchOracle:
         self.intensifier = Intensifier(intensify_cap) if intensify_cap else None
         self.stop_reason: str | None = None
         self._elapsed_before = 0.0
-        self._started = time.monotonic()
+        self._started: float | None = None  # this launch's clock starts with its first request for a trial
 
     def elapsed(self) -> float:
         """Seconds this search has run, this launch and every earlier one."""
-        return self._elapsed_before + time.monotonic() - self._started
+        running = time.monotonic() - self._started if self._started is not None else 0.0
+        return self._elapsed_before + running
 
     def budget_spent(self) -> bool:
         return self.budget_s is not None and self.elapsed() >= self.budget_s
@@ -52,6 +53,8 @@ class SearchOracle:
     def populate_space(self, trial_id):
         # Keras Tuner asks here only for a new trial: a running or interrupted one is
         # handed out first, whatever the budget; a full search stops before asking.
+        if self._started is None:
+            self._started = time.monotonic()
         if self.budget_spent():
             return self._stop("budget")
         if self.race is not None and self.race.settled():
@@ -114,7 +117,7 @@ class SearchOracle:
     def set_state(self, state):
         super().set_state(state)
         self._elapsed_before = float(state.get("catdog_elapsed", 0.0))
-        self._started = time.monotonic()
+        self._started = None
         if self.intensifier is not None and "catdog_intensify" in state:
             self.intensifier = Intensifier.from_state(state["catdog_intensify"])
 
