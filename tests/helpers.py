@@ -189,3 +189,14 @@ def variant_row(variant, val_right, val_loss, minutes=1.0, n_val=800):
         images_per_s=None, peak_memory_gb=None, contended=0, commits=["abc"],
         seed_variance=stats.seed_variance([v / n_val for v in val_right]),
     )  # fmt: skip
+
+
+def tiny_backbone(input_shape, weights, pooling=None):
+    """A backbone of one strided convolution, for tests that add a backbone by config."""
+    import keras
+
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(8, 3, strides=4, name="tiny_conv")(inputs)
+    if pooling == "avg":
+        x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, x, name="tiny")

@@ -1,9 +1,12 @@
 """Every variant composes with hydra.compose and builds the reference's architecture."""
 
+import dataclasses
+import typing
+
 import pytest
 from omegaconf import OmegaConf
 
-from catdog import PROJECT_ROOT
+from catdog import CONFIG_DIR, PROJECT_ROOT, CatdogError, schema
 from catdog.models.variants import build_model
 from helpers import compose
 
@@ -141,7 +144,7 @@ def test_every_tuner_option_names_its_keras_tuner_class(tuner):
     ],
 )
 def test_a_tuners_class_and_options_are_checked_before_a_search(override, message):
-    from catdog import CatdogError, schema
+    from catdog import schema
 
     with pytest.raises(CatdogError, match=message):
         schema.validate(compose("tuner=hyperband", override, config="tune"))
@@ -151,7 +154,7 @@ def test_a_tuners_class_and_options_are_checked_before_a_search(override, messag
 def test_the_schemas_refuse_wrong_types_and_values_out_of_range():
     from hydra.errors import ConfigCompositionException
 
-    from catdog import CatdogError, schema
+    from catdog import schema
 
     with pytest.raises(ConfigCompositionException) as typed:
         compose("train.epochs=many")
@@ -173,3 +176,64 @@ def test_the_fit_plan_is_decided_by_the_config():
     assert fit_plan(compose("model=finetuned")) == FitPlan("activations", 100, pooled=False)
     assert fit_plan(compose("model=finetuned", "features.enabled=false")) == FitPlan("images", 100, pooled=False)
     assert fit_plan(compose("model=transfer", "model.backbone.trainable=true")).inputs == "images"
+
+
+def _defaults(cls) -> dict:
+    """A schema dataclass's defaults, nested dataclasses as dicts."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+    return out
+
+
+def _nested(cls, name: str):
+    hint = typing.get_type_hints(cls).get(name)
+    return next((t for t in (typing.get_args(hint) or (hint,)) if dataclasses.is_dataclass(t)), None)
+
+
+@pytest.mark.parametrize("group", sorted(schema.SCHEMAS))
+def test_no_config_file_repeats_a_default(group):
+    """The schema dataclasses hold the defaults; a YAML file says only what it changes (of
+    the schema's defaults, or of the option it builds on), so the two can never drift."""
+    cls = schema.SCHEMAS[group]
+    repeated = []
+    for path in sorted((CONFIG_DIR / group).glob("*.yaml")):
+        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        base = _defaults(cls)
+        for parent in [d for d in raw.get("defaults", []) if isinstance(d, str) and d not in ("_self_",)]:
+            if not parent.startswith("/"):
+                base |= OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / group / f"{parent}.yaml"), resolve=False)
+        for key, value in raw.items():
+            nested = _nested(cls, key)
+            if isinstance(value, dict) and nested is not None:
+                inner = _defaults(nested) | (base.get(key) or {})
+                repeated += [f"{key}.{k}" for k, v in value.items() if k in inner and inner[k] == v]
+            elif key != "defaults" and key in base and base[key] == value:
+                repeated.append(key)
+        assert not repeated, f"{path.relative_to(CONFIG_DIR)} repeats its default: {', '.join(repeated)}"
+
+
+def test_a_backbone_is_added_by_a_function_and_a_config(weights, small_data):
+    """`model.backbone._target_` names the function that builds it; the feature cache is
+    keyed on it, so two backbones never share cached features."""
+    from catdog.data import load_study_data
+    from catdog.models.variants import build_backbone
+    from catdog.training import features
+
+    shipped = compose("model=transfer", f"model.backbone.weights={weights}", f"data.dir={small_data}")
+    tiny = compose(
+        "model=transfer", f"model.backbone.weights={weights}", f"data.dir={small_data}",
+        "model.backbone._target_=helpers.tiny_backbone", "model.backbone.name=tiny",
+    )  # fmt: skip
+    schema.validate(tiny)
+    assert build_backbone(tiny.model.backbone, (64, 64)).get_layer("tiny_conv").filters == 8
+    data = load_study_data(shipped.data)
+    assert (
+        features.FeatureCache(data, tiny).base_key["backbone"]
+        != features.FeatureCache(data, shipped).base_key["backbone"]
+    )
+    with pytest.raises(CatdogError, match="model.backbone._target_ 'helpers.nope': no such function"):
+        schema.validate(
+            compose("model=transfer", f"model.backbone.weights={weights}", "model.backbone._target_=helpers.nope")
+        )

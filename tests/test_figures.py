@@ -11,7 +11,7 @@ from matplotlib.ticker import NullFormatter
 from matplotlib.transforms import Bbox
 
 from catdog import plots, stats
-from catdog.report import evidence, figures
+from catdog.report import evidence, figures, search_figures
 from catdog.report.summary import VariantRow
 
 pytestmark = pytest.mark.unit
@@ -253,7 +253,7 @@ def test_race_ticks_print_their_values_exactly():
         }
         for leader in (True, False)
     ]
-    fig = figures.race(settings, "search-1")
+    fig = search_figures.race(settings, "search-1")
     fig.canvas.draw()
     ticks = shown_ticks(fig.axes[0].yaxis)
     labels = [text for _, text in ticks]

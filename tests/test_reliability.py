@@ -295,7 +295,7 @@ def test_unusable_weights_files_are_one_line_errors(make_cfg, tmp_path, kind):
             f.create_group("dense").attrs["weight_names"] = [b"dense/kernel:0"]
             f["dense"].create_dataset("dense/kernel:0", data=np.zeros((4, 2), "float32"))
     cfg = make_cfg("transfer", store_overrides(tmp_path), f"model.backbone.weights={weights}")
-    with pytest.raises(CatdogError, match=f"model.backbone.weights {weights}: not MobileNetV2"):
+    with pytest.raises(CatdogError, match=f"model.backbone.weights {weights}: not mobilenet_v2"):
         training.train(cfg)
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "features").exists()
 

@@ -163,6 +163,40 @@ def test_feature_cache_is_reused_and_invalidated(search_cfg, weights, tmp_path):
     assert changed.base_key["weights"] != first.base_key["weights"]
 
 
+def test_a_new_augmentation_knob_is_one_row_and_cannot_serve_a_stale_cache(search_cfg, monkeypatch):
+    """Adding zoom to models/augmentation.py's table (and its key to a config): the cached
+    views of two zoom settings are two cache entries, the layer trains, and the run's grid
+    is labelled zoom."""
+    import keras
+    from omegaconf import OmegaConf
+
+    from catdog.models import augmentation
+    from catdog.models.variants import augmentation_layers
+
+    zoom = augmentation.Augmentation(
+        "zoom", ("zoom_factor",), lambda m: bool(m.get("zoom_factor")),
+        lambda m, seed: keras.layers.RandomZoom(m.zoom_factor, seed=seed, name="random_zoom"),
+    )  # fmt: skip
+    monkeypatch.setattr(augmentation, "AUGMENTATIONS", (*augmentation.AUGMENTATIONS, zoom))
+
+    def zoomed(factor: float):
+        # The model schema has no zoom_factor (a real knob would add it there): an untyped copy.
+        cfg = OmegaConf.create(OmegaConf.to_container(search_cfg(), resolve=True))
+        cfg.model.zoom_factor = factor
+        return cfg
+
+    little, more = zoomed(0.1), zoomed(0.3)
+    assert augmentation.key(little.model) != augmentation.key(more.model)
+    assert [layer.name for layer in augmentation_layers(little.model)][-1] == "random_zoom"
+    assert [name for name, _ in augmentation.layers_of(little.model)] == ["flip", "rotation", "zoom"]
+    data = load_study_data(little.data)
+    cache = features.FeatureCache(data, little)
+    cache.train_features(little)
+    built = cache.computed
+    cache.train_features(more)
+    assert cache.computed == 2 * built  # the other zoom is built anew, never served from the first
+
+
 def test_cached_head_gives_the_same_model_as_the_image_pipeline(search_cfg):
     """The head trained on cached features, put back on its backbone, scores raw test images
     exactly as the head scores the cached test features."""

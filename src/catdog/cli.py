@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 
 import hydra
 
@@ -17,17 +16,15 @@ log = logging.getLogger("catdog")
 
 
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="train")
-def train(cfg: RunConfig) -> float:
-    """catdog-train: one tracked training run. Returns validation accuracy for sweepers."""
+def train(cfg: RunConfig):
+    """catdog-train: one tracked training run. Returns its RunResult (a sweeper reads
+    float(result): the validation accuracy); Hydra hands it to the study's progress callback."""
     from catdog import tracking, training
-    from catdog.launch import job, progress
+    from catdog.launch import job
 
     tracking.code_version()  # read before any work, while the checkout is the code just loaded
     job.share_cores()
-    progress.job_started(cfg)
-    started = time.monotonic()
     result = guarded("catdog-train", lambda: training.train(cfg, tags=job.sweep_tags()))
-    progress.job_ended(cfg, result, time.monotonic() - started)
     log.info(
         "run %s: val accuracy %.1f%%, test accuracy %.1f%% (baseline %.1f%%)",
         result.run_id,
@@ -35,7 +32,7 @@ def train(cfg: RunConfig) -> float:
         100 * result.test_accuracy,
         100 * result.baseline_accuracy,
     )
-    return result.val_accuracy
+    return result
 
 
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="tune")

@@ -12,16 +12,19 @@ import json
 import logging
 import os
 import statistics
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobStatus
 from hydra.experimental.callback import Callback
 
 from catdog import CatdogError
 from catdog.launch import sweep
 from catdog.schema import RunConfig
+from catdog.tracking import record
 
 log = logging.getLogger("catdog")
 
@@ -29,7 +32,20 @@ LAUNCH_ENV = "CATDOG_LAUNCH"  # set for the jobs of one launch (inherited by lau
 
 
 class StudyProgress(Callback):
-    """Registered in conf/hydra/default.yaml; writes the launch's job list for the jobs."""
+    """Registered in conf/hydra/default.yaml: writes the launch's job list for the jobs, and
+    around each training job (in whatever process a launcher runs it) says where the study
+    stands."""
+
+    _started = 0.0
+
+    def on_job_start(self, config, **kwargs) -> None:
+        if config.task == "train":
+            self._started = time.monotonic()
+            job_started(config)
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        if config.task == "train" and job_return.status == JobStatus.COMPLETED:
+            job_ended(config, job_return.return_value, time.monotonic() - self._started)
 
     def on_multirun_start(self, config, **kwargs) -> None:
         launch = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + str(os.getpid())
@@ -123,7 +139,7 @@ def _earlier_seconds(uri: str, experiment_name: str) -> dict[str, list[float]]:
     while True:  # every page, not the first 1,000 runs
         page = client.search_runs(
             [experiment.experiment_id],
-            filter_string="tags.kind = 'train' and attributes.status = 'FINISHED'",
+            filter_string=record.where(tags={record.KIND_TAG: record.TRAIN}, status=record.FINISHED),
             page_token=token,
         )
         runs += page

@@ -7,6 +7,7 @@ import keras
 from keras import layers
 
 from catdog import CatdogError
+from catdog.models import augmentation
 from catdog.schema import ModelConfig
 
 
@@ -57,17 +58,9 @@ def scaling_layers(model_cfg: ModelConfig) -> list[layers.Layer]:
 
 
 def augmentation_layers(model_cfg: ModelConfig, seed: int | None = None) -> list[layers.Layer]:
-    """`seed`: the layers draw from their own seeded generators, not the global one."""
-    out = []
-    if model_cfg.flip_mode:
-        out.append(layers.RandomFlip(model_cfg.flip_mode, seed=seed, name="random_flip"))
-    if model_cfg.rotation_factor:
-        out.append(
-            layers.RandomRotation(
-                model_cfg.rotation_factor, fill_mode=model_cfg.fill_mode, seed=seed, name="random_rotation"
-            )
-        )
-    return out
+    """The layers of `augmentation.AUGMENTATIONS` that MODEL_CFG uses; SEED: they draw from
+    their own seeded generators, not the global one."""
+    return [layer for _, layer in augmentation.layers_of(model_cfg, seed)]
 
 
 def cnn_layers(model_cfg: ModelConfig, num_classes: int) -> list[layers.Layer]:
@@ -111,15 +104,16 @@ def _logits(num_classes: int) -> layers.Layer:
 
 
 def build_backbone(backbone_cfg, image_size, pooling: str | None = None) -> keras.Model:
-    """POOLING: Keras' own `pooling` argument ("avg": pooled features, for the cache)."""
+    """The backbone BACKBONE_CFG's `_target_` builds; POOLING: Keras' own `pooling` argument
+    ("avg": pooled features, for the cache)."""
+    from hydra.utils import get_method
+
     try:
-        backbone = keras.applications.MobileNetV2(
-            input_shape=(*image_size, 3), include_top=False, weights=backbone_cfg.weights, pooling=pooling
-        )
+        backbone = get_method(backbone_cfg._target_)((*image_size, 3), backbone_cfg.weights, pooling)
     except (OSError, ValueError) as exc:  # not HDF5, or weights of another network
         first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise CatdogError(
-            f"model.backbone.weights {backbone_cfg.weights}: not MobileNetV2 (no top) weights ({first})"
+            f"model.backbone.weights {backbone_cfg.weights}: not {backbone_cfg.name} (no top) weights ({first})"
         ) from exc
     backbone.trainable = bool(backbone_cfg.trainable)
     return backbone

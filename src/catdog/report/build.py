@@ -46,20 +46,14 @@ def build_report(
     expected: int | None = None,
     ledger_path=None,
 ) -> dict:
-    """Write OUT_DIR/report.html and report.md (with their figures), log them as a report
-    run, and return the report's content.
-
-    Args:
-        experiment: the experiment reported on.
-        out_dir: where the page and its figures go.
-        ui_url: the MLflow UI for run links (default: the tracking URI when a server).
-        sweep: only the runs of this multirun.
-        log_run: also log the page as a `kind=report` run.
-        control: the variant to measure against (default: `decision.choose_control`'s).
-        all_pairs: also every pair of variants, labelled exploratory.
-        expected: the runs a study will have when complete (the page says when it has fewer).
-        ledger_path: the project's test-split ledger, read and given this experiment's entry
-            (None: the store's counts alone)."""
+    """Write OUT_DIR/report.html and report.md (with their figures) for EXPERIMENT, log
+    them as a `kind=report` run when LOG_RUN, and return the report's content. UI_URL: the
+    MLflow UI for run links (default: the tracking URI when a server); SWEEP: only the runs
+    of this multirun; CONTROL: the variant to measure against (default:
+    `decision.choose_control`'s); ALL_PAIRS: also every pair of variants, labelled
+    exploratory; EXPECTED: the runs a study will have when complete (the page says when it
+    has fewer); LEDGER_PATH: the project's test-split ledger, read and given this
+    experiment's entry (None: the store's counts alone)."""
     out_dir = Path(out_dir)
     study = load_study(experiment, sweep)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -262,16 +262,12 @@ def decide(
     all_pairs: bool = False,
     incumbent: str | None = None,
 ) -> Decision:
-    """The review page's decision.
-
-    Args:
-        rows: the variant rows.
-        scores: each variant's per-image test results (the comparisons).
-        val: each variant's per-image validation results (the rule; None: per-seed rates).
-        control: the variant to measure against (None: `choose_control` decides).
-        all_pairs: also every pair of variants, Holm-corrected, as exploratory.
-        incumbent: the variant `experiment=best` trained when the study's runs were made
-            (`Study.incumbent`; None: not recorded)."""
+    """The review page's decision from the variant ROWS, each variant's per-image test
+    SCORES (the comparisons) and per-image validation results VAL (the rule; None: per-seed
+    rates), measured against CONTROL (None: `choose_control` decides); ALL_PAIRS adds every
+    pair of variants, Holm-corrected, as exploratory. INCUMBENT: the variant
+    `experiment=best` trained when the study's runs were made (`Study.incumbent`; None: not
+    recorded)."""
     choice = recommend(rows, val, incumbent)
     control_row, note = choose_control(rows, choice.recommended, control, incumbent)
     control_name = control_row.variant if control_row else None

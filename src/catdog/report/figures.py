@@ -15,7 +15,7 @@ from catdog.plots import Decimals, LogTicks, draw_confusion, loss_axis, percent_
 TRAINING, VALIDATION, HIGHLIGHT, MUTED = "#1f77b4", "#ff7f0e", "#c0392b", "#5d6678"
 
 
-def _wrap(text: str, width: int = 26) -> str:
+def wrap(text: str, width: int = 26) -> str:
     return "\n".join(textwrap.wrap(text, width)) or text
 
 
@@ -65,8 +65,8 @@ def accuracy_by_variant(rows, recommended: str, val_intervals: dict):
         percent_axis(ax.xaxis)
         ax.grid(axis="x", alpha=0.3)
         ax.yaxis.set_tick_params(labelleft=True)
-    axes[0].set_yticks(y, [_wrap(r.variant, 34) for r in rows], fontsize=8)
-    axes[1].set_yticks(y, [_wrap(r.variant, 34) for r in rows], fontsize=8)
+    axes[0].set_yticks(y, [wrap(r.variant, 34) for r in rows], fontsize=8)
+    axes[1].set_yticks(y, [wrap(r.variant, 34) for r in rows], fontsize=8)
     axes[0].set_title("validation: seeds (dots), mean and 95% interval", fontsize=9)
     axes[1].set_title("test: mean and 95% interval (seeds + images)", fontsize=9)
     fig.legend(
@@ -97,7 +97,7 @@ def curves_by_variant(curves: dict[str, dict[str, list[list[float]]]], baseline:
             ax.xaxis.get_major_locator().set_params(integer=True)
             ax.yaxis.set_tick_params(labelleft=True)
         top.axhline(baseline, color=MUTED, linestyle="--", linewidth=1, label=f"baseline {baseline:.0%}")
-        top.set_title(_wrap(group), fontsize=9)
+        top.set_title(wrap(group), fontsize=9)
         top.set_ylabel("accuracy" if i % cols == 0 else None)
         bottom.set_yscale("log")
         loss_axis(bottom.yaxis)
@@ -124,7 +124,7 @@ def _band(ax, histories: list[list[float]], label: str, color: str) -> None:
 def confusion(matrix: np.ndarray, class_names, title: str):
     """A confusion matrix of summed counts, true class on rows."""
     fig, ax = plt.subplots(figsize=(3.4, 3.2))
-    draw_confusion(ax, matrix, class_names, _wrap(title, 30))
+    draw_confusion(ax, matrix, class_names, wrap(title, 30))
     ax.set_ylabel("true")
     fig.tight_layout()
     return fig
@@ -148,7 +148,7 @@ def reliability(curves: dict[str, tuple[np.ndarray, ...]], recommended: str, pos
     most = max((float(np.nanmax(c[2])) for c in counted if len(c[2])), default=0.0) or 1.0
     for i, (group, curve) in enumerate(curves.items()):
         predicted, observed = np.asarray(curve[0], float), np.asarray(curve[1], float)
-        strong, color, label = group == recommended, f"C{i}", _wrap(group, 30)
+        strong, color, label = group == recommended, f"C{i}", wrap(group, 30)
         if len(curve) > 2:
             counts = np.nan_to_num(np.asarray(curve[2], float))
             empty = counts <= 0
@@ -201,12 +201,17 @@ def accuracy_against_cost(rows, recommended: str):
         bars.append(
             ax.errorbar(minutes, mean, yerr=[[mean - ci.low], [ci.high - mean]], fmt="o", color=color, capsize=3)
         )
-        labels.append((_wrap(row.variant, 22), minutes, (mean, ci.low, ci.high), color))
+        labels.append((wrap(row.variant, 22), minutes, (mean, ci.low, ci.high), color))
     low, high, shown = _limits(
         [r.test_ci.low for r in rows] + [r.test_ci.high for r in rows], rows[0].baseline_accuracy
     )
     minutes = [max(r.cost_minutes, 1 / 60) for r in rows]
-    ax.set(xscale="log", xlabel="whole cost per run, cache build included (minutes, log scale)", ylabel="test accuracy", ylim=(low, high))
+    ax.set(
+        xscale="log",
+        xlabel="whole cost per run, cache build included (minutes, log scale)",
+        ylabel="test accuracy",
+        ylim=(low, high),
+    )
     _baseline(ax, rows[0].baseline_accuracy, shown, vertical=False)
     ax.set_xlim(min(minutes) / 1.6, max(minutes) * 2.2)
     ax.xaxis.set_major_locator(LogTicks(least=4))
@@ -288,102 +293,4 @@ def gallery(items: list[dict], columns: int = 6):
         ax.imshow(item["image"])
         ax.set_title(item["title"], fontsize=7, linespacing=1.15)
     fig.tight_layout(h_pad=1.2)
-    return fig
-
-
-def importance(names: list[str], values: list[float], title: str):
-    """Hyperparameter importances as horizontal bars (0 to 1)."""
-    fig, ax = plt.subplots(figsize=(4.8, 0.5 * len(names) + 1.2))
-    ax.barh(names, values, color="#8fb4d9")
-    ax.set(xlabel="importance (random forest, impurity)", xlim=(0, 1))
-    ax.set_title(_wrap(title, 40), fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def parallel_trials(rows: list[dict], names: list[str], objective: str):
-    """One line per scored trial across the searched settings, coloured by its score;
-    learning rates on log axes as they were sampled, choices as evenly spaced levels."""
-    scored = [r for r in rows if r.get("score") is not None and r["score"] == r["score"]]
-    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2.4, 3.8))
-    columns = []
-    for name in names:
-        values = [r.get(name) for r in scored]
-        try:
-            numbers = np.array(values, dtype=float)
-            if name.endswith("learning_rate"):
-                numbers = np.log10(numbers)
-            labels = None
-        except (TypeError, ValueError):
-            levels = sorted({str(v) for v in values})
-            numbers, labels = np.array([levels.index(str(v)) for v in values], float), levels
-        low, high = np.nanmin(numbers), np.nanmax(numbers)
-        columns.append((numbers - low) / (high - low) if high > low else np.full(len(numbers), 0.5))
-        if high > low:
-            ax.annotate(_fmt(name, high, labels), (len(columns) - 1, 1.04), ha="center", fontsize=7)
-        ax.annotate(_fmt(name, low, labels), (len(columns) - 1, -0.1), ha="center", fontsize=7)
-    scores = np.array([r["score"] for r in scored])
-    colors = plt.cm.viridis((scores - scores.min()) / (np.ptp(scores) or 1))
-    data = np.array(columns).T
-    for line, color in zip(data, colors):
-        ax.plot(range(len(names)), line, color=color, alpha=0.8)
-    ax.set_xticks(range(len(names)), [n + (" (log)" if n.endswith("learning_rate") else "") for n in names], fontsize=8)
-    ax.set(yticks=[], ylim=(-0.15, 1.15))
-    mappable = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(scores.min(), scores.max()))
-    fig.colorbar(mappable, ax=ax, label=objective)
-    fig.tight_layout()
-    return fig
-
-
-def _fmt(name: str, value: float, labels) -> str:
-    if labels is not None:
-        return labels[int(round(value))]
-    return f"{10**value:.1e}" if name.endswith("learning_rate") else f"{value:.3g}"
-
-
-def trial_against_retrained(points: list[dict]):
-    """POINTS: {"label", "trial": the search's score, "retrained": per-seed validation}.
-    Below the diagonal: the winner shrinks when trained again with fresh seeds."""
-    fig, ax = plt.subplots(figsize=(4.8, 4.0))
-    values = [p["trial"] for p in points] + [v for p in points for v in p["retrained"]]
-    low, high = min(values) - 0.02, max(values) + 0.02
-    ax.plot([low, high], [low, high], color=MUTED, linestyle="--", linewidth=1, label="no shrinkage")
-    for point in points:
-        ax.scatter([point["trial"]] * len(point["retrained"]), point["retrained"], s=14, color=MUTED)
-        ax.scatter([point["trial"]], [np.mean(point["retrained"])], marker="D", color=HIGHLIGHT, label=point["label"])
-    ax.set(
-        xlim=(low, high), ylim=(low, high), xlabel="trial's validation score", ylabel="retrained validation accuracy"
-    )
-    ax.legend(fontsize=7, loc="lower right")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def race(settings: list[dict], title: str):
-    """SETTINGS' running mean validation accuracy with its 95% interval, seed by seed; a
-    dropped setting's line ends at the seed it was dropped after; the leader in red."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    offsets = np.linspace(-0.15, 0.15, max(len(settings), 1))
-    for offset, setting in zip(offsets, settings):
-        running = setting["running"]
-        x = np.array([r["seeds"] for r in running]) + offset
-        mean = np.array([r["mean"] for r in running])
-        err = [mean - [r["low"] for r in running], [r["high"] for r in running] - mean]
-        color = HIGHLIGHT if setting["leader"] else (MUTED if setting["dropped"] else TRAINING)
-        ax.errorbar(x, mean, yerr=err, color=color, marker="o", markersize=3, capsize=2, linewidth=1,
-                    alpha=1.0 if setting["leader"] else 0.7, zorder=3 if setting["leader"] else 2)  # fmt: skip
-        if setting["dropped"]:
-            ax.scatter(x[-1:], mean[-1:], marker="x", color=MUTED, s=40, zorder=4)
-    ax.set(xlabel="seeds run", ylabel="mean validation accuracy", title=_wrap(f"{title}: the race", 60))
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    percent_axis(ax.yaxis)
-    handles = [
-        plt.Line2D([], [], color=HIGHLIGHT, marker="o", label="leader"),
-        plt.Line2D([], [], color=TRAINING, marker="o", label="ran every seed"),
-        plt.Line2D([], [], color=MUTED, marker="x", linestyle="", label="dropped"),
-    ]
-    ax.legend(handles=handles, fontsize=7, loc="lower right")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
     return fig

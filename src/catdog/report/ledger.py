@@ -9,28 +9,16 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import mlflow
-
 from catdog.report.runs import TEST_USED_TAG, Study, _group
+from catdog.tracking.record import TEST_ACCURACY, find
 
 
 def in_store(study: Study) -> dict:
     """The runs that logged a test score in this experiment (any status) and in the whole
     store (any experiment, same data), and whether a choice here used test."""
-    here = mlflow.search_runs(
-        experiment_ids=[study.experiment.experiment_id],
-        filter_string="metrics.test_accuracy >= 0",
-        output_format="list",
-    )
+    here = find([study.experiment.experiment_id], scored=TEST_ACCURACY)
     data_id = study.param("data_id")
-    store = []
-    if data_id:
-        ids = [e.experiment_id for e in mlflow.search_experiments()]
-        store = mlflow.search_runs(
-            experiment_ids=ids,
-            filter_string=f"params.data_id = '{data_id}' and metrics.test_accuracy >= 0",
-            output_format="list",
-        )
+    store = find(everywhere=True, params={"data_id": data_id}, scored=TEST_ACCURACY) if data_id else []
     objectives = {s.data.params.get("tuner.objective", "val_accuracy") for s in study.searches}
     dates = sorted(_day(r.info.start_time) for r in here)
     return {

@@ -15,7 +15,7 @@ import numpy as np
 from catdog import CatdogError, power, stats
 from catdog.report.runs import load_study
 from catdog.report.summary import per_image_scores, variant_rows
-from catdog.tracking import record
+from catdog.tracking.record import KIND_TAG, SEARCH, SearchFits, find, search_fits
 
 
 def _design(seed_var: float, seeds: int, image_var: float, n: int) -> stats.Comparison:
@@ -106,17 +106,17 @@ def plan_searches(experiment: str, variant: str | None, budget_minutes: float | 
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
         return []
-    query = f"tags.{record.KIND_TAG} = '{record.SEARCH}'" + (f" and tags.variant = '{variant}'" if variant else "")
+    tags = {KIND_TAG: SEARCH} | ({"variant": variant} if variant else {})
     out = []
-    for run in mlflow.search_runs([found.experiment_id], query, output_format="list"):
-        fits = record.search_fits(run.info.run_id)
+    for run in find([found.experiment_id], tags=tags):
+        fits = search_fits(run.info.run_id)
         if run.info.status != "FINISHED" or not fits.seconds:
             continue
         out.append(_one_search(run, fits, budget_minutes, differences))
     return out
 
 
-def _one_search(run, fits: record.SearchFits, budget_minutes, differences) -> dict:
+def _one_search(run, fits: SearchFits, budget_minutes, differences) -> dict:
     matrices = list(fits.correct.values())
     n = matrices[0].shape[1]
     seed = stats.pooled_seed_variance(matrices)

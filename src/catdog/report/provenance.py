@@ -10,7 +10,7 @@ import mlflow
 
 from catdog import decision_rule
 from catdog.report.runs import Study, _group
-from catdog.tracking import record
+from catdog.tracking.record import KIND_TAG, RETRAIN, TRAIN, find
 
 ENV_SHOWN = ("python", "tensorflow", "keras", "keras_tuner", "mlflow", "numpy", "cpu", "isa", "cores", "threads")
 
@@ -42,16 +42,14 @@ def known_before(study: Study) -> list[dict]:
         return []
     wanted = {(r.group, r.seed) for r in study.records}
     own = {r.id for r in study.records}  # the study's own runs: `earlier` counts them
-    runs = mlflow.search_runs(
-        search_all_experiments=True, filter_string=f"params.data_id = '{data_id}'", output_format="list"
-    )
+    runs = find(everywhere=True, params={"data_id": data_id})
     found: dict[tuple[str, str], dict] = {}
     names = {}
     for run in runs:
         tags = run.data.tags
         version = tags.get(decision_rule.TAG)
         older = version is None or (version.isdigit() and int(version) < int(decision_rule.VERSION))
-        if tags.get(record.KIND_TAG) not in (record.TRAIN, record.RETRAIN) or not older:
+        if tags.get(KIND_TAG) not in (TRAIN, RETRAIN) or not older:
             continue
         group = _group(run)
         if (group, tags.get("seed")) not in wanted or run.info.status != "FINISHED" or run.info.run_id in own:

@@ -10,16 +10,13 @@ from mlflow.exceptions import MlflowException
 
 from catdog.report.runs import short
 from catdog.stats import Interval
+from catdog.tracking.record import TRIAL, children
 
 
 def race(run) -> dict | None:
     """RUN's settings (seeds run, mean validation with its interval, status) and a summary;
     None for a search that did not race."""
-    trials = mlflow.search_runs(
-        [run.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}' and tags.kind = 'trial'",
-        output_format="list",
-    )
+    trials = children(run.info.run_id, TRIAL, [run.info.experiment_id])
     settings = [r for r in trials if r.data.tags.get("race_status")]
     if not settings:
         return None

@@ -13,6 +13,18 @@ from mlflow.exceptions import MlflowException
 
 from catdog import CatdogError, decision_rule
 from catdog.tracking import DIRTY_TAG, KIND_TAG
+from catdog.tracking.record import (
+    FINISHED,
+    MODEL_VAL_ACCURACY,
+    MODEL_VAL_LOSS,
+    PARENT_TAG,
+    TEST_ACCURACY,
+    TEST_CORRECT,
+    TEST_PREDICTIONS,
+    TRAIN,
+    VAL_PREDICTIONS,
+    find,
+)
 
 # An experiment tag a team sets when anything in it was chosen after looking at test scores:
 # the report then flags its recommendation as selection-biased.
@@ -64,16 +76,16 @@ class RunRecord:
     @property
     def val_accuracy(self) -> float:
         """Of the logged weights (older runs recorded only the last epoch's)."""
-        return self.metric("model_val_accuracy", self.metric("val_accuracy"))
+        return self.metric(MODEL_VAL_ACCURACY, self.metric("val_accuracy"))
 
     @property
     def test_accuracy(self) -> float:
-        return self.metric("test_accuracy")
+        return self.metric(TEST_ACCURACY)
 
     @property
     def val_loss(self) -> float | None:
         """Of the logged weights (older runs recorded only the last epoch's)."""
-        return self.metric("model_val_loss", self.metric("val_loss"))
+        return self.metric(MODEL_VAL_LOSS, self.metric("val_loss"))
 
     def count(self, split: str) -> int:
         return int(sum(int(v) for k, v in self.run.data.params.items() if k.startswith(f"n_{split}_")))
@@ -84,7 +96,7 @@ class RunRecord:
 
     @property
     def test_correct(self) -> int:
-        return int(round(self.metric("test_correct", self.test_accuracy * self.n_test)))
+        return int(round(self.metric(TEST_CORRECT, self.test_accuracy * self.n_test)))
 
     @property
     def val_correct(self) -> int:
@@ -140,12 +152,12 @@ def variant_order() -> list[str]:
     adds, so a new model option takes its place without a list to edit."""
     from catdog import CONFIG_DIR
     from catdog.config import load
+    from catdog.models.augmentation import augments
 
     def adds(item) -> tuple:
         file, model = item
-        augments = bool(model.flip_mode or model.rotation_factor)
         backbone = model.backbone
-        return (backbone is not None, bool(backbone and backbone.fine_tune_at), model.preprocess, augments, file)
+        return (backbone is not None, bool(backbone and backbone.fine_tune_at), model.preprocess, augments(model), file)
 
     models = {path.stem: load("train", [f"model={path.stem}"]).model for path in (CONFIG_DIR / "model").glob("*.yaml")}
     return [model.name for _, model in sorted(models.items(), key=adds)]
@@ -196,7 +208,7 @@ class Study:
 def _group(run) -> str:
     variant = run.data.tags.get("variant", "?")
     if run.data.tags.get(KIND_TAG) == "retrain":
-        parent = run.data.tags.get("mlflow.parentRunId", "")[:8]
+        parent = run.data.tags.get(PARENT_TAG, "")[:8]
         return f"{variant} ({run.data.tags.get('hparams', '?')} of search {parent})"
     return variant
 
@@ -208,15 +220,11 @@ def load_study(experiment_name: str, sweep: str | None = None) -> Study:
     experiment = mlflow.get_experiment_by_name(experiment_name)
     if experiment is None:
         raise CatdogError(f"no experiment named {experiment_name!r} in {mlflow.get_tracking_uri()}")
-    runs = mlflow.search_runs(
-        experiment_ids=[experiment.experiment_id],
-        filter_string=f"tags.sweep = '{sweep}'" if sweep else "",
-        output_format="list",
-    )
+    runs = find([experiment.experiment_id], tags={"sweep": sweep} if sweep else None)
     finished = [r for r in runs if r.info.status == "FINISHED"]
     training = [r for r in runs if r.data.tags.get(KIND_TAG) in ("train", "retrain")]
     records = [
-        RunRecord(r, _group(r)) for r in training if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics
+        RunRecord(r, _group(r)) for r in training if r.info.status == FINISHED and TEST_ACCURACY in r.data.metrics
     ]
     searches = [r for r in finished if r.data.tags.get(KIND_TAG) == "search"]
     if not records:
@@ -242,9 +250,8 @@ def predictions(record: RunRecord, split: str = "test"):
     """The run's per-image predictions on SPLIT ("test" or "val"; a DataFrame), or None for
     runs logged before they were recorded."""
     try:
-        return mlflow.MlflowClient().load_table(
-            record.run.info.experiment_id, f"predictions/{split}.json", run_ids=[record.id]
-        )
+        path = TEST_PREDICTIONS if split == "test" else VAL_PREDICTIONS
+        return mlflow.MlflowClient().load_table(record.run.info.experiment_id, path, run_ids=[record.id])
     except MlflowException:
         return None
 
@@ -260,15 +267,10 @@ def earlier_seed_variance(study: Study, group: str):
     if not data_id:
         return None
     own = {r.id for r in study.records}
-    runs = mlflow.search_runs(
-        search_all_experiments=True,
-        filter_string=(
-            f"tags.variant = '{records[0].run.data.tags.get('variant')}' and params.data_id = '{data_id}' "
-            f"and tags.{KIND_TAG} = 'train' and attributes.status = 'FINISHED'"
-        ),
-        output_format="list",
-    )
-    peers = [RunRecord(r, group) for r in runs if r.info.run_id not in own and "test_accuracy" in r.data.metrics]
+    variant = records[0].run.data.tags.get("variant")
+    runs = find(everywhere=True, tags={"variant": variant, KIND_TAG: TRAIN}, params={"data_id": data_id},
+                       status=FINISHED, scored=TEST_ACCURACY)  # fmt: skip
+    peers = [RunRecord(r, group) for r in runs if r.info.run_id not in own]
     peers = [r for r in peers if r.hyperparameters == settings]
     by_study: dict[tuple, list[RunRecord]] = {}
     for record in peers:

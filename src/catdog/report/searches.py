@@ -8,7 +8,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from catdog import stats
-from catdog.report import assets, figures, races
+from catdog.report import assets, races, search_figures
 
 LEADERBOARD_ROWS = 50  # the page says so when a search has more trials
 
@@ -63,10 +63,11 @@ def section(run, out_dir, link, rows: list) -> dict:
     raced = races.race(run)
     weights = importance(board, names)
     drawn = {
-        "parallel": scored and names and figures.parallel_trials(board, names, objective),
+        "parallel": scored and names and search_figures.parallel_trials(board, names, objective),
         "shrinkage": _shrinkage(retrained, best_score),
-        "race": raced and figures.race(raced["settings"], search_id),
-        "importance": weights and figures.importance(list(weights), list(weights.values()), f"{search_id}: importance"),
+        "race": raced and search_figures.race(raced["settings"], search_id),
+        "importance": weights
+        and search_figures.importance(list(weights), list(weights.values()), f"{search_id}: importance"),
     }
     names_of = {"parallel": "trials", "shrinkage": "retrained", "race": "race", "importance": "importance"}
     figs = {k: assets.figure(f, f"search-{key}-{names_of[k]}.png", out_dir) for k, f in drawn.items() if f}
@@ -118,7 +119,7 @@ def _shrinkage(retrained: list, best_score: float | None):
         for r in retrained
         if "(best of" in r.variant and best_score is not None
     ]
-    return figures.trial_against_retrained(points) if points else None
+    return search_figures.trial_against_retrained(points) if points else None
 
 
 def _number(tag: str | None):

@@ -13,7 +13,6 @@ from catdog import CatdogError
 
 POOLINGS = ("flatten", "avg")
 PRECISIONS = ("float32", "mixed_bfloat16")
-BACKBONES = ("mobilenet_v2",)
 
 
 def _least(name: str, value, least) -> None:
@@ -28,9 +27,11 @@ def _one_of(name: str, value, choices) -> None:
 
 @dataclass
 class BackboneConfig:
-    """The pretrained backbone under a head: which, its weights, what a second stage unfreezes."""
+    """The pretrained backbone under a head: the function that builds it (`_target_`, see
+    catdog/models/backbones.py), its weights, what a second stage unfreezes."""
 
-    name: str = "mobilenet_v2"
+    _target_: str = "catdog.models.backbones.mobilenet_v2"
+    name: str = "mobilenet_v2"  # what pages call it
     weights: str | None = "imagenet"  # "imagenet" downloads Keras' weights; or a local .h5 file
     trainable: bool = False
     fine_tune_at: int | None = None  # the first layer a second stage unfreezes; None: no second stage
@@ -40,16 +41,16 @@ class BackboneConfig:
 class ModelConfig:
     """A model variant (conf/model/): scaling, augmentation, the CNN body or a backbone, the head."""
 
-    name: str = MISSING
-    preprocess: bool = False
-    flip_mode: str | None = None
-    rotation_factor: float | None = None
-    fill_mode: str = "nearest"
-    conv_filters: list[int] = field(default_factory=lambda: [32, 32, 64])
+    name: str = MISSING  # the variant's name in runs, reports and `catdog promote --variant`
+    preprocess: bool = False  # scale pixels to [-1, 1] as MobileNetV2's preprocess_input does
+    flip_mode: str | None = None  # RandomFlip mode, e.g. horizontal_and_vertical; None: no flip
+    rotation_factor: float | None = None  # RandomRotation factor (a fraction of 2 pi); None or 0: no rotation
+    fill_mode: str = "nearest"  # how RandomRotation fills the corners it uncovers
+    conv_filters: list[int] = field(default_factory=lambda: [32, 32, 64])  # the CNN's conv blocks
     dropout: float = 0.2
-    dense_units: int = 64
-    pooling: str | None = None  # backbones: flatten or avg
-    backbone: BackboneConfig | None = None
+    dense_units: int = 64  # the dense layer before the logits; 0 (backbones only): a linear head
+    pooling: str | None = None  # backbones: flatten (the reference's head) or avg (the tutorial's)
+    backbone: BackboneConfig | None = None  # None: the CNN on pixels
 
     def __post_init__(self):
         if not 0.0 <= self.dropout < 1.0:
@@ -61,10 +62,19 @@ class ModelConfig:
         if self.backbone is None:
             return
         _one_of("model.pooling", self.pooling, POOLINGS)
-        _one_of("model.backbone.name", self.backbone.name, BACKBONES)
+        _check_backbone(self.backbone._target_)
         weights = self.backbone.weights
         if weights not in (None, "imagenet") and not Path(weights).is_file():
             raise CatdogError(f"model.backbone.weights {weights}: no such file (use 'imagenet' or a .h5 path)")
+
+
+def _check_backbone(target: str) -> None:
+    from hydra.utils import get_method
+
+    try:
+        get_method(target)
+    except (ImportError, ValueError, AttributeError) as exc:
+        raise CatdogError(f"model.backbone._target_ {target!r}: no such function to import") from exc
 
 
 @dataclass
@@ -80,13 +90,13 @@ class TrainConfig:
     """How a run fits: epochs, optimizer, learning rate, early stopping, precision, logging."""
 
     epochs: int = 20
-    optimizer: str = "adam"
+    optimizer: str = "adam"  # any keras.optimizers name
     learning_rate: float = 0.001
-    early_stopping_patience: int | None = None
-    precision: str = "float32"
-    verbose: int = 2
-    log_model: bool = True
-    fine_tune: FineTuneConfig = field(default_factory=FineTuneConfig)
+    early_stopping_patience: int | None = None  # stop when val_accuracy has not improved for this many epochs
+    precision: str = "float32"  # or mixed_bfloat16: faster plain CNNs on some CPUs with AVX512-BF16 (docs)
+    verbose: int = 2  # Keras fit verbosity: 2 prints one line per epoch
+    log_model: bool = True  # log the trained model in MLflow's Keras flavor
+    fine_tune: FineTuneConfig = field(default_factory=FineTuneConfig)  # variants with backbone.fine_tune_at
 
     def __post_init__(self):
         _least("train.epochs", self.epochs, 1)
@@ -104,13 +114,15 @@ class TrainConfig:
 class DataConfig:
     """Where the images come from, their size and batches, and the validation/test split."""
 
-    url: str = MISSING
-    dir: str | None = None
-    cache_dir: str | None = None
-    download_timeout: float = 60
+    url: str = MISSING  # http(s):// or file://, downloaded once into the Keras cache
+    dir: str | None = None  # an extracted folder (train/, validation/): wins over url
+    cache_dir: str | None = None  # None: Keras' own cache (~/.keras/datasets)
+    download_timeout: float = 60  # seconds without an answer before a download is given up
     image_size: list[int] = field(default_factory=lambda: [160, 160])
     batch_size: int = 32
     class_names: list[str] = field(default_factory=lambda: ["cats", "dogs"])
+    # The validation folder is split into validation and test at image level, per class,
+    # with a fixed seed: the same test images for every variant, seed and run.
     test_fraction: float = 0.2
     split_seed: int = 1337
 
@@ -119,10 +131,10 @@ class DataConfig:
 class FeaturesConfig:
     """The cache of backbone features that frozen backbones train their heads on."""
 
-    enabled: bool = True
-    train_views: int = 1
-    seed: int = 0
-    batch_size: int = 64
+    enabled: bool = True  # False: the whole image model trains, as the reference did
+    train_views: int = 1  # augmented views per training image; 1 chosen by validation over 1, 3 and 6 (docs)
+    seed: int = 0  # seeds the augmented views (not the run), so runs and trials share them
+    batch_size: int = 64  # images augmented together: augmentation draws once per batch
     cache_dir: str = MISSING
 
     def __post_init__(self):

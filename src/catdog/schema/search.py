@@ -141,15 +141,18 @@ SearchConfig = make_dataclass(
     "SearchConfig",
     [(h.name, _space_type(h), _default(h.default)) for h in SEARCHED]
     + [
+        # After the search: retrain the pick with this many fresh seeds and score them on the
+        # test split; `reference` does the same for the variant's configured values.
         ("retrain_seeds", int, 3),
         ("reference", bool, True),
-        ("overwrite", bool, False),
+        ("overwrite", bool, False),  # True: start the search over instead of resuming it
         ("project_dir", str, MISSING),
         ("policy", str, "plain"),  # how settings get seeds: POLICIES
         ("racing", bool, False),  # the same as policy=racing, as stores and commands made before it say
         ("max_seeds", int, 3),  # racing: seeds a setting runs at most; intensify: the incumbent's cap
-        ("race_alpha", float, 0.05),
-        ("equivalence_margin", float, 0.5),  # points of validation accuracy
+        ("race_alpha", float, 0.05),  # racing: one-sided, split over the max_seeds looks (Bonferroni)
+        ("equivalence_margin", float, 0.5),  # racing: points of validation accuracy (a 90% interval inside it)
+        # The search's wall time, across resumes; None: no budget.
         ("budget_minutes", Optional[float], None),  # noqa: UP045 - make_dataclass needs a runtime type
     ],
     namespace={"__post_init__": _search_post_init, "__doc__": "The search space and how a search runs."},
@@ -163,12 +166,14 @@ class TunerConfig:
     _target_: str = MISSING  # the Keras Tuner class
     name: str = MISSING
     objective: str = "val_accuracy"
-    max_trials: int = 20
-    epochs: int = 10
-    executions_per_trial: int = 1
-    seed: int = 0
-    workers: int = 0
-    wait_s: float = 600
+    max_trials: int = 20  # trials (intensifying: fits) at most
+    epochs: int = (
+        10  # per trial: the transfer head's validation accuracy plateaus within a few; retrains use train.epochs
+    )
+    executions_per_trial: int = 1  # >1 averages the objective over repeated fits
+    seed: int = 0  # decides which settings the trials try
+    workers: int = 0  # >0: trials in this many worker processes, this one the chief (docs/team.md)
+    wait_s: float = 600  # once every trial is handed out, how long the chief waits for running ones
     options: dict[str, Any] = field(default_factory=dict)  # the tuner class's own arguments
 
     def __post_init__(self):

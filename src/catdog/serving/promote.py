@@ -8,6 +8,7 @@ from mlflow.exceptions import MlflowException
 from catdog import CatdogError, stats
 from catdog.report.runs import load_study
 from catdog.tracking import CHAMPION, REGISTERED_MODEL
+from catdog.tracking.record import MODEL_VAL_ACCURACY, TEST_ACCURACY, TEST_CORRECT
 
 
 def promote(
@@ -33,14 +34,14 @@ def promote(
         raise CatdogError(f"run {run.info.run_id} has no logged model (train.log_model was false?)")
     metrics, params = run.data.metrics, run.data.params
     n_test = int(metrics.get("n_test", 0)) or sum(int(v) for k, v in params.items() if k.startswith("n_test_"))
-    correct = int(metrics.get("test_correct", round(metrics["test_accuracy"] * n_test)))
+    correct = int(metrics.get(TEST_CORRECT, round(metrics[TEST_ACCURACY] * n_test)))
     interval = stats.wilson(correct, n_test)
-    val = metrics.get("model_val_accuracy", metrics.get("val_accuracy"))
+    val = metrics.get(MODEL_VAL_ACCURACY, metrics.get("val_accuracy"))
     tags = {
         "run_id": run.info.run_id,
         "variant": run.data.tags.get("variant", "?"),
         "val_accuracy": f"{val:.4f}",
-        "test_accuracy": f"{metrics['test_accuracy']:.4f}",
+        TEST_ACCURACY: f"{metrics[TEST_ACCURACY]:.4f}",
         "test_accuracy_95ci": interval.text(digits=4, scale=1),
         "data_hash": params.get("data_hash", "?"),
         "code_version": run.data.tags.get("mlflow.source.git.commit", "unknown"),
@@ -48,7 +49,7 @@ def promote(
     version = mlflow.register_model(_model_uri(run.info.run_id), name, tags=tags)
     description = (
         f"{tags['variant']} from run {run.info.run_id}, chosen by validation accuracy {val:.1%}. "
-        f"Test accuracy {metrics['test_accuracy']:.1%} (95% Wilson interval {interval.text()}%, "
+        f"Test accuracy {metrics[TEST_ACCURACY]:.1%} (95% Wilson interval {interval.text()}%, "
         f"n={n_test}); data hash {tags['data_hash']}; code {tags['code_version'][:10]}."
     )
     client.update_model_version(name, version.version, description=description)

@@ -15,6 +15,13 @@ from catdog.tracking.store import KIND_TAG
 # its log loss), on the validation and on the test split.
 VAL_PREDICTIONS = "predictions/val.json"
 TEST_PREDICTIONS = "predictions/test.json"
+
+
+def val_predictions(execution: int = 0) -> str:
+    """Where a trial's EXECUTION-th fit (after the first) keeps its validation table."""
+    return VAL_PREDICTIONS if not execution else VAL_PREDICTIONS.replace(".json", f"-{execution}.json")
+
+
 # Metrics the review page, the MLflow UI and `catdog reproduce` read.
 MODEL_VAL_ACCURACY = "model_val_accuracy"  # the kept weights' validation accuracy
 MODEL_VAL_LOSS = "model_val_loss"
@@ -22,14 +29,40 @@ TEST_ACCURACY = "test_accuracy"
 TEST_CORRECT = "test_correct"
 # Run kinds (the `kind` tag).
 SEARCH, TRIAL, SEED, TRAIN, RETRAIN = "search", "trial", "seed", "train", "retrain"
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the run a nested run hangs under
+FINISHED = "FINISHED"
 
 
-def children(parent_run_id: str, kind: str | None = None, experiment_ids: list[str] | None = None) -> list:
-    """The runs directly under PARENT_RUN_ID, of KIND when given."""
-    query = f"tags.mlflow.parentRunId = '{parent_run_id}'"
-    if kind is not None:
-        query += f" and tags.{KIND_TAG} = '{kind}'"
-    return mlflow.search_runs(experiment_ids=experiment_ids, filter_string=query, output_format="list")
+def where(*, tags: dict | None = None, params: dict | None = None, status: str | None = None,
+          scored: str | None = None) -> str:  # fmt: skip
+    """An MLflow filter string: runs with these TAGS and PARAMS (equal, as strings), this
+    STATUS, and a value of the metric SCORED (any value)."""
+    parts = [f"tags.`{k}` = '{v}'" for k, v in (tags or {}).items()]
+    parts += [f"params.`{k}` = '{v}'" for k, v in (params or {}).items()]
+    if status:
+        parts.append(f"attributes.status = '{status}'")
+    if scored:
+        parts.append(f"metrics.`{scored}` > -1e300")
+    return " and ".join(parts)
+
+
+def find(experiment_ids: list[str] | None = None, *, everywhere: bool = False, newest_first: bool = False,
+         max_results: int | None = None, **criteria) -> list:  # fmt: skip
+    """Runs matching CRITERIA (`where`'s arguments): in EXPERIMENT_IDS (default: the active
+    experiment), or in every experiment of the store (EVERYWHERE); NEWEST_FIRST by start."""
+    kwargs = {"filter_string": where(**criteria), "output_format": "list"}
+    kwargs |= {"search_all_experiments": True} if everywhere else {"experiment_ids": experiment_ids}
+    if newest_first:
+        kwargs["order_by"] = ["attributes.start_time DESC"]
+    if max_results:
+        kwargs["max_results"] = max_results
+    return mlflow.search_runs(**kwargs)
+
+
+def children(parent_run_id: str, kind: str | None = None, experiment_ids: list[str] | None = None, **tags) -> list:
+    """The runs directly under PARENT_RUN_ID, of KIND when given, with TAGS."""
+    wanted = {PARENT_TAG: parent_run_id, **({KIND_TAG: kind} if kind else {}), **tags}
+    return find(experiment_ids, tags=wanted)
 
 
 def validation_correct(runs) -> dict[str, np.ndarray]:
@@ -65,17 +98,13 @@ def search_fits(parent_run_id: str) -> SearchFits:
         return SearchFits({}, [])
     experiments = sorted({r.info.experiment_id for r in settings})
     ids = {r.info.run_id: r.data.tags.get("trial_id", r.info.run_id) for r in settings}
-    seeds = [
-        r
-        for r in mlflow.search_runs(experiments, f"tags.{KIND_TAG} = '{SEED}'", output_format="list")
-        if r.data.tags.get("mlflow.parentRunId") in ids
-    ]
+    seeds = [r for r in find(experiments, tags={KIND_TAG: SEED}) if r.data.tags.get(PARENT_TAG) in ids]
     correct = validation_correct(seeds + settings)
     out: dict[str, list] = {}
     fits = []
     for run in sorted(seeds, key=lambda r: int(r.data.tags.get("seed_index", 0))):
         if run.info.run_id in correct:
-            out.setdefault(ids[run.data.tags["mlflow.parentRunId"]], []).append(correct[run.info.run_id])
+            out.setdefault(ids[run.data.tags[PARENT_TAG]], []).append(correct[run.info.run_id])
             fits.append(run)
     for run in settings:
         if ids[run.info.run_id] not in out and run.info.run_id in correct:

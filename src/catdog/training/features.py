@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from catdog.data import StudyData, no_autotune
-from catdog.models import backbone_cut
+from catdog.models import augmentation, backbone_cut
 from catdog.models.variants import augmentation_layers, build_backbone, scaling_layers
 from catdog.schema import RunConfig
 from catdog.training.plan import FitPlan, fit_plan
@@ -76,7 +76,7 @@ class FeatureCache:
             "format": 2,  # bump when the way views are computed changes
             "data": data.data_hash,
             "image_size": list(data.image_size),
-            "backbone": model_cfg.backbone.name,
+            "backbone": model_cfg.backbone._target_,
             "weights": _weights_id(model_cfg.backbone.weights),
             "preprocess": bool(model_cfg.preprocess),
         }
@@ -196,9 +196,7 @@ class FeatureCache:
             key |= {
                 "view_seed": self.cfg.seed,
                 "view_batch": self.cfg.batch_size,  # augmentation draws once per batch
-                "flip_mode": model_cfg.flip_mode,
-                "rotation_factor": model_cfg.rotation_factor,
-                "fill_mode": model_cfg.fill_mode,
+                **augmentation.key(model_cfg),
             }
 
         def build():

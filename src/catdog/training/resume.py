@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 
-import mlflow
 from omegaconf import OmegaConf
 
 from catdog import tracking
 from catdog.schema import RunConfig
+from catdog.tracking import record
 
 RUN_KEY_TAG = "run_key"
 # Where a run is logged and how it reports, not what it computes.
@@ -32,11 +32,6 @@ def run_key(cfg: RunConfig, data_id: str) -> str:
 
 def finished_run(experiment_id: str, key: str):
     """The latest FINISHED run of the experiment with this key, or None."""
-    runs = mlflow.search_runs(
-        experiment_ids=[experiment_id],
-        filter_string=f"tags.{RUN_KEY_TAG} = '{key}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )
+    runs = record.find([experiment_id], tags={RUN_KEY_TAG: key}, status=record.FINISHED, newest_first=True,
+                       max_results=1)  # fmt: skip
     return runs[0] if runs else None

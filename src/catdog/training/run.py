@@ -19,9 +19,9 @@ from mlflow.exceptions import MlflowException
 
 from catdog import RunFailure, plots, schema, tracking
 from catdog.data import Split, StudyData, load_study_data
-from catdog.models.variants import augmentation_layers
+from catdog.models import augmentation
 from catdog.schema import RunConfig
-from catdog.tracking import unsent
+from catdog.tracking import record, unsent
 from catdog.training import features, fitting, resume, seeding
 from catdog.training.evaluation import evaluate_split, predictions_table, thumbnails
 from catdog.training.plan import FitPlan, fit_plan
@@ -37,13 +37,17 @@ class RunResult:
     baseline_accuracy: float
     skipped: bool = False  # True: an earlier FINISHED run with the same key, not trained again
 
+    def __float__(self) -> float:
+        """What a Hydra sweeper optimizes: the validation accuracy."""
+        return self.val_accuracy
+
     @classmethod
     def of(cls, run, skipped: bool = False) -> RunResult:
         metrics = run.data.metrics
         return cls(
             run.info.run_id,
-            metrics["model_val_accuracy"],
-            metrics["test_accuracy"],
+            metrics[record.MODEL_VAL_ACCURACY],
+            metrics[record.TEST_ACCURACY],
             metrics["baseline_accuracy"],
             skipped,
         )
@@ -62,28 +66,27 @@ def precision(policy: str):
 
 
 def log_data_views(data: StudyData, cfg: RunConfig) -> None:
-    """The sample grid, and one flip and one rotation grid when the variant augments. The
-    grids' layers draw from their own generators, seeded by the run's seed."""
+    """The sample grid, and a grid for each augmentation the variant uses. The grids'
+    layers draw from their own generators, seeded by the run's seed."""
     mlflow.log_figure(plots.sample_grid(data.train, data.class_names), "plots/samples.png")
-    for layer in augmentation_layers(cfg.model, seed=cfg.seed):
-        kind = "flip" if isinstance(layer, keras.layers.RandomFlip) else "rotation"
-        fig = plots.augmentation_grid(data.train.images[0], layer, f"random {kind} ({layer.name})")
-        mlflow.log_figure(fig, f"plots/augmentation_{kind}.png")
+    for name, layer in augmentation.layers_of(cfg.model, seed=cfg.seed):
+        fig = plots.augmentation_grid(data.train.images[0], layer, f"random {name} ({layer.name})")
+        mlflow.log_figure(fig, f"plots/augmentation_{name}.png")
     plots.plt.close("all")
 
 
 def test_scores(test: dict, data: StudyData) -> dict[str, float]:
     """The test metrics a run logs: accuracy, loss, images right, images, lift over the baseline."""
     return {
-        "test_accuracy": test["accuracy"],
+        record.TEST_ACCURACY: test["accuracy"],
         "test_loss": test["loss"],
-        "test_correct": int((test["predicted"] == data.test.labels).sum()),
+        record.TEST_CORRECT: int((test["predicted"] == data.test.labels).sum()),
         "n_test": len(data.test),
         "lift_over_baseline": test["accuracy"] - data.baseline_accuracy,
     }
 
 
-def log_validation(data: StudyData, val: dict, path: str = "predictions/val.json") -> None:
+def log_validation(data: StudyData, val: dict, path: str = record.VAL_PREDICTIONS) -> None:
     """Per-image validation results (file, label, probabilities): what lets two settings be
     compared image by image on the split that chooses between them."""
     mlflow.log_table(predictions_table(data.val, val, data.class_names), path)
@@ -93,7 +96,7 @@ def log_results(model, history: dict, data: StudyData, test: dict, log_model: bo
     """Test scores, per-image test predictions, plots and (optionally) the model."""
     baseline = data.baseline_accuracy
     mlflow.log_metrics(test_scores(test, data))
-    mlflow.log_table(predictions_table(data.test, test, data.class_names), "predictions/test.json")
+    mlflow.log_table(predictions_table(data.test, test, data.class_names), record.TEST_PREDICTIONS)
     _log_misclassified(data.test, test["predicted"])
     mlflow.log_figure(plots.accuracy_curves(history, baseline, model.name), "plots/accuracy.png")
     mlflow.log_figure(
@@ -203,7 +206,10 @@ def _fit_and_log(cfg: RunConfig, data: StudyData, plan: FitPlan, cached: feature
     history = fitting.fit(cfg, data, plan, trainable, cached).history
     fit_seconds = time.perf_counter() - started
     epoch = fitting.kept_epoch(history, cfg.train)
-    kept = {"model_val_accuracy": history["val_accuracy"][epoch], "model_val_loss": history["val_loss"][epoch]}
+    kept = {
+        record.MODEL_VAL_ACCURACY: history["val_accuracy"][epoch],
+        record.MODEL_VAL_LOSS: history["val_loss"][epoch],
+    }
     val = fitting.validate(cfg, data, trainable, cached)
     model = fitting.on_images(cfg, data, plan, trainable)
     test = evaluate_split(model, data.test, cfg.data.batch_size)
@@ -221,7 +227,7 @@ def _fit_and_log(cfg: RunConfig, data: StudyData, plan: FitPlan, cached: feature
         tables = {name: predictions_table(split, result, data.class_names)
                   for name, split, result in (("val", data.val, val), ("test", data.test, test))}  # fmt: skip
         raise _kept_locally(cfg, run.info.run_id, history, scores, tables, model, exc) from exc
-    return RunResult(run.info.run_id, kept["model_val_accuracy"], test["accuracy"], data.baseline_accuracy)
+    return RunResult(run.info.run_id, kept[record.MODEL_VAL_ACCURACY], test["accuracy"], data.baseline_accuracy)
 
 
 def _kept_locally(cfg: RunConfig, run_id: str, history, scores, tables: dict, model, exc) -> RunFailure:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import mlflow
 import numpy as np
 
 from catdog import stats, tracking
@@ -38,13 +37,8 @@ class Pick:
 
 def borrowed(variant: str, data_hash: str, exclude: str) -> stats.SeedVariance | None:
     """The latest seed variance measured by another search of VARIANT on the same data."""
-    runs = mlflow.search_runs(
-        search_all_experiments=True,
-        filter_string=f"tags.{tracking.KIND_TAG} = '{record.SEARCH}' and tags.variant = '{variant}' "
-        f"and params.data_hash = '{data_hash}' and metrics.{SEED_VARIANCE} > 0",
-        order_by=["attributes.start_time DESC"],
-        output_format="list",
-    )
+    runs = record.find(everywhere=True, tags={tracking.KIND_TAG: record.SEARCH, "variant": variant},
+                       params={"data_hash": data_hash}, scored=SEED_VARIANCE, newest_first=True)  # fmt: skip
     for run in runs:
         if run.info.run_id != exclude:
             df = int(run.data.metrics.get(f"{SEED_VARIANCE}_df", 1))

@@ -21,10 +21,9 @@ import numpy as np
 
 from catdog import stats
 from catdog.schema import SearchRunConfig
-from catdog.tracking import KIND_TAG
+from catdog.tracking import record
 from catdog.training import seeding
 
-SEED_KIND = "seed"
 STATUS_TAG = "race_status"  # survivor | dropped | stopped (the budget ran out)
 SURVIVOR, DROPPED, STOPPED = "survivor", "dropped", "stopped"
 
@@ -100,32 +99,21 @@ class Race:
         return seeding.derive(self.search_seed, index)
 
     # -- reading the store ------------------------------------------------------------
-    def _children(self, parent: str, kind: str, extra: str = "") -> list:
-        return mlflow.search_runs(
-            filter_string=f"tags.mlflow.parentRunId = '{parent}' and tags.{KIND_TAG} = '{kind}'{extra}",
-            output_format="list",
-        )
-
     def finished_seeds(self, setting_run_id: str) -> dict[int, object]:
         """The FINISHED seed runs of a setting, by seed index."""
-        runs = [r for r in self._children(setting_run_id, SEED_KIND) if r.info.status == "FINISHED"]
+        runs = [r for r in record.children(setting_run_id, record.SEED) if r.info.status == record.FINISHED]
         return {int(r.data.tags["seed_index"]): r for r in runs}
 
     def correct(self, seed_run) -> np.ndarray:
         """A finished seed run's 0/1 validation results, by image."""
         run_id = seed_run.info.run_id
         if run_id not in self._tables:
-            table = (
-                mlflow.MlflowClient()
-                .load_table(seed_run.info.experiment_id, "predictions/val.json", run_ids=[run_id])
-                .sort_values("image")
-            )
-            self._tables[run_id] = table["correct"].to_numpy(dtype=float)
+            self._tables |= record.validation_correct([seed_run])
         return self._tables[run_id]
 
     def survivors(self) -> list[Setting]:
         """Every setting that ran all its seeds without being dropped, with its results."""
-        for run in self._children(self.parent_run_id, "trial", f" and tags.{STATUS_TAG} = '{SURVIVOR}'"):
+        for run in record.children(self.parent_run_id, record.TRIAL, **{STATUS_TAG: SURVIVOR}):
             if run.info.run_id not in self._survivors:
                 seeds = self.finished_seeds(run.info.run_id)
                 matrix = np.array([self.correct(seeds[i]) for i in sorted(seeds)])
@@ -181,7 +169,7 @@ class Race:
         for j in range(1, len(matrix) + 1):
             e = stats.estimate(matrix[:j])
             running.append({"seeds": j, "mean": e.mean, "low": e.interval.low, "high": e.interval.high})
-        record = {
+        outcome = {
             "status": status,
             "seeds": len(matrix),
             "level": self.level,
@@ -192,7 +180,7 @@ class Race:
             ],
             "running": running,
         }  # fmt: skip
-        mlflow.log_text(json.dumps(record, indent=1), "race.json")
+        mlflow.log_text(json.dumps(outcome, indent=1), "race.json")
 
     def recommendation(self) -> dict | None:
         """The leader, and the survivors it cannot be told apart from (95% interval includes

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-import mlflow
 from omegaconf import OmegaConf
 
 from catdog import training
 from catdog.schema import SearchRunConfig
+from catdog.tracking import record
 from catdog.tuning.space import with_values
 
 
@@ -17,15 +17,9 @@ def retrain(cfg: SearchRunConfig, values: dict, label: str, data, cache, parent_
     Runs already finished for the same label and seed (a resumed search) are reused."""
     accuracies = []
     for seed in range(cfg.search.retrain_seeds):
-        done = mlflow.search_runs(
-            filter_string=(
-                f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.hparams = '{label}' "
-                f"and tags.seed = '{seed}' and attributes.status = 'FINISHED'"
-            ),
-            output_format="list",
-        )
+        done = [r for r in record.children(parent_run_id, hparams=label, seed=seed) if r.info.status == record.FINISHED]
         if done and done[0].data.tags.get("hparams_values") == json.dumps(values, sort_keys=True):
-            accuracies.append(done[0].data.metrics["test_accuracy"])
+            accuracies.append(done[0].data.metrics[record.TEST_ACCURACY])
             continue
         run_cfg = OmegaConf.merge(with_values(cfg, values), {"seed": seed})
         tags = {"hparams": label, "hparams_values": json.dumps(values, sort_keys=True)}

@@ -98,11 +98,7 @@ def make_tuner(cfg: SearchRunConfig, hypermodel, project: str, parent_run_id: st
 
 def _parent_run_id(project: str) -> str | None:
     """The parent run of an earlier, interrupted or finished, run of the same search."""
-    runs = mlflow.search_runs(
-        filter_string=f"tags.{tracking.KIND_TAG} = 'search' and tags.search_id = '{project}'",
-        order_by=["attributes.start_time DESC"],
-        output_format="list",
-    )
+    runs = record.find(tags={tracking.KIND_TAG: record.SEARCH, "search_id": project}, newest_first=True)
     return runs[0].info.run_id if runs else None
 
 

@@ -11,6 +11,7 @@ import mlflow
 import numpy as np
 
 from catdog import tracking
+from catdog.tracking import record
 from catdog.training import seeding, stopping
 from catdog.training.run import log_validation
 from catdog.tuning import distributed, oracle
@@ -58,10 +59,7 @@ class TrackedTrials:
         return None
 
     def _trial_run_id(self, trial_id: str, parent: str | None = None) -> str | None:
-        parent = parent or self.parent_run_id
-        runs = mlflow.search_runs(
-            filter_string=f"tags.mlflow.parentRunId = '{parent}' and tags.trial_id = '{trial_id}'", output_format="list"
-        )
+        runs = record.children(parent or self.parent_run_id, trial_id=trial_id)
         return runs[0].info.run_id if runs else None
 
     def _fail_lost_trial(self, trial_id: str, reason: str) -> None:
@@ -153,8 +151,7 @@ class TrackedTrials:
         common = self.race is not None or SETTING in trial.hyperparameters.values
         self.hypermodel.seed = self._race_seed if common else self.trial_seed(trial.trial_id, self._execution)
         results = super()._build_and_fit_model(trial, *args, **kwargs)
-        suffix = f"-{self._execution}" if self._execution else ""
-        log_validation(self.hypermodel.data, self.hypermodel.validation, f"predictions/val{suffix}.json")
+        log_validation(self.hypermodel.data, self.hypermodel.validation, record.val_predictions(self._execution))
         self._execution += 1
         return results
 
