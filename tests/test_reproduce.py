@@ -4,6 +4,7 @@ run's logged counts checked against its own rates and per-image tables."""
 
 import json
 
+import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -117,3 +118,23 @@ def test_reproduce_refuses_what_it_cannot_train_again(tmp_path, capsys):
         catdog_main(["--tracking-uri", uri, "reproduce", "0" * 32])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"catdog: error: run {'0' * 32} not found in {uri}"
+
+
+def test_a_run_logged_before_a_key_existed_is_trained_with_its_default(make_cfg, tmp_path):
+    """A store keeps runs whose logged config predates keys added since (the backbone's
+    `_target_`, say): the config they are trained again from takes each such key's
+    default, as the run itself did."""
+    from omegaconf import OmegaConf
+
+    from catdog.training.reproduce import config_of
+
+    store = [*store_overrides(tmp_path), "tracking.experiment=old", "train.log_model=false"]
+    cfg = make_cfg("transfer", store)
+    run_id = training.train(cfg).run_id
+    logged = OmegaConf.create(mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml"))
+    del logged.model.backbone["_target_"], logged.features["seed"]
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_text(OmegaConf.to_yaml(logged), "config.yaml")
+    again = config_of(MlflowClient().get_run(run_id))
+    assert again.model.backbone._target_ == cfg.model.backbone._target_ and again.features.seed == cfg.features.seed
+    assert again.model.backbone.weights == cfg.model.backbone.weights

@@ -6,6 +6,7 @@ its per-image tables, so that a headline its own counts contradict never "reprod
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -17,7 +18,7 @@ from mlflow.exceptions import MlflowException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from catdog import CatdogError, tracking
+from catdog import CatdogError, schema, tracking
 from catdog.tracking.record import (
     MODEL_VAL_ACCURACY,
     MODEL_VAL_LOSS,
@@ -166,6 +167,12 @@ def config_of(run, overrides=(), tracking_uri: str | None = None):
     # Artifacts go beside the original run's experiment when its store is local.
     location = urlparse(mlflow.get_experiment(run.info.experiment_id).artifact_location)
     root = str(Path(location.path).parent) if location.scheme in ("file", "") else here.tracking.artifact_root
+    # On the schemas: a key added since the run was made takes its default, as the run did.
+    groups = {group: OmegaConf.structured(node) for group, node in schema.SCHEMAS.items() if group in logged}
+    try:
+        logged = OmegaConf.merge(groups, logged)
+    except OmegaConfBaseException as exc:
+        raise CatdogError(f"run {run.info.run_id}'s logged config no longer fits the schemas: {one_line(exc)}") from exc
     cfg = OmegaConf.merge(
         logged,
         {"paths": here.paths},
@@ -208,12 +215,25 @@ def reproduce(run_id: str, overrides=()) -> dict:
     }
 
 
+def _shown(c: Check) -> str:
+    """A check in a line: a curve (a history) by its length when the same, by its first
+    differing epoch when not; any other value as it is."""
+    if not (c.logged or "").startswith("[") or not (c.now or "").startswith("["):
+        return f"{'same' if c.same else 'DIFFERS'}: logged {c.logged}, now {c.now}"
+    logged, now = ast.literal_eval(c.logged), ast.literal_eval(c.now)
+    if c.same:
+        return f"same: {len(logged)} epochs"
+    epoch = next((i for i, (a, b) in enumerate(zip(logged, now)) if a != b), min(len(logged), len(now)))
+    first = f"logged {logged[epoch]}, now {now[epoch]}" if epoch < min(len(logged), len(now)) else "lengths differ"
+    return f"DIFFERS from epoch {epoch}: {first} ({len(logged)} and {len(now)} epochs)"
+
+
 def lines(outcome: dict) -> list[str]:
     """The outcome as terminal lines: each check, what differs around it, each run's counts
     that disagree with its own rates, the verdict."""
     out = [f"run {outcome['run_id']} trained again as run {outcome['new_run_id']}:"]
     for c in outcome["checks"]:
-        out.append(f"  {c.name:<28} {'same' if c.same else 'DIFFERS'}: logged {c.logged}, now {c.now}")
+        out.append(f"  {c.name:<28} {_shown(c)}")
     differing = [c for c in outcome["context"] if not c.same]
     for c in differing:
         out.append(f"  differs: {c.name}: logged {c.logged}, now {c.now}")
