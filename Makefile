@@ -24,7 +24,7 @@ endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install study report train tune ui server compare test test-unit test-full lint bench bench-cnn bench-views bench-head bench-search clean
+.PHONY: help install study report train tune ui server compare test test-unit test-full lint bench bench-cnn bench-views bench-head bench-search bench-onednn bench-table bench-replay clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -136,6 +136,15 @@ bench-head: $(STAMP) ## a transfer head fit on cached features: where its time g
 
 bench-search: $(STAMP) ## racing against plain random search at the same budget, 5 search seeds (~45 min)
 	$(BIN)/python bench/search.py $(ARGS)
+
+bench-onednn: $(STAMP) ## oneDNN off/on and process levers, phase by phase, fresh processes (ARGS="--isa avx2", "--commands")
+	$(BIN)/python bench/onednn.py $(ARGS)
+
+bench-table: $(STAMP) ## the replay's table of fits: 80 transfer settings x 10 seeds, per-image results (~75 min)
+	$(BIN)/python bench/table.py $(ARGS)
+
+bench-replay: $(STAMP) ## search policies replayed 2,000 times on the committed table (about 3 minutes)
+	$(BIN)/python bench/replay.py $(ARGS)
 
 clean: ## remove the venv and run outputs (keeps the MLflow store)
 	rm -rf $(VENV) outputs multirun .pytest_cache

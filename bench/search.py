@@ -1,30 +1,40 @@
-"""Racing against plain search, at the same wall-clock budget, in one run on one machine.
+"""Real searches against the replay's spread (`make bench-search`): does the replay tell the
+truth about real searches?
 
-For each search seed: a plain Keras Tuner random search (one seed per trial) and a racing
-search (`search.racing=true`) over the mission's space (dropout, rotation factor, dense
-size) on `transfer` with the feature cache, each stopped by the same `search.budget_minutes`;
-the arms alternate which goes first. Each arm's pick is then trained with fresh seeds (the
-trials' own epochs, seeds no search used) and scored on validation: its optimism is its
-score in the search minus that fresh mean (the winner's curse). The cache of every
-rotation setting is built before the clock starts. Test is never looked at.
-Usage: python bench/search.py [--search-seeds 5] [--budget-minutes 3] [--fresh-seeds 5]
+For each search seed and each policy (`search.policy`: plain, intensify; racing with
+`--policies racing`), a real Keras Tuner random search over `transfer`'s default space (or
+the mission's, `--mission-space`: dropout, rotation factor, dense size) with the feature
+cache, stopped after `--fits` fits (`tuner.max_trials`; racing, whose trials are settings,
+by `--budget-minutes`). Its pick is trained again with fresh seeds (the trials' epochs,
+seeds no search used) and scored on the validation images: its optimism is its score in the
+search minus that fresh mean. Each search's optimism is then placed in the replay's spread
+for its policy and fits, replayed as these searches ran (choosing and scored on all 800
+validation images, bench/replay.py `--no-split`), and so is the mean over searches. The
+cache of every rotation and pooling setting is built before the clock starts. Test is never
+looked at.
+Usage: python bench/search.py [--policies plain,intensify] [--search-seeds 5] [--fits 12] [--fresh-seeds 5]
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import importlib.util
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
+
+import numpy as np
 
 
 def compose(root: str, args, *extra: str):
     from catdog.config import load
 
     weights = os.environ.get("CATDOG_BACKBONE_WEIGHTS", "imagenet")
+    mission = ["search.learning_rate=null", "search.pooling=null"] if args.mission_space else []
     return load(
         "tune",
         [
@@ -34,20 +44,18 @@ def compose(root: str, args, *extra: str):
             f"tracking.uri=sqlite:///{root}/mlflow.db",
             "train.verbose=0",
             "tuner=random",
-            "tuner.max_trials=500",
             f"tuner.epochs={args.epochs}",
-            "search.learning_rate=null",  # the mission's space: dropout, rotation factor, dense size
-            "search.pooling=null",
             "search.retrain_seeds=0",
             "search.reference=false",
             f"search.max_seeds={args.max_seeds}",
+            *mission,
             *extra,
         ],
     )
 
 
 def warm_cache(cfg) -> None:
-    """Every rotation setting's cached views, so that neither arm pays for building them."""
+    """Every rotation and pooling setting's cached features, so that no search pays for them."""
     from omegaconf import OmegaConf
 
     from catdog.data import load_study_data
@@ -56,10 +64,14 @@ def warm_cache(cfg) -> None:
 
     data = load_study_data(cfg.data)
     space = cfg.search.rotation_factor
+    poolings = list(cfg.search.pooling) if cfg.search.pooling is not None else [cfg.model.pooling]
     steps = round((space.max - space.min) / space.step) + 1
-    for i in range(steps):
-        run_cfg = OmegaConf.merge(cfg, {"model": {"rotation_factor": space.min + i * space.step}})
-        features.cache_for(None, data, run_cfg, fit_plan(run_cfg)).features(run_cfg)
+    for pooling in poolings:
+        for i in range(steps):
+            run_cfg = OmegaConf.merge(
+                cfg, {"model": {"rotation_factor": space.min + i * space.step, "pooling": pooling}}
+            )
+            features.cache_for(None, data, run_cfg, fit_plan(run_cfg)).features(run_cfg)
 
 
 def fresh_scores(cfg, values: dict, seeds: list[int]) -> list[float]:
@@ -86,108 +98,103 @@ def fresh_scores(cfg, values: dict, seeds: list[int]) -> list[float]:
     return out
 
 
-def arm(root: str, args, search_seed: int, racing: bool) -> dict:
-    import mlflow
-
+def arm(root: str, args, search_seed: int, policy: str) -> dict:
     from catdog.tuning import tune
 
-    name = "racing" if racing else "plain"
-    cfg = compose(
-        root, args, f"seed={search_seed}", f"tuner.seed={search_seed}", f"search.racing={str(racing).lower()}",
-        f"search.budget_minutes={args.budget_minutes}", f"tracking.experiment=bench-{name}",
-    )  # fmt: skip
+    stop = [f"search.budget_minutes={args.budget_minutes}", "tuner.max_trials=500"] if policy == "racing" else [
+        f"tuner.max_trials={args.fits}"
+    ]  # fmt: skip
+    cfg = compose(root, args, f"seed={search_seed}", f"tuner.seed={search_seed}", f"search.policy={policy}", *stop,
+                  f"tracking.experiment=bench-{policy}")  # fmt: skip
     started = time.perf_counter()
-    summary = tune(cfg)
+    result = tune(cfg)
     seconds = time.perf_counter() - started
-    settings = mlflow.search_runs(
-        filter_string=f"tags.mlflow.parentRunId = '{summary['parent_run_id']}' and tags.kind = 'trial'",
-        output_format="list",
-    )
-    fits = sum(int(r.data.tags.get("race_seeds", 1)) for r in settings)
-    fresh = fresh_scores(cfg, summary["best"], [100_000 + i for i in range(args.fresh_seeds)])
-    score = float(summary["best_score"])
+    fresh = fresh_scores(cfg, result.best, [100_000 + i for i in range(args.fresh_seeds)])
+    expected = result.pick.expected
     return {
-        "arm": name,
+        "policy": policy,
         "search_seed": search_seed,
-        "settings": summary["trials"],
-        "fits": fits,
-        "stop": summary["stop_reason"],
+        "settings": result.settings,
+        "fits": result.fits,
         "minutes": seconds / 60,
-        "pick": summary["best"],
-        "score": score,
+        "pick": result.best,
+        "score": result.best_score,
+        "expected": expected.mean if expected else float("nan"),
         "fresh": statistics.fmean(fresh),
-        "fresh_sd": statistics.stdev(fresh) if len(fresh) > 1 else 0.0,
-        "optimism": score - statistics.fmean(fresh),
+        "optimism": result.best_score - statistics.fmean(fresh),
     }
 
 
-def t_interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and 95% t-interval over search seeds (each value is already one search's)."""
-    from catdog.stats import seed_t_interval
+def replayed(policy: str, fits: int, replays: int) -> np.ndarray:
+    """Per replayed search of POLICY at FITS fits, choosing and scored on all validation
+    images as these searches do: its optimism."""
+    path = Path(__file__).with_name("replay.py")
+    spec = importlib.util.spec_from_file_location("replay", path)
+    replay = sys.modules["replay"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replay)
+    table = replay.Table.load(str(Path(__file__).with_name("fits.npz")))
+    name = {"plain": "plain", "racing": "racing (3 seeds)", "intensify": "intensify (cap 3)"}[policy]
+    return replay.replay_all(table, replays, [fits], split=False, only=[name])[fits][name][:, 0]
 
-    interval = seed_t_interval(values)
-    return statistics.fmean(values), *((interval.low, interval.high) if interval else (math.nan, math.nan))
+
+def report(rows: list[dict], args) -> None:
+    print("\n| search seed | policy | settings | fits | minutes | pick's search score | expected (shrunk) | "
+          f"fresh mean ({args.fresh_seeds} seeds) | optimism | place in the replay's spread |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    spread = {}
+    for r in rows:
+        fits = round(statistics.fmean(x["fits"] for x in rows if x["policy"] == r["policy"]))
+        if r["policy"] not in spread:
+            spread[r["policy"]] = replayed(r["policy"], fits, args.replays)
+        place = (spread[r["policy"]] < r["optimism"]).mean()
+        print(
+            f"| {r['search_seed']} | {r['policy']} | {r['settings']} | {r['fits']} | {r['minutes']:.1f} | "
+            f"{100 * r['score']:.2f}% | {100 * r['expected']:.2f}% | {100 * r['fresh']:.2f}% | "
+            f"{100 * r['optimism']:+.2f} pts | {100 * place:.0f}th percentile |"
+        )
+    print("\n| policy | searches | mean optimism | replay: mean optimism, 95% of single searches | "
+          "replay: 95% range of a mean over this many searches |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for policy, sims in spread.items():
+        own = [r["optimism"] for r in rows if r["policy"] == policy]
+        means = rng.choice(sims, (4000, len(own))).mean(axis=1)
+        lo, hi = np.percentile(sims, [2.5, 97.5])
+        mlo, mhi = np.percentile(means, [2.5, 97.5])
+        print(f"| {policy} | {len(own)} | {100 * statistics.fmean(own):+.2f} pts | {100 * sims.mean():+.2f} pts "
+              f"[{100 * lo:+.2f}, {100 * hi:+.2f}] | [{100 * mlo:+.2f}, {100 * mhi:+.2f}] |")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--policies", default="plain,intensify")
     parser.add_argument("--search-seeds", type=int, default=5)
-    parser.add_argument("--budget-minutes", type=float, default=3.0)
+    parser.add_argument("--fits", type=int, default=12, help="fits a search spends (plain, intensify)")
+    parser.add_argument("--budget-minutes", type=float, default=3.0, help="racing's budget")
     parser.add_argument("--fresh-seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=10, help="epochs a trial (and a fresh fit) trains")
     parser.add_argument("--max-seeds", type=int, default=3)
+    parser.add_argument("--replays", type=int, default=2000)
+    parser.add_argument("--mission-space", action="store_true", help="dropout, rotation, dense size only")
     args = parser.parse_args()
     root = tempfile.mkdtemp(prefix="catdog-search-bench-")
+    policies = args.policies.split(",")
     try:
         started = time.perf_counter()
         warm_cache(compose(root, args))
-        print(f"cached every rotation setting's features in {time.perf_counter() - started:.0f} s (not counted)")
+        print(f"cached every rotation and pooling setting's features in {time.perf_counter() - started:.0f} s "
+              "(not counted)", flush=True)  # fmt: skip
         rows = []
         for s in range(args.search_seeds):
-            for racing in (False, True) if s % 2 == 0 else (True, False):
-                rows.append(arm(root, args, s, racing))
+            for policy in policies if s % 2 == 0 else reversed(policies):
+                rows.append(arm(root, args, s, policy))
                 r = rows[-1]
-                print(
-                    f"seed {s} {r['arm']}: {r['settings']} settings, {r['fits']} fits, stopped by {r['stop']} after "
-                    f"{r['minutes']:.1f} min; pick {r['pick']}: search {100 * r['score']:.2f}%, fresh "
-                    f"{100 * r['fresh']:.2f}% (sd {100 * r['fresh_sd']:.2f}), optimism {100 * r['optimism']:+.2f} pts",
-                    flush=True,
-                )
+                print(f"seed {s} {policy}: {r['settings']} settings, {r['fits']} fits, {r['minutes']:.1f} min; pick "
+                      f"{r['pick']}: search {100 * r['score']:.2f}%, fresh {100 * r['fresh']:.2f}%, optimism "
+                      f"{100 * r['optimism']:+.2f} pts", flush=True)  # fmt: skip
         report(rows, args)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-def report(rows: list[dict], args) -> None:
-    print(f"\n| search seed | arm | settings | fits | stopped by | minutes | search score | fresh mean "
-          f"({args.fresh_seeds} seeds) | optimism |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['search_seed']} | {r['arm']} | {r['settings']} | {r['fits']} | {r['stop']} | {r['minutes']:.1f} | "
-            f"{100 * r['score']:.2f}% | {100 * r['fresh']:.2f}% | {100 * r['optimism']:+.2f} pts |"
-        )
-    by_arm = {a: [r for r in rows if r["arm"] == a] for a in ("plain", "racing")}
-    print("\n| arm | mean optimism, 95% interval over search seeds | mean fresh score | settings | fits |")
-    print("|---|---|---|---|---|")
-    for name, rs in by_arm.items():
-        m, low, high = t_interval([r["optimism"] for r in rs])
-        fresh = statistics.fmean(r["fresh"] for r in rs)
-        settings = statistics.fmean(r["settings"] for r in rs)
-        fits = statistics.fmean(r["fits"] for r in rs)
-        print(f"| {name} | {100 * m:+.2f} pts [{100 * low:+.2f}, {100 * high:+.2f}] | {100 * fresh:.2f}% | "
-              f"{settings:.1f} | {fits:.1f} |")  # fmt: skip
-    seeds = sorted({r["search_seed"] for r in rows})
-    pair = {(r["search_seed"], r["arm"]): r for r in rows}
-    gain = [pair[s, "racing"]["fresh"] - pair[s, "plain"]["fresh"] for s in seeds]
-    m, low, high = t_interval(gain)
-    plain_opt = statistics.fmean(r["optimism"] for r in by_arm["plain"])
-    racing_opt = statistics.fmean(r["optimism"] for r in by_arm["racing"])
-    ratio = racing_opt / plain_opt if plain_opt else math.nan
-    interval = f"[{100 * low:+.2f}, {100 * high:+.2f}]"
-    print(f"\nracing minus plain, fresh validation of the picks: {100 * m:+.2f} pts {interval} "
-          f"(paired over {len(seeds)} search seeds)")  # fmt: skip
-    print(f"racing's mean optimism is {ratio:.2f} of plain search's (target: at most 0.5)")
 
 
 if __name__ == "__main__":

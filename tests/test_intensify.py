@@ -1,5 +1,5 @@
 """Intensification over seeds (search.policy=intensify): its rules on scores given by hand,
-Keras Tuner's own oracles driving it through their public API, the pick's shrunk score on
+Keras Tuner's own oracles driving it through their public API, the pick's expected score on
 simulated searches, a short replay on the committed table of real fits, and real
 intensifying searches on a small real subset read back from a real SQLite store."""
 
@@ -18,7 +18,7 @@ from catdog.tracking import record
 from catdog.tuning import tune
 from catdog.tuning.intensify import CHALLENGER, INCUMBENT, REJECTED, Intensifier
 from catdog.tuning.oracle import SEED_INDEX, SETTING, BayesianOptimizationOracle, RandomSearchOracle
-from catdog.tuning.shrinkage import interaction, shrunk
+from catdog.tuning.shrinkage import shrunk
 from helpers import store_overrides
 
 
@@ -128,24 +128,26 @@ def test_the_bayesian_oracle_learns_each_settings_mean_with_the_seed_variance_as
 
 
 @pytest.mark.unit
-def test_the_shrunk_score_removes_the_winners_curse_on_simulated_searches():
-    """Searches of 20 settings, one seed each, on landscapes whose settings truly differ by
-    a spread of 0.2 points and whose seeds scatter by 0.4: the best raw score overstates
-    its truth by about 0.5 points; the shrunk score's bias is a tenth of that."""
+def test_the_expected_score_removes_the_winners_curse_on_simulated_searches():
+    """Searches of 20 settings, one seed each, whose settings truly differ by a spread of
+    0.2 points (a few far worse, as real landscapes have) and whose seeds scatter by 0.4:
+    the best raw score overstates its truth by about two thirds of a point; Tweedie's
+    correction, with a kernel density as wide as the noise, takes about half of that away
+    here (on the real table of fits, bench/replay.py, nearly all of it), and its interval
+    covers the truth most of the time."""
     rng = np.random.default_rng(7)
-    raw, shrunk_bias = [], []
+    raw, bias, covered = [], [], []
     for _ in range(2000):
-        truth = 0.97 + 0.002 * rng.standard_normal(20)
+        truth = 0.97 + 0.002 * rng.standard_normal(20) - 0.02 * (rng.random(20) < 0.1)
         scores = truth + 0.004 * rng.standard_normal(20)
         best = int(np.argmax(scores))
-        est = shrunk(scores[[best] + [i for i in range(20) if i != best]], [1] * 20, 0, 0.004**2)
+        est = shrunk(scores[[best] + [i for i in range(20) if i != best]], 0, 0.004**2)
         raw.append(scores[best] - truth[best])
-        shrunk_bias.append(est.mean - truth[best])
+        bias.append(est.mean - truth[best])
+        covered.append(est.interval.low <= truth[best] <= est.interval.high)
     assert np.mean(raw) > 0.004
-    assert abs(np.mean(shrunk_bias)) < 0.0008
-    # A setting's own errors on these images: zero when all settings err alike.
-    same = np.tile(rng.random(50) < 0.9, (3, 1)).astype(float)
-    assert np.allclose(interaction(same), 0)
+    assert 0 < np.mean(bias) < 0.6 * np.mean(raw)
+    assert np.mean(covered) > 0.85
 
 
 def _replay():
@@ -165,7 +167,7 @@ def test_a_short_replay_of_the_committed_table_resolves_the_winners_curse():
     low = replay.mean_ci(plain)[1]
     assert low > 0.003  # plain search's pick overstates its truth
     assert intensify.mean() < 0.6 * plain.mean()
-    assert abs(replay.mean_ci(results["plain"][:, 3])[0]) < abs(plain.mean()) / 3  # the shrunk score's bias
+    assert abs(replay.mean_ci(results["plain"][:, 2])[0]) < abs(plain.mean()) / 3  # the expected score's bias
 
 
 def _intensify_cfg(make_cfg, root, *extra):

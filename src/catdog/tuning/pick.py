@@ -2,9 +2,9 @@
 
 The pick: plain, the best trial; racing, the race's leader; intensifying, the incumbent.
 Its search score is the mean over the seeds it ran, on the images that chose it, and so
-overstates what it scores anew; `expected` is that score shrunk toward the mean of every
-setting the search ran (tuning.shrinkage), with each setting's noise from the seeds and from
-its own errors on these images, read from the store (each fit's per-image results). The
+overstates what it scores anew; `expected` is that score corrected for selection by
+Tweedie's formula over the scores of every setting the search ran (tuning.shrinkage), from
+each fit's per-image results in the store. The
 seed variance is the search's own where settings ran two or more seeds, else borrowed from
 the latest earlier search of the variant on the same data that measured one."""
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from catdog import stats, tracking
 from catdog.tracking import record
-from catdog.tuning.shrinkage import Shrunk, interaction, shrunk
+from catdog.tuning.shrinkage import Shrunk, shrunk
 
 SEED_VARIANCE = "seed_variance"  # parent-run metric: one fit's validation accuracy, between seeds
 
@@ -52,9 +52,7 @@ def with_expected(pick: Pick, results: dict[str, np.ndarray], seed_variance: sta
         return Pick(pick.key, pick.values, pick.score, pick.seeds, None, seed_variance)
     keys = [pick.key] + [k for k in results if k != pick.key]
     means = [float(results[k].mean()) for k in keys]
-    counts = [len(results[k]) for k in keys]
-    per_image = np.array([results[k].mean(axis=0) for k in keys])
-    own = interaction(per_image) if len(keys) > 1 else None
-    image_var = float(per_image[0].var(ddof=1)) / per_image.shape[1]
-    expected = shrunk(means, counts, 0, seed_variance.var, extra=own, image_var=image_var)
+    own = results[pick.key].mean(axis=0)
+    image_var = float(own.var(ddof=1)) / len(own)
+    expected = shrunk(means, 0, seed_variance.var / len(results[pick.key]), image_var=image_var)
     return Pick(pick.key, pick.values, pick.score, pick.seeds, expected, seed_variance)
