@@ -26,7 +26,7 @@ score is also corrected for selection (Tweedie's formula, `tuning.shrinkage`) wi
 variance the store would have; its bias and how often its interval covers the truth (itself
 a noisy measurement: fewer than 95% of the time even for an exact interval) are printed
 beside the raw score's.
-Usage: python bench/replay.py [--replays 2000] [--budgets 12,40,120] [--table bench/fits.npz]
+Usage: python bench/replay.py [--replays 2000] [--budgets 12,40,120] [--table bench/fits.npz] [--no-split]
 """
 
 from __future__ import annotations
@@ -286,12 +286,13 @@ def main() -> None:
     parser.add_argument("--budgets", default="12,40,120")
     parser.add_argument("--table", default=str(Path(__file__).with_name("fits.npz")))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-split", action="store_true", help="choose and judge on all images, as real searches do")
     args = parser.parse_args()
     table = Table.load(args.table)
     s, k, n = table.correct.shape
     print(f"table: {s} settings x {k} seeds x {n} validation images ({table.made['date']}, {table.made['design']})")
     started = time.perf_counter()
-    results = replay_all(table, args.replays, [int(b) for b in args.budgets.split(",")], args.seed)
+    results = replay_all(table, args.replays, [int(b) for b in args.budgets.split(",")], args.seed, not args.no_split)
     report(results, args.replays)
     print(f"\nreplayed in {time.perf_counter() - started:.0f} s")
 

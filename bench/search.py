@@ -138,7 +138,7 @@ def replayed(policy: str, fits: int, replays: int) -> np.ndarray:
 
 
 def report(rows: list[dict], args) -> None:
-    print("\n| search seed | policy | settings | fits | minutes | pick's search score | expected (shrunk) | "
+    print("\n| search seed | policy | settings | fits | minutes | pick's search score | expected on fresh seeds | "
           f"fresh mean ({args.fresh_seeds} seeds) | optimism | place in the replay's spread |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
     spread = {}

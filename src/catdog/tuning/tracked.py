@@ -36,7 +36,7 @@ class TrackedTrials:
         self.parent_run_id = parent_run_id
         self.search_seed = search_seed
         self.race = race  # a tuning.race.Race when settings race over seeds
-        self._race_seed = None
+        self._common_seed = None
         self.started = time.perf_counter()
         self._execution = 0
         self.workers = {}  # local worker processes when this tuner is a distributed search's chief
@@ -105,10 +105,10 @@ class TrackedTrials:
         setting_id = self._trial_run_id(key)
         # Every setting's INDEX-th fit has the same seed, as in a race (Race.seed): settings
         # are compared on common random numbers.
-        self._race_seed = seeding.derive(self.search_seed, index)
+        self._common_seed = seeding.derive(self.search_seed, index)
         setting_tags = tracking.run_tags("trial", variant=self.hypermodel.name, trial_id=key, tuner_id=self.tuner_id)
         seed_tags = tracking.run_tags("seed", variant=self.hypermodel.name, trial_id=trial.trial_id, setting=key,
-                                      seed=self._race_seed, seed_index=index)  # fmt: skip
+                                      seed=self._common_seed, seed_index=index)  # fmt: skip
         with tracking.tracked_run(
             run_id=setting_id,
             run_name=f"setting-{key}",
@@ -132,7 +132,7 @@ class TrackedTrials:
         """The INDEX-th seed of a racing setting, in a run of its own under the setting's:
         returns its 0/1 validation results, ordered by image as the race keeps them."""
         stopping.check()  # a stop that came between two seeds
-        self._race_seed = seed
+        self._common_seed = seed
         tags = tracking.run_tags(
             "seed", variant=self.hypermodel.name, trial_id=trial.trial_id, seed=seed, seed_index=index
         )
@@ -149,7 +149,7 @@ class TrackedTrials:
         # Keras Tuner's per-execution hook: each repeated fit of a trial gets its own seed
         # (racing: the race's seed for this round, the same for every setting).
         common = self.race is not None or SETTING in trial.hyperparameters.values
-        self.hypermodel.seed = self._race_seed if common else self.trial_seed(trial.trial_id, self._execution)
+        self.hypermodel.seed = self._common_seed if common else self.trial_seed(trial.trial_id, self._execution)
         results = super()._build_and_fit_model(trial, *args, **kwargs)
         log_validation(self.hypermodel.data, self.hypermodel.validation, record.val_predictions(self._execution))
         self._execution += 1
