@@ -185,7 +185,7 @@ def variant_row(variant, val_right, val_loss, minutes=1.0, n_val=800):
         val_correct=list(val_right), n_val=n_val, val_losses=[val_loss] * k, test=test,
         test_accuracies=[1.0] * k, test_correct=[200] * k, n_test=200, baseline_accuracy=0.5, p_vs_baseline=0.0,
         not_above_baseline=[], best_run_id="0" * 32, brier=None, wall_seconds=[60 * minutes] * k,
-        cost_seconds=[60 * minutes] * k, cache_seconds=None, epochs=20,
+        cost_seconds=[60 * minutes] * k, cache_seconds=None, cache_borrowed=False, cached=False, epochs=20,
         images_per_s=None, peak_memory_gb=None, contended=0, commits=["abc"],
         seed_variance=stats.seed_variance([v / n_val for v in val_right]),
     )  # fmt: skip

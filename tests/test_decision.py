@@ -162,3 +162,21 @@ def test_a_label_is_suspect_only_where_two_strong_variants_are_confidently_wrong
     flags = suspect_labels({"a": strong_a, "b": strong_b, "weak": weak}, rows)
     assert flags.tolist() == [True, False, False, False]
     assert suspect_labels({"a": strong_a, "weak": weak}, rows) is None  # one strong witness is not enough
+
+
+def test_a_variant_whose_cache_was_built_before_the_study_is_never_called_cheapest():
+    """Every run of 256 px found its feature cache built (its whole cost unknown: 7 s of
+    wall time hides a build the others paid): cost cannot call it cheapest, nor dearer; the
+    reason says so, and among the rest cost decides as before."""
+    rng = np.random.default_rng(4)
+    spec = {"224 px": [792, 792, 790], "256 px": [791, 793, 793], "288 px": [790, 792, 791]}
+    val = {v: val_scores(rng, right, 0.04) for v, right in spec.items()}
+    costs = {"224 px": [24.0, 7.0, 7.2], "256 px": [7.0, 7.1, 6.9], "288 px": [36.0, 9.0, 9.2]}
+    builds = {"224 px": 17.0, "256 px": None, "288 px": 27.0}
+    rows = [replace(row(v, r, 0.045), cost_seconds=[c + (builds[v] or 0) for c in costs[v][1:]] * 2,
+                    cached=True, cache_seconds=builds[v]) for v, r in spec.items()]  # fmt: skip
+    choice = decision.recommend(rows, val)
+    assert "whole cost unknown (the cache built before these runs): 256 px" in choice.reason
+    assert "256 px 7 s without its cache build" in choice.reason
+    assert "dearer beyond it: 288 px" in choice.reason and choice.because != "the cheapest run"
+    assert decision.recommend(rows, val, incumbent="256 px").recommended.variant == "256 px"

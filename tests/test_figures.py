@@ -42,6 +42,8 @@ def row(variant: str, val: list[float], val_ci, test: float, test_ci, minutes: f
         wall_seconds=[minutes * 60] * len(val),
         cost_seconds=[minutes * 60] * len(val),
         cache_seconds=None,
+        cache_borrowed=False,
+        cached=False,
         epochs=20,
         images_per_s=None,
         peak_memory_gb=None,

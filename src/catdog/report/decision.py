@@ -173,10 +173,13 @@ def _by_cost(tied: list[VariantRow], names, differences, losses, incumbent: str 
     """The rule's last step: the cheapest by whole cost; a variant is dearer only where its
     cost difference's interval lies above the material margin; among the others the
     incumbent stays, else the lowest validation loss wins."""
-    cheapest = min(tied, key=lambda r: r.cost_minutes)
+    # A variant whose cache every run found built has no whole cost to compare: never dearer.
+    known = [r for r in tied if r.cost_known] or tied
+    cheapest = min(known, key=lambda r: r.cost_minutes)
     margin = cost_margin(cheapest)
-    costs = {r.variant: cost_difference(r, cheapest) for r in tied if r is not cheapest}
-    dearer = [r for r in tied if costs.get(r.variant) is not None and costs[r.variant].interval.low > margin]
+    costs = {r.variant: cost_difference(r, cheapest) for r in known if r is not cheapest}
+    dearer = [r for r in known if costs.get(r.variant) is not None and costs[r.variant].interval.low > margin]
+    unknown = [r.variant for r in tied if not r.cost_known]
     as_cheap = [r for r in tied if r not in dearer]
     untold = [r.variant for r in tied]
     if incumbent in {r.variant for r in as_cheap}:
@@ -190,6 +193,7 @@ def _by_cost(tied: list[VariantRow], names, differences, losses, incumbent: str 
     reason = (
         f"tied on validation accuracy and loss: {_names(untold)}; whole cost per run (cache build included) {cost}; "
         f"material margin {margin:.0f} s"
+        + (f"; whole cost unknown (the cache built before these runs): {_names(unknown)}" if unknown else "")
         + (f"; dearer beyond it: {_names(r.variant for r in dearer)}" if dearer else "; none dearer beyond it")
         + f"; chose {chosen.variant}: {why}"
     )
@@ -198,8 +202,10 @@ def _by_cost(tied: list[VariantRow], names, differences, losses, incumbent: str 
 
 def _cost_text(row: VariantRow, against: list[stats.Comparison]) -> str:
     c = next((c for c in against if c.a == row.variant), None)
-    versus = f" ({c.difference:+.1f} s {c.interval.text(True, 1, 1)} vs {c.b})" if c else ""
-    return f"{row.variant} {duration(row.cost_minutes)}{versus}"
+    versus = f" ({c.difference:+.1f} s {c.interval.text(True, 1, 1)} vs {c.b})" if c and row.cost_known else ""
+    return f"{row.variant} {duration(row.cost_minutes)}{versus}" + (
+        "" if row.cost_known else " without its cache build"
+    )
 
 
 def _names(names) -> str:

@@ -21,7 +21,6 @@ from catdog.tracking.record import (
     TEST_ACCURACY,
     TEST_CORRECT,
     TEST_PREDICTIONS,
-    TRAIN,
     VAL_PREDICTIONS,
     find,
 )
@@ -254,35 +253,6 @@ def predictions(record: RunRecord, split: str = "test"):
         return mlflow.MlflowClient().load_table(record.run.info.experiment_id, path, run_ids=[record.id])
     except MlflowException:
         return None
-
-
-def earlier_seed_variance(study: Study, group: str):
-    """The seed variance of test accuracy from the latest earlier study of GROUP's variant:
-    FINISHED training runs outside this study with its settings, on the same data, at least
-    two seeds. Lends a variant run once here an honest interval; None when there is none."""
-    from catdog import stats
-
-    records = study.groups[group]
-    data_id, settings = study.param("data_id"), records[0].hyperparameters
-    if not data_id:
-        return None
-    own = {r.id for r in study.records}
-    variant = records[0].run.data.tags.get("variant")
-    runs = find(everywhere=True, tags={"variant": variant, KIND_TAG: TRAIN}, params={"data_id": data_id},
-                       status=FINISHED, scored=TEST_ACCURACY)  # fmt: skip
-    peers = [RunRecord(r, group) for r in runs if r.info.run_id not in own]
-    peers = [r for r in peers if r.hyperparameters == settings]
-    by_study: dict[tuple, list[RunRecord]] = {}
-    for record in peers:
-        tags = record.run.data.tags
-        by_study.setdefault((record.run.info.experiment_id, tags.get("sweep", "")), []).append(record)
-    usable = [rs for rs in by_study.values() if len({r.seed for r in rs}) > 1]
-    if not usable:
-        return None
-    latest = max(usable, key=lambda rs: max(r.run.info.start_time for r in rs))
-    name = mlflow.get_experiment(latest[0].run.info.experiment_id).name
-    when = datetime.fromtimestamp(latest[0].run.info.start_time / 1000, UTC).strftime("%Y-%m-%d")
-    return stats.seed_variance([r.test_accuracy for r in latest], f"{name} ({len(latest)} runs, {when})")
 
 
 def misclassified_thumbnails(record: RunRecord) -> dict[str, np.ndarray]:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from catdog import stats
-from catdog.report.runs import RunRecord, Study, earlier_seed_variance, predictions
+from catdog.report.earlier import earlier_cache_build, earlier_seed_variance
+from catdog.report.runs import RunRecord, Study, predictions
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,9 @@ class VariantRow:
     brier: stats.Estimate | None
     wall_seconds: list[float]  # each run's, from its start to its end: the fit on a warm feature cache
     cost_seconds: list[float]  # each run's whole cost as a user pays it: its wall time and the cache build
-    cache_seconds: float | None  # the feature cache's build, measured where a run built it; None: not here
+    cache_seconds: float | None  # the feature cache's build, measured where a run built it; None: unknown
+    cache_borrowed: bool  # measured by an earlier run outside this study (every run here found it built)
+    cached: bool  # its runs train on a feature cache
     epochs: float | None
     images_per_s: float | None
     peak_memory_gb: float | None  # the largest of its runs' own peaks (MLflow system metrics)
@@ -117,6 +120,11 @@ class VariantRow:
     def wall_minutes(self) -> float:
         """Mean wall time per run (on a warm feature cache, for variants that have one)."""
         return statistics.fmean(self.wall_seconds) / 60
+
+    @property
+    def cost_known(self) -> bool:
+        """Its whole cost is measured: no feature cache, or its build timed by some run."""
+        return not self.cached or self.cache_seconds is not None
 
     @property
     def cost_minutes(self) -> float:
@@ -154,11 +162,14 @@ class VariantRow:
         return out | means | {"wall_minutes": self.wall_minutes, "cost_minutes": self.cost_minutes}
 
 
-def variant_row(group: str, records: list[RunRecord], baseline: float, scores: Scores | None, prior=None) -> VariantRow:
+def variant_row(
+    group: str, records: list[RunRecord], baseline: float, scores: Scores | None, prior=None, build=None
+) -> VariantRow:
     """Validation per seed, test with an interval over seeds and images (PRIOR: a seed
     variance borrowed from an earlier study when the variant ran once here), the worst
-    seed's exact binomial p against the baseline, Brier score, cost and code version. The
-    best run is chosen by validation, never by test."""
+    seed's exact binomial p against the baseline, Brier score, cost (BUILD: the feature
+    cache's build time an earlier run measured, for a variant whose cache no run here
+    built) and code version. The best run is chosen by validation, never by test."""
     tests = [r.test_accuracy for r in records]
     if scores is not None:
         test = stats.estimate(scores.correct, prior)
@@ -186,8 +197,10 @@ def variant_row(group: str, records: list[RunRecord], baseline: float, scores: S
         best_run_id=max(records, key=lambda r: r.val_accuracy).id,
         brier=stats.estimate(scores.brier, None) if scores is not None else None,
         wall_seconds=[r.wall_seconds for r in records],
-        cost_seconds=_whole_costs(records),
-        cache_seconds=_cache_build(records),
+        cost_seconds=_whole_costs(records, build),
+        cache_seconds=_cache_build(records) or build,
+        cache_borrowed=_cache_build(records) is None and build is not None,
+        cached=any(r.metric("features_seconds") is not None for r in records),
         epochs=_mean([_epochs(r) for r in records]),
         images_per_s=_mean([r.metric("train_images_per_s") for r in records]),
         peak_memory_gb=max(memory) / 1024 if memory else None,
@@ -204,11 +217,12 @@ def _cache_build(records: list[RunRecord]) -> float | None:
     return max(built) if built else None
 
 
-def _whole_costs(records: list[RunRecord]) -> list[float]:
+def _whole_costs(records: list[RunRecord], earlier: float | None = None) -> list[float]:
     """Each run's cost as a user who runs it alone pays it: its wall time plus the feature
-    cache's build (measured here), or plus its own feature time (a warm load, or runs made
-    before it was recorded: nothing), since the backbone pass runs before the run opens."""
-    build = _cache_build(records)
+    cache's build (measured here, else by an EARLIER run), or plus its own feature time (a
+    warm load, or runs made before it was recorded: nothing), since the backbone pass runs
+    before the run opens."""
+    build = _cache_build(records) or earlier
     return [r.wall_seconds + (build if build is not None else r.metric("features_seconds") or 0.0) for r in records]
 
 
@@ -229,7 +243,22 @@ def variant_rows(study: Study, scores: dict[str, Scores] | None = None, priors: 
     """Every variant's row. PRIORS: borrowed seed variances by variant (`seed_priors`)."""
     scores = per_image_scores(study) if scores is None else scores
     priors = seed_priors(study) if priors is None else priors
-    return [variant_row(g, rs, study.baseline, scores.get(g), priors.get(g)) for g, rs in study.groups.items()]
+    builds = cache_builds(study)
+    return [
+        variant_row(g, rs, study.baseline, scores.get(g), priors.get(g), builds.get(g))
+        for g, rs in study.groups.items()
+    ]
+
+
+def cache_builds(study: Study) -> dict[str, float]:
+    """For each variant on a feature cache that every run here found built, the build time
+    an earlier run of it measured, if any (`earlier_cache_build`)."""
+    found = {
+        g: earlier_cache_build(study, g)
+        for g, records in study.groups.items()
+        if _cache_build(records) is None and any(r.metric("features_seconds") is not None for r in records)
+    }
+    return {g: seconds for g, seconds in found.items() if seconds is not None}
 
 
 def seed_priors(study: Study) -> dict[str, stats.SeedVariance]:
