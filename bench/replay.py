@@ -13,9 +13,12 @@ fit's 0/1 results on the 800 validation images. A replay:
   setting, on the confirmation half. Optimism = search score - truth counts the seed-level
   and the image-level winner's curse; regret = the best setting's truth (its mean over
   every seed on the confirmation half) - the pick's truth.
-Each policy replays the same splits, orders and seeds (common random numbers), so their
-differences are paired replay by replay. Intervals are 95%, over replays (the table itself
-is one sample of settings and seeds: see docs/benchmarks.md for what that leaves out).
+Each policy replays the same splits, setting orders and seed orders (common random
+numbers), so their differences are paired replay by replay; the fresh seeds a plain trial or
+a re-run draws come from the replay's one generator, so they depend on the policies replayed
+before it in the same replay (a replay of fewer policies, `only`, draws other ones).
+Intervals are 95%, over replays (the table itself is one sample of settings and seeds: see
+docs/benchmarks.md for what that leaves out).
 
 Policies: plain (one seed per setting, the best single fit), racing (today's
 `search.racing`: the project's own `race.look`, 3 seeds, alpha 0.05 over 3 looks),

@@ -108,7 +108,7 @@ def made_how(cfg, args) -> dict:
         "design": f"Latin hypercube of {args.settings} settings (scipy.stats.qmc), {args.seeds} seeds each",
         "split": "validation (800 images); test never scored",
         "machine": platform.machine(),
-        **{k: v for k, v in environment().items()},
+        **environment(),
     }
 
 
@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=None, help="default: the search's tuner.epochs")
     parser.add_argument("--out", default=str(Path(__file__).with_name("fits.npz")))
+    parser.add_argument("--force", action="store_true", help="replace an OUT made with another design")
     args = parser.parse_args()
 
     from catdog.data import load_study_data
@@ -133,9 +134,11 @@ def main() -> None:
     seconds, done = np.zeros(shape[:2], np.float32), np.zeros(len(grid), bool)
     out = Path(args.out)
     if out.exists():  # go on from an earlier launch with the same design
-        old = np.load(out)
-        if json.loads(str(old["settings"])) == grid and list(old["seeds"]) == seeds:
-            correct, losses, seconds, done = (old[k].copy() for k in ("correct", "losses", "seconds", "done"))
+        with np.load(out) as old:
+            if json.loads(str(old["settings"])) == grid and list(old["seeds"]) == seeds:
+                correct, losses, seconds, done = (old[k].copy() for k in ("correct", "losses", "seconds", "done"))
+            elif not args.force:  # a committed table took hours: never replaced by accident
+                raise SystemExit(f"{out} holds another design (settings or seeds): --force to replace it")
     # Settings that share features run together: each rotation and pooling is cached once.
     order = sorted(range(len(grid)), key=lambda i: (grid[i].get("pooling", ""), grid[i].get("rotation_factor", 0)))
     started, caches = time.perf_counter(), {}

@@ -235,14 +235,6 @@ def test_reliability_leaves_empty_bins_undrawn_and_shows_counts():
     assert below.get_yscale() == "log" and [text for _, text in shown_ticks(below.yaxis)]
 
 
-def test_reliability_without_counts_draws_points_not_lines():
-    curve = (np.array([0.01, 0.03, 0.97, 0.99]), np.array([0.0, 0.02, 0.98, 1.0]))
-    fig = figures.reliability({"frozen-224-linear": curve}, "frozen-224-linear", "dogs")
-    [ax] = fig.axes
-    line = next(x for x in ax.lines if x.get_label() == "frozen-224-linear")
-    assert line.get_linestyle() == "None" and line.get_marker() == "o"
-
-
 def test_race_ticks_print_their_values_exactly():
     settings = [
         {

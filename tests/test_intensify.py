@@ -220,7 +220,8 @@ def test_an_intensifying_search_runs_seeds_under_settings_and_picks_its_incumben
     fits = plans["intensify"]["buys"]["fits"]
     assert fits == int(10 // plans["intensify"]["minutes_per_fit"]) > 0
     rows = {r["policy"]: r for r in plans["intensify"]["policies"]}
-    assert rows["plain"]["settings"] == [fits, fits] and rows["intensify"]["pick_seeds"] == 3
+    # The pick's seeds under racing and intensify: this search's own cap (search.max_seeds=2).
+    assert rows["plain"]["settings"] == [fits, fits] and rows["intensify"]["pick_seeds"] == 2
     assert all(need["seeds"] is None or need["seeds"] >= 2 for need in rows["intensify"]["needs"])
 
 
@@ -229,6 +230,7 @@ def test_an_intensifying_search_runs_seeds_under_settings_and_picks_its_incumben
     "override, message",
     [
         ("search.policy=intensify tuner=hyperband", "use tuner=random or tuner=bayesian"),
+        ("search.policy=intensify tuner._target_=keras_tuner.GridSearch", "tuner=bayesian, not a grid"),
         ("search.policy=intensify tuner.objective=val_loss", "ranks settings by validation accuracy"),
         ("search.policy=nope", "search.policy must be one of plain, racing, intensify"),
         ("search.policy=intensify search.racing=true", "cannot go with search.policy=intensify"),

@@ -71,3 +71,28 @@ def test_onednn_is_on_unless_the_user_said_otherwise(setting, expected):
     except subprocess.CalledProcessError as exc:
         pytest.fail(f"TensorFlow's oneDNN switch changed: update catdog/private_api.py ({exc.stderr[-300:]})")
     assert out.stdout.split()[-2:] == expected
+
+
+def test_keras_tuner_oracle_internals():
+    """An oracle proposes from `oracle.trials` (the intensifying search shows it one trial
+    per setting there), and the Bayesian one fits `gpr` with `alpha` as its noise."""
+    import keras_tuner
+    import numpy as np
+
+    hp = keras_tuner.HyperParameters()
+    hp.Float("x", 0.0, 1.0)
+    oracle = keras_tuner.oracles.BayesianOptimizationOracle(
+        objective="val_accuracy", max_trials=10, num_initial_points=1, hyperparameters=hp, seed=1
+    )
+    done = keras_tuner.engine.trial.Trial(hp.copy(), trial_id="a", status="COMPLETED")
+    done.score = 0.9
+    try:
+        with private_api.trials_seen(oracle, {"a": done}):
+            assert oracle.trials == {"a": done}
+            with private_api.gp_noise(oracle, np.array([0.5])):
+                assert list(oracle.gpr.alpha) == [0.5]
+                proposed = oracle.populate_space("b")
+        assert oracle.trials == {} and oracle.gpr.alpha == oracle.alpha
+    except AttributeError as exc:
+        pytest.fail(f"Keras Tuner {keras_tuner.__version__}'s oracle internals changed: {exc!r}")
+    assert proposed["status"] == "RUNNING" and 0.0 <= proposed["values"]["x"] <= 1.0

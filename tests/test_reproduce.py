@@ -138,3 +138,12 @@ def test_a_run_logged_before_a_key_existed_is_trained_with_its_default(make_cfg,
     again = config_of(MlflowClient().get_run(run_id))
     assert again.model.backbone._target_ == cfg.model.backbone._target_ and again.features.seed == cfg.features.seed
     assert again.model.backbone.weights == cfg.model.backbone.weights
+
+
+@pytest.mark.unit
+def test_a_diverged_curve_is_shown_by_its_first_differing_epoch():
+    from catdog.training.reproduce import Check, _shown
+
+    diverged = Check("validation loss by epoch", json.dumps([0.7, float("nan")]), json.dumps([0.7, 0.6]))
+    assert _shown(diverged) == "DIFFERS from epoch 1: logged nan, now 0.6 (2 and 2 epochs)"
+    assert _shown(Check("loss", diverged.logged, diverged.logged)) == "same: 2 epochs"

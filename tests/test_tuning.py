@@ -347,3 +347,11 @@ def test_every_searched_hyperparameter_is_one_row_from_schema_to_keras_tuner(mak
     assert list(values) == names and set(hp.values) == set(names)
     moved = with_values(cfg, values)
     assert configured(moved) == values  # each value lands on its config path and reads back
+
+
+@pytest.mark.unit
+def test_every_tuner_the_schema_accepts_has_a_tracked_twin_and_oracle():
+    from catdog.schema.search import TUNER_CLASSES
+    from catdog.tuning.tracked import TUNERS
+
+    assert set(TUNER_CLASSES) == set(TUNERS)

@@ -8,7 +8,7 @@ matplotlib.use("Agg")  # headless: figures go to files and MLflow, never to a wi
 
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen before pyplot loads
 import numpy as np  # noqa: E402 - kept with the imports above
-from matplotlib.ticker import Formatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
+from matplotlib.ticker import Formatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402 - as above
 
 # Tick steps of 1, 2 or 5 times a power of ten: a step of 2.5 would need one more decimal
 # than its neighbours, and labels printed with fewer decimals than the step mis-round.
@@ -74,12 +74,13 @@ def percent_axis(axis, nbins: int = 7) -> None:
     axis.set_major_formatter(Decimals(100, "%"))
 
 
-def loss_axis(axis) -> None:
-    """The one tick format of every loss axis, linear or log: plain decimals on the major
-    ticks, the minor ones unlabelled (matplotlib's default labels a log axis's minor ticks
-    in scientific notation when it spans less than a decade, beside plain major labels)."""
+def decimal_axis(axis, least: int = 3) -> None:
+    """The one tick format of every loss axis, linear or log, and of the other log axes:
+    plain decimals on the major ticks (at least LEAST on a log axis), the minor ones
+    unlabelled (matplotlib's default labels a log axis's minor ticks in scientific notation
+    when it spans less than a decade, beside plain major labels)."""
     log = axis.get_scale() == "log"
-    axis.set_major_locator(LogTicks() if log else MaxNLocator(nbins="auto", steps=NICE_STEPS))
+    axis.set_major_locator(LogTicks(least) if log else MaxNLocator(nbins="auto", steps=NICE_STEPS))
     axis.set_major_formatter(Decimals())
     axis.set_minor_formatter(NullFormatter())
 
@@ -176,7 +177,7 @@ def objective_against(values, scores, xlabel: str, objective: str, running_best:
     if xlabel.endswith("learning_rate"):
         ax.set_xscale("log")  # searched on a log scale
     if "loss" in objective:
-        loss_axis(ax.yaxis)
+        decimal_axis(ax.yaxis)
     ax.set(xlabel=xlabel, ylabel=objective, title=f"{objective} vs {xlabel}")
     ax.grid(alpha=0.3)
     fig.tight_layout()

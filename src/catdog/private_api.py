@@ -5,9 +5,14 @@ checked by tests/test_private_api.py, which names what an upgrade broke.
   tensor): `backbone_cut` rebuilds the top of MobileNetV2 from a layer index up.
 - Keras Tuner's distributed mode (roles from its environment variables, the chief's gRPC
   servicer): `tuning.distributed` serves the oracle itself to notice lost workers.
+- Keras Tuner's oracles: the trials an oracle proposes from (`oracle.trials`), and the
+  Bayesian oracle's Gaussian process noise (`gpr.alpha`): `tuning.oracle` shows an
+  intensifying search's settings to the proposing oracle, each with its own noise.
 - TensorFlow's own answer to whether its oneDNN kernels are on (`tracking.environment`)."""
 
 from __future__ import annotations
+
+import contextlib
 
 
 def first_call(layer):
@@ -51,3 +56,25 @@ def onednn_enabled() -> bool:
     from tensorflow.python.util import _pywrap_util_port
 
     return bool(_pywrap_util_port.IsMklEnabled())
+
+
+@contextlib.contextmanager
+def trials_seen(oracle, trials: dict):
+    """While inside, ORACLE proposes from TRIALS (trial id -> Trial) instead of its own."""
+    own = oracle.trials
+    oracle.trials = trials
+    try:
+        yield
+    finally:
+        oracle.trials = own
+
+
+@contextlib.contextmanager
+def gp_noise(oracle, alpha):
+    """While inside, a Bayesian ORACLE fits its Gaussian process with ALPHA (per trial, on
+    its normalized scores) as the noise, instead of its fixed `alpha`."""
+    oracle.gpr.alpha = alpha
+    try:
+        yield
+    finally:
+        oracle.gpr.alpha = oracle.alpha

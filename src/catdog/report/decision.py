@@ -100,12 +100,6 @@ class Decision(Choice):
         names = (self.recommended.variant, other)
         return next((c for c in self.comparisons if (c.a, c.b) == names), None)
 
-    @property
-    def untold_on_test(self) -> list[stats.Comparison]:
-        """The recommendation against each variant cost chose it from, on test."""
-        found = [self._test(v) for v in self.untold if v != self.recommended.variant]
-        return [c for c in found if c is not None]
-
 
 def recommend(rows: list[VariantRow], val: dict[str, Scores] | None = None, incumbent: str | None = None) -> Choice:
     """`decision_rule.TEXT` applied to the variant rows, their validation scores and, when

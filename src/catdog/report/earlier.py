@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import mlflow
 
 from catdog.report.runs import RunRecord, Study
-from catdog.tracking.record import FINISHED, KIND_TAG, TEST_ACCURACY, TRAIN, find
+from catdog.tracking.record import FEATURES_COMPUTED, FEATURES_SECONDS, FINISHED, KIND_TAG, TEST_ACCURACY, TRAIN, find
 
 
 def earlier_cache_build(study: Study, group: str) -> float | None:
@@ -23,11 +23,11 @@ def earlier_cache_build(study: Study, group: str) -> float | None:
         return None
     variant = records[0].run.data.tags.get("variant")
     runs = find(everywhere=True, tags={"variant": variant}, params={"data_id": data_id}, status=FINISHED,
-                scored="features_computed")  # fmt: skip
+                scored=FEATURES_COMPUTED)  # fmt: skip
     built = [
-        r.data.metrics["features_seconds"]
+        r.data.metrics[FEATURES_SECONDS]
         for r in runs
-        if r.data.metrics.get("features_computed", 0) > 0 and RunRecord(r, group).hyperparameters == settings
+        if r.data.metrics.get(FEATURES_COMPUTED, 0) > 0 and RunRecord(r, group).hyperparameters == settings
     ]
     return max(built) if built else None
 

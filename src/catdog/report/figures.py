@@ -7,10 +7,9 @@ import textwrap
 
 import numpy as np
 from matplotlib.collections import LineCollection
-from matplotlib.ticker import NullFormatter
 from matplotlib.transforms import Bbox
 
-from catdog.plots import Decimals, LogTicks, draw_confusion, loss_axis, percent_axis, plt
+from catdog.plots import decimal_axis, draw_confusion, percent_axis, plt
 
 TRAINING, VALIDATION, HIGHLIGHT, MUTED = "#1f77b4", "#ff7f0e", "#c0392b", "#5d6678"
 
@@ -100,7 +99,7 @@ def curves_by_variant(curves: dict[str, dict[str, list[list[float]]]], baseline:
         top.set_title(wrap(group), fontsize=9)
         top.set_ylabel("accuracy" if i % cols == 0 else None)
         bottom.set_yscale("log")
-        loss_axis(bottom.yaxis)
+        decimal_axis(bottom.yaxis)
         bottom.set(xlabel="epoch", ylabel="loss (log scale)" if i % cols == 0 else None)
     for j in range(n, blocks * cols):
         axes[2 * (j // cols)][j % cols].axis("off")
@@ -133,48 +132,33 @@ def confusion(matrix: np.ndarray, class_names, title: str):
 def reliability(curves: dict[str, tuple[np.ndarray, ...]], recommended: str, positive: str):
     """The fraction of images that are POSITIVE against the mean predicted P(POSITIVE) per
     bin: on the diagonal when calibrated. CURVES: per variant (predicted, observed, counts)
-    over equal-width bins (`evidence.reliability_bins`), or (predicted, observed) of bins whose size
-    is unknown. With counts, a point's area and the bars under the curve say how many
-    predictions each bin holds and the line breaks at empty bins, so an empty middle reads
-    as no data, not as calibration. Without counts, points alone: sklearn drops empty bins
-    from its curve, so a line between two points could cross bins that hold nothing."""
-    counted = [c for c in curves.values() if len(c) > 2]
-    if counted:
-        fig, (ax, below) = plt.subplots(2, 1, figsize=(7.6, 5.6), sharex=True, height_ratios=(3, 1))
-        below.set_yscale("log")  # corner bins of thousands beside middle bins of a few
-    else:
-        fig, ax = plt.subplots(figsize=(7.6, 4.4))
+    over equal-width bins (`evidence.reliability_bins`). A point's area and the bars under
+    the curve say how many predictions each bin holds, and the line breaks at empty bins,
+    so an empty middle reads as no data, not as calibration."""
+    fig, (ax, below) = plt.subplots(2, 1, figsize=(7.6, 5.6), sharex=True, height_ratios=(3, 1))
+    below.set_yscale("log")  # corner bins of thousands beside middle bins of a few
     ax.plot([0, 1], [0, 1], color=MUTED, linestyle="--", linewidth=1, label="calibrated")
-    most = max((float(np.nanmax(c[2])) for c in counted if len(c[2])), default=0.0) or 1.0
-    for i, (group, curve) in enumerate(curves.items()):
-        predicted, observed = np.asarray(curve[0], float), np.asarray(curve[1], float)
-        strong, color, label = group == recommended, f"C{i}", wrap(group, 30)
-        if len(curve) > 2:
-            counts = np.nan_to_num(np.asarray(curve[2], float))
-            empty = counts <= 0
-            # NaN at an empty bin: matplotlib breaks the line there instead of bridging it.
-            predicted, observed = np.where(empty, np.nan, predicted), np.where(empty, np.nan, observed)
-            ax.plot(predicted, observed, color=color, linewidth=2 if strong else 1, label=label)
-            # Area, not radius, in proportion to the count: a bin of a few predictions stays a speck.
-            held = ~empty
-            ax.scatter(
-                predicted[held], observed[held], s=6 + 140 * counts[held] / most, color=color, alpha=0.8, zorder=3
-            )
-            _count_bars(below, counts, i, len(curves), color)
-        else:
-            ax.plot(predicted, observed, color=color, marker="o", linestyle="none", markersize=5 if strong else 3,
-                    label=label)  # fmt: skip
+    most = max((float(np.nanmax(c[2])) for c in curves.values() if len(c[2])), default=0.0) or 1.0
+    for i, (group, (predicted, observed, counts)) in enumerate(curves.items()):
+        counts = np.nan_to_num(np.asarray(counts, float))
+        empty = counts <= 0
+        # NaN at an empty bin: matplotlib breaks the line there instead of bridging it.
+        predicted = np.where(empty, np.nan, np.asarray(predicted, float))
+        observed = np.where(empty, np.nan, np.asarray(observed, float))
+        color = f"C{i}"
+        ax.plot(predicted, observed, color=color, linewidth=2 if group == recommended else 1, label=wrap(group, 30))
+        # Area, not radius, in proportion to the count: a bin of a few predictions stays a speck.
+        held = ~empty
+        ax.scatter(predicted[held], observed[held], s=6 + 140 * counts[held] / most, color=color, alpha=0.8, zorder=3)
+        _count_bars(below, counts, i, len(curves), color)
     # A little room past 0 and 1: a bin that is all one class sits on the frame, half hidden.
     ax.set(ylabel=f"fraction of the bin that are {positive}", xlim=(-0.02, 1.02), ylim=(-0.03, 1.03))
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     ax.grid(alpha=0.3)
-    (below if counted else ax).set_xlabel(f"predicted P({positive}), mean of the bin")
-    if counted:
-        below.yaxis.set_major_locator(LogTicks())
-        below.yaxis.set_major_formatter(Decimals())
-        below.yaxis.set_minor_formatter(NullFormatter())
-        below.set_ylabel("predictions\nin the bin", fontsize=8)
-        below.grid(axis="y", alpha=0.3)
+    below.set_xlabel(f"predicted P({positive}), mean of the bin")
+    decimal_axis(below.yaxis)
+    below.set_ylabel("predictions\nin the bin", fontsize=8)
+    below.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
 
@@ -214,9 +198,7 @@ def accuracy_against_cost(rows, recommended: str):
     )
     _baseline(ax, rows[0].baseline_accuracy, shown, vertical=False)
     ax.set_xlim(min(minutes) / 1.6, max(minutes) * 2.2)
-    ax.xaxis.set_major_locator(LogTicks(least=4))
-    ax.xaxis.set_major_formatter(Decimals())
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    decimal_axis(ax.xaxis, least=4)
     percent_axis(ax.yaxis)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()

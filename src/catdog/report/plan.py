@@ -15,7 +15,8 @@ import numpy as np
 from catdog import CatdogError, power, stats
 from catdog.report.runs import load_study
 from catdog.report.summary import per_image_scores, variant_rows
-from catdog.tracking.record import KIND_TAG, SEARCH, SearchFits, find, search_fits
+from catdog.schema.search import POLICIES, SearchConfig
+from catdog.tracking.record import FINISHED, KIND_TAG, SEARCH, SearchFits, find, search_fits
 
 
 def _design(seed_var: float, seeds: int, image_var: float, n: int) -> stats.Comparison:
@@ -94,9 +95,9 @@ def _one(row, scores: dict, budget_minutes, differences, supply: int) -> dict:
 
 
 # What a search's policies do with a budget of N fits, as settings tried (fewest, most) and
-# the seeds the pick has: plain gives each setting one; racing up to max_seeds (3), fewer to
-# settings it drops; intensify up to its cap (3) to the incumbent, fewer to rejected ones.
-POLICY_SEEDS = {"plain": 1, "racing": 3, "intensify": 3}
+# the seeds the pick has: plain gives each setting one; racing up to `search.max_seeds`,
+# fewer to settings it drops; intensify up to that cap to the incumbent, fewer to rejected
+# ones: the search's own max_seeds where it logged one, else the default.
 
 
 def plan_searches(experiment: str, variant: str | None, budget_minutes: float | None, differences) -> list[dict]:
@@ -110,7 +111,7 @@ def plan_searches(experiment: str, variant: str | None, budget_minutes: float | 
     out = []
     for run in find([found.experiment_id], tags=tags):
         fits = search_fits(run.info.run_id)
-        if run.info.status != "FINISHED" or not fits.seconds:
+        if run.info.status != FINISHED or not fits.seconds:
             continue
         out.append(_one_search(run, fits, budget_minutes, differences))
     return out
@@ -120,8 +121,8 @@ def _one_search(run, fits: SearchFits, budget_minutes, differences) -> dict:
     matrices = list(fits.correct.values())
     n = matrices[0].shape[1]
     seed = stats.pooled_seed_variance(matrices)
-    # Two settings' per-image disagreement, measured where a setting ran two seeds, else
-    # between two settings' single fits: the image term of a comparison of two settings.
+    # The per-image disagreement of two fits: two seeds of one setting where a setting ran
+    # two, else two settings' single fits: the image term of a comparison of two settings.
     pairs = [m[:2] for m in matrices if len(m) > 1] or [np.array([a[0], b[0]]) for a, b in zip(matrices, matrices[1:])]
     image_var = float(np.mean([np.var(p[0] - p[1], ddof=1) for p in pairs])) if pairs else None
     minutes = statistics.median(fits.seconds) / 60
@@ -141,7 +142,9 @@ def _one_search(run, fits: SearchFits, budget_minutes, differences) -> dict:
     budget_fits = int(budget_minutes // minutes) if budget_minutes else None
     if budget_fits is not None:
         out["buys"] = {"fits": budget_fits}
-    for name, k in POLICY_SEEDS.items():
+    cap = int(run.data.params.get("search.max_seeds", SearchConfig.max_seeds))
+    for name in POLICIES:
+        k = 1 if name == "plain" else cap
         row = {"policy": name, "pick_seeds": k}
         if budget_fits is not None:
             row["settings"] = [budget_fits // k, budget_fits - k + 1] if k > 1 else [budget_fits, budget_fits]

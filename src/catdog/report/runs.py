@@ -220,7 +220,7 @@ def load_study(experiment_name: str, sweep: str | None = None) -> Study:
     if experiment is None:
         raise CatdogError(f"no experiment named {experiment_name!r} in {mlflow.get_tracking_uri()}")
     runs = find([experiment.experiment_id], tags={"sweep": sweep} if sweep else None)
-    finished = [r for r in runs if r.info.status == "FINISHED"]
+    finished = [r for r in runs if r.info.status == FINISHED]
     training = [r for r in runs if r.data.tags.get(KIND_TAG) in ("train", "retrain")]
     records = [
         RunRecord(r, _group(r)) for r in training if r.info.status == FINISHED and TEST_ACCURACY in r.data.metrics
@@ -230,7 +230,7 @@ def load_study(experiment_name: str, sweep: str | None = None) -> Study:
         scope = f" in sweep {sweep!r}" if sweep else ""
         raise CatdogError(f"experiment {experiment_name!r} has no finished training runs{scope} to report on")
     _check_same_data(experiment_name, [r.run.data.params for r in records] + [s.data.params for s in searches])
-    unfinished = Counter(r.info.status for r in training if r.info.status != "FINISHED")
+    unfinished = Counter(r.info.status for r in training if r.info.status != FINISHED)
     return Study(experiment, records, sorted(searches, key=lambda r: r.info.start_time), dict(unfinished))
 
 

@@ -9,6 +9,7 @@ from mlflow.exceptions import MlflowException
 
 from catdog import stats
 from catdog.report import assets, races, search_figures
+from catdog.tracking import record
 
 LEADERBOARD_ROWS = 50  # the page says so when a search has more trials
 
@@ -99,11 +100,11 @@ def _pick(run, raced) -> dict:
     to expect of it on fresh seeds and images (None for searches made before it was kept)."""
     metrics, tags = run.data.metrics, run.data.tags
     expected = None
-    if "expected_val_accuracy" in metrics:
+    if record.EXPECTED_SCORE in metrics:
         expected = {
-            "mean": metrics["expected_val_accuracy"],
-            "interval": stats.Interval(metrics["expected_low"], metrics["expected_high"]),
-            "source": tags.get("expected.seed_variance", "this search"),
+            "mean": metrics[record.EXPECTED_SCORE],
+            "interval": stats.Interval(metrics[record.EXPECTED_LOW], metrics[record.EXPECTED_HIGH]),
+            "source": tags.get(record.EXPECTED_SOURCE_TAG, "this search"),
         }
     return {
         "policy": tags.get("policy", "racing" if raced else "plain"),

@@ -10,6 +10,7 @@ import numpy as np
 from catdog import stats
 from catdog.report.earlier import earlier_cache_build, earlier_seed_variance
 from catdog.report.runs import RunRecord, Study, predictions
+from catdog.tracking.record import FEATURES_COMPUTED, FEATURES_SECONDS
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ def variant_row(
         cost_seconds=_whole_costs(records, build),
         cache_seconds=_cache_build(records) or build,
         cache_borrowed=_cache_build(records) is None and build is not None,
-        cached=any(r.metric("features_seconds") is not None for r in records),
+        cached=any(r.metric(FEATURES_SECONDS) is not None for r in records),
         epochs=_mean([_epochs(r) for r in records]),
         images_per_s=_mean([r.metric("train_images_per_s") for r in records]),
         peak_memory_gb=max(memory) / 1024 if memory else None,
@@ -213,7 +214,7 @@ def variant_row(
 def _cache_build(records: list[RunRecord]) -> float | None:
     """The feature cache's build time, from a run of the variant that built it (computed
     image views); None where every run found it built (or the variant has none)."""
-    built = [r.metric("features_seconds") for r in records if (r.metric("features_computed") or 0) > 0]
+    built = [r.metric(FEATURES_SECONDS) for r in records if (r.metric(FEATURES_COMPUTED) or 0) > 0]
     return max(built) if built else None
 
 
@@ -223,7 +224,7 @@ def _whole_costs(records: list[RunRecord], earlier: float | None = None) -> list
     warm load, or runs made before it was recorded: nothing), since the backbone pass runs
     before the run opens."""
     build = _cache_build(records) or earlier
-    return [r.wall_seconds + (build if build is not None else r.metric("features_seconds") or 0.0) for r in records]
+    return [r.wall_seconds + (build if build is not None else r.metric(FEATURES_SECONDS) or 0.0) for r in records]
 
 
 def _mean(values) -> float | None:
@@ -256,7 +257,7 @@ def cache_builds(study: Study) -> dict[str, float]:
     found = {
         g: earlier_cache_build(study, g)
         for g, records in study.groups.items()
-        if _cache_build(records) is None and any(r.metric("features_seconds") is not None for r in records)
+        if _cache_build(records) is None and any(r.metric(FEATURES_SECONDS) is not None for r in records)
     }
     return {g: seconds for g, seconds in found.items() if seconds is not None}
 

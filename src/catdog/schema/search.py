@@ -167,9 +167,8 @@ class TunerConfig:
     name: str = MISSING
     objective: str = "val_accuracy"
     max_trials: int = 20  # trials (intensifying: fits) at most
-    epochs: int = (
-        10  # per trial: the transfer head's validation accuracy plateaus within a few; retrains use train.epochs
-    )
+    # Per trial: the transfer head's validation accuracy plateaus within a few; retrains use train.epochs.
+    epochs: int = 10
     executions_per_trial: int = 1  # >1 averages the objective over repeated fits
     seed: int = 0  # decides which settings the trials try
     workers: int = 0  # >0: trials in this many worker processes, this one the chief (docs/team.md)

@@ -27,6 +27,17 @@ MODEL_VAL_ACCURACY = "model_val_accuracy"  # the kept weights' validation accura
 MODEL_VAL_LOSS = "model_val_loss"
 TEST_ACCURACY = "test_accuracy"
 TEST_CORRECT = "test_correct"
+# The backbone's pass before a run opens: its seconds, and the image views it computed (0:
+# every view came from the cache).
+FEATURES_SECONDS = "features_seconds"
+FEATURES_COMPUTED = "features_computed"
+# A search's parent run: one fit's validation accuracy between seeds (and its degrees of
+# freedom), and the pick's expected score on fresh seeds with its interval.
+SEED_VARIANCE = "seed_variance"
+SEED_VARIANCE_DF = "seed_variance_df"
+EXPECTED_SCORE, EXPECTED_LOW, EXPECTED_HIGH = "expected_val_accuracy", "expected_low", "expected_high"
+EXPECTED_SOURCE_TAG = "expected.seed_variance"  # where the expected score's seed variance came from
+TRIAL_SCORE = "score"  # a trial's (or a setting's) objective, on its run
 # Run kinds (the `kind` tag).
 SEARCH, TRIAL, SEED, TRAIN, RETRAIN = "search", "trial", "seed", "train", "retrain"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the run a nested run hangs under
@@ -68,7 +79,7 @@ def children(parent_run_id: str, kind: str | None = None, experiment_ids: list[s
 def validation_correct(runs) -> dict[str, np.ndarray]:
     """Each finished run's 0/1 results on the validation images, ordered by image, from its
     per-image table; one read of the store for all of them."""
-    runs = [r for r in runs if r.info.status == "FINISHED"]
+    runs = [r for r in runs if r.info.status == FINISHED]
     out: dict[str, np.ndarray] = {}
     by_experiment: dict[str, list[str]] = {}
     for run in runs:

@@ -6,7 +6,7 @@ its per-image tables, so that a headline its own counts contradict never "reprod
 
 from __future__ import annotations
 
-import ast
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,6 +20,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from catdog import CatdogError, schema, tracking
 from catdog.tracking.record import (
+    FEATURES_COMPUTED,
+    FEATURES_SECONDS,
     MODEL_VAL_ACCURACY,
     MODEL_VAL_LOSS,
     TEST_ACCURACY,
@@ -62,8 +64,8 @@ NOT_CHECKED = (
     "peak_rss_mb",  # memory, and in a multirun the largest run's so far
     "load_avg_1m_start",  # other work on the machine
     "load_avg_1m_end",
-    "features_seconds",  # wall time of the backbone pass or of loading its cache
-    "features_computed",  # how warm the feature cache was, not what was learned
+    FEATURES_SECONDS,  # wall time of the backbone pass or of loading its cache
+    FEATURES_COMPUTED,  # how warm the feature cache was, not what was learned
     "fine_tune_learning_rate",  # a setting of the logged config, not an outcome
     "stage",  # which epochs fine-tuned: follows from the fine-tuning start epoch and the curves
 )
@@ -106,7 +108,8 @@ def _value(run, where: str, key: str) -> str | None:
         return run.data.params.get(key)
     if where == "history":
         history = mlflow.MlflowClient().get_metric_history(run.info.run_id, key)
-        return repr([m.value for m in sorted(history, key=lambda m: m.step)]) if history else None
+        # JSON, which reads back a diverged run's NaN and inf (Python literals do not).
+        return json.dumps([m.value for m in sorted(history, key=lambda m: m.step)]) if history else None
     if key == "val_correct":  # logged as a rate: images right are rate x validation images
         rate = run.data.metrics.get(MODEL_VAL_ACCURACY)
         return None if rate is None else str(round(rate * _images(run, "val")))
@@ -220,7 +223,7 @@ def _shown(c: Check) -> str:
     differing epoch when not; any other value as it is."""
     if not (c.logged or "").startswith("[") or not (c.now or "").startswith("["):
         return f"{'same' if c.same else 'DIFFERS'}: logged {c.logged}, now {c.now}"
-    logged, now = ast.literal_eval(c.logged), ast.literal_eval(c.now)
+    logged, now = json.loads(c.logged), json.loads(c.now)
     if c.same:
         return f"same: {len(logged)} epochs"
     epoch = next((i for i, (a, b) in enumerate(zip(logged, now)) if a != b), min(len(logged), len(now)))

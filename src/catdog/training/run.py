@@ -144,7 +144,7 @@ def train(
     cached, computed = _cached_inputs(cfg, data, cache, plan)
     # What the user pays for the backbone pass, outside the run's own wall time: a run on a
     # warm cache only loads it (computed 0).
-    feature_cost = {"features_seconds": time.perf_counter() - started, "features_computed": computed}
+    feature_cost = {record.FEATURES_SECONDS: time.perf_counter() - started, record.FEATURES_COMPUTED: computed}
     tracking.configure(cfg.tracking)  # after the cache: bad weights leave no store behind
     run_name = f"{cfg.model.name}-seed{cfg.seed}"
     kind = "retrain" if parent_run_id else "train"

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from catdog import stats
+
 INCUMBENT, CHALLENGER, REJECTED, UNTRIED = "incumbent", "challenger", "rejected", "untried"
 
 
@@ -79,7 +81,8 @@ class Intensifier:
         return self._issue(setting, self._shared_order()[0])[1]
 
     def _shared_order(self) -> list[int]:
-        """The incumbent's seeds in the order it ran them: a challenger's seeds."""
+        """A challenger's seeds: the incumbent's finished ones, lowest index first, then those
+        it is running."""
         inc = self.settings[self.incumbent]
         return sorted(inc.scores) + [i for i in inc.running if i not in inc.scores] or [0]
 
@@ -136,13 +139,9 @@ class Intensifier:
     def seed_variance(self) -> float | None:
         """The variance of one fit's score between seeds, pooled over the settings that ran
         two or more; None before any has."""
-        sums = [
-            (sum((v - s.mean) ** 2 for v in s.scores.values()), len(s.scores) - 1)
-            for s in self.settings.values()
-            if len(s.scores) > 1
-        ]
-        df = sum(d for _, d in sums)
-        return sum(q for q, _ in sums) / df if df else None
+        # Each fit's score as a one-column row: the pooled variance of per-seed means.
+        found = stats.pooled_seed_variance([[v] for v in s.scores.values()] for s in self.settings.values())
+        return found.var if found else None
 
     def fits(self) -> int:
         return sum(len(s.scores) for s in self.settings.values()) + len(self.failed)

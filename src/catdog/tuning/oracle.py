@@ -20,6 +20,7 @@ import keras_tuner as kt
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
+from catdog import private_api
 from catdog.tuning.intensify import Intensifier
 
 RUNNING, STOPPED = trial_module.TrialStatus.RUNNING, trial_module.TrialStatus.STOPPED
@@ -86,19 +87,17 @@ class SearchOracle:
         if self.intensifier is None:
             yield
             return
-        trials = self.trials
         view = {}
         for key, setting in self.intensifier.settings.items():
-            if setting.scores and key in trials:
-                first = trials[key]
-                view[key] = trial_module.Trial(first.hyperparameters, trial_id=key, status=COMPLETED)
+            if setting.scores and key in self.trials:
+                view[key] = trial_module.Trial(self.trials[key].hyperparameters, trial_id=key, status=COMPLETED)
                 view[key].score = setting.mean
-        self.trials = view
-        try:
+        with private_api.trials_seen(self, view):
             yield
-        finally:
-            self.trials = trials
 
+    # Locked with the base class's own lock: a distributed search's chief serves workers on
+    # several threads, and another one's create_trial swaps `self.trials` for the settings view.
+    @kt.synchronized
     def end_trial(self, trial):
         super().end_trial(trial)
         ended = self.trials[trial.trial_id]
@@ -134,12 +133,8 @@ class BayesianOptimizationOracle(SearchOracle, kt.oracles.BayesianOptimizationOr
 
     def populate_space(self, trial_id):
         noise = self._noise()
-        if noise is not None:
-            self.gpr.alpha = noise
-        try:
+        with private_api.gp_noise(self, noise) if noise is not None else contextlib.nullcontext():
             return super().populate_space(trial_id)
-        finally:
-            self.gpr.alpha = self.alpha
 
     def _noise(self) -> np.ndarray | None:
         """Each setting's noise on Keras Tuner's normalized scale, in the order the settings

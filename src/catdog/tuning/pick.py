@@ -18,8 +18,6 @@ from catdog import stats, tracking
 from catdog.tracking import record
 from catdog.tuning.shrinkage import Shrunk, shrunk
 
-SEED_VARIANCE = "seed_variance"  # parent-run metric: one fit's validation accuracy, between seeds
-
 
 @dataclass(frozen=True)
 class Pick:
@@ -38,11 +36,11 @@ class Pick:
 def borrowed(variant: str, data_hash: str, exclude: str) -> stats.SeedVariance | None:
     """The latest seed variance measured by another search of VARIANT on the same data."""
     runs = record.find(everywhere=True, tags={tracking.KIND_TAG: record.SEARCH, "variant": variant},
-                       params={"data_hash": data_hash}, scored=SEED_VARIANCE, newest_first=True)  # fmt: skip
+                       params={"data_hash": data_hash}, scored=record.SEED_VARIANCE, newest_first=True)  # fmt: skip
     for run in runs:
         if run.info.run_id != exclude:
-            df = int(run.data.metrics.get(f"{SEED_VARIANCE}_df", 1))
-            return stats.SeedVariance(run.data.metrics[SEED_VARIANCE], df, f"search run {run.info.run_id}")
+            df = int(run.data.metrics.get(record.SEED_VARIANCE_DF, 1))
+            return stats.SeedVariance(run.data.metrics[record.SEED_VARIANCE], df, f"search run {run.info.run_id}")
     return None
 
 

@@ -164,7 +164,7 @@ class Race:
                  "race_p": last.p}
             )  # fmt: skip
         mlflow.set_tags(tags)
-        mlflow.log_metric("score", float(matrix.mean()))
+        mlflow.log_metric(record.TRIAL_SCORE, float(matrix.mean()))
         running = []
         for j in range(1, len(matrix) + 1):
             e = stats.estimate(matrix[:j])

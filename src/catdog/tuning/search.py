@@ -21,7 +21,7 @@ from catdog.training.plan import FitPlan, fit_plan
 from catdog.tuning import distributed
 from catdog.tuning.hypermodel import VariantHyperModel
 from catdog.tuning.leaderboard import leaderboard, log_search_plots
-from catdog.tuning.pick import SEED_VARIANCE, Pick, borrowed, with_expected
+from catdog.tuning.pick import Pick, borrowed, with_expected
 from catdog.tuning.race import Race
 from catdog.tuning.result import Retrained, SearchResult, WorkerResult
 from catdog.tuning.retrain import retrain
@@ -213,11 +213,15 @@ def _record_best(cfg: SearchRunConfig, tuner, project: str, parent_id: str, data
     mlflow.set_tag("best.seeds", pick.seeds)
     metrics = {f"best_{cfg.tuner.objective}": pick.score}
     if measured is not None:
-        metrics |= {SEED_VARIANCE: measured.var, f"{SEED_VARIANCE}_df": measured.df}
+        metrics |= {record.SEED_VARIANCE: measured.var, record.SEED_VARIANCE_DF: measured.df}
     if pick.expected is not None:
         e = pick.expected
-        metrics |= {"expected_val_accuracy": e.mean, "expected_low": e.interval.low, "expected_high": e.interval.high}
-        mlflow.set_tag("expected.seed_variance", pick.seed_variance.source)
+        metrics |= {
+            record.EXPECTED_SCORE: e.mean,
+            record.EXPECTED_LOW: e.interval.low,
+            record.EXPECTED_HIGH: e.interval.high,
+        }
+        mlflow.set_tag(record.EXPECTED_SOURCE_TAG, pick.seed_variance.source)
     mlflow.log_metrics(metrics)
     _tag_settings(tuner, parent_id)
     log.info("search stopped: %s", stop_reason)

@@ -28,11 +28,15 @@ def check_space(cfg: SearchRunConfig) -> None:
         raise CatdogError(f"{name} ranks settings by validation accuracy; tuner.objective is {cfg.tuner.objective}")
     if cfg.tuner.executions_per_trial != 1:
         raise CatdogError(f"{name} decides how many seeds a setting gets: leave tuner.executions_per_trial at 1")
-    if chosen == "intensify" and cfg.tuner.name == "hyperband":
+    if chosen == "intensify" and cfg.tuner._target_ == "keras_tuner.Hyperband":
         raise CatdogError(
             "search.policy=intensify re-runs settings at the same epochs, and Hyperband gives settings other "
             "epochs: use tuner=random or tuner=bayesian"
         )
+    if chosen == "intensify" and cfg.tuner._target_ == "keras_tuner.GridSearch":
+        # The grid walks its combinations from every ended trial, re-run seeds included,
+        # which are not settings of its own.
+        raise CatdogError("search.policy=intensify proposes settings with tuner=random or tuner=bayesian, not a grid")
 
 
 def policy(cfg: SearchRunConfig) -> str:

@@ -63,15 +63,20 @@ class TrackedTrials:
         return runs[0].info.run_id if runs else None
 
     def _fail_lost_trial(self, trial_id: str, reason: str) -> None:
-        run_id = self._trial_run_id(trial_id)
+        trial = self.oracle.trials.get(trial_id)
+        setting = trial.hyperparameters.values.get(SETTING) if trial is not None else None
+        # An intensifying search's trial is one seed, its run under its setting's run.
+        parent = self._trial_run_id(setting) if setting is not None else self.parent_run_id
+        run_id = self._trial_run_id(trial_id, parent) if parent else None
         client = mlflow.MlflowClient()
         if run_id and client.get_run(run_id).info.status == "RUNNING":
             client.set_tag(run_id, "mlflow.note.content", f"Ended FAILED by the search's chief: {reason}.")
             client.set_terminated(run_id, status="FAILED")
 
     def run_trial(self, trial, *args, **kwargs):
-        """One trial (a setting) as a nested run: one seeded fit per execution, or, racing,
-        a nested run per seed until the race drops it or it has every seed."""
+        """One trial as a nested run: a setting with one seeded fit per execution; racing, a
+        setting with a nested run per seed until the race drops it or it has every seed;
+        intensifying, one seed of a setting (`_intensify_trial`)."""
         stopping.check()
         self._execution = 0
         if SETTING in trial.hyperparameters.values:
@@ -147,7 +152,7 @@ class TrackedTrials:
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
         # Keras Tuner's per-execution hook: each repeated fit of a trial gets its own seed
-        # (racing: the race's seed for this round, the same for every setting).
+        # (racing and intensifying: the seed of this round, the same for every setting).
         common = self.race is not None or SETTING in trial.hyperparameters.values
         self.hypermodel.seed = self._common_seed if common else self.trial_seed(trial.trial_id, self._execution)
         results = super()._build_and_fit_model(trial, *args, **kwargs)
@@ -173,7 +178,7 @@ class TrackedTrials:
             best = self.oracle.get_best_trials(1)
             best_score = best[0].score if best else None
         if value is not None and run_id:
-            mlflow.MlflowClient().log_metric(run_id, "score", value)
+            mlflow.MlflowClient().log_metric(run_id, record.TRIAL_SCORE, value)
         shown = " ".join(f"{k}={_fmt(v)}" for k, v in values.items() if not k.startswith(("tuner/", "intensify/")))
         if self.race is not None and self.race.last is not None:
             seeds, status = self.race.last
