@@ -100,6 +100,8 @@ def test_progress_expands_the_sweep_and_estimates_from_each_variants_runs():
     jobs.append(["model=augmented", "seed=0", "train.epochs=2"])
     assert time_left(state) == "about 2 min left, plus 1 of augmented (never run here: unknown)"
     assert time_left(state, running=3) == "time left unknown: no run measured yet for 1 of augmented"
+    state["ended"][2]["seconds"] = 20  # a short known part reads as such, never "about under a minute"
+    assert time_left(state) == "under a minute left, plus 1 of augmented (never run here: unknown)"
 
 
 @pytest.mark.unit

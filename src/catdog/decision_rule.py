@@ -22,11 +22,13 @@ COST_MARGIN_SHARE = 0.2
 COST_MARGIN_SECONDS = 5.0
 TEXT = (
     "Highest mean validation accuracy. A variant whose validation difference to the leader has a 95% "
-    "interval that includes 0 is not distinguished from it (tied); it is equivalent within 1 point only where "
-    "two one-sided tests at that margin pass (the 90% interval inside +-1 point). Among tied variants the lowest "
+    "interval that includes 0 is not distinguished from it (tied); a tied variant is equivalent to the "
+    "recommendation within 1 point only where two one-sided tests at that margin pass (the 90% interval of their "
+    "difference inside +-1 point). Among tied variants the lowest "
     "mean validation loss wins only where the 95% interval of its paired loss difference to each other tied "
     "variant excludes 0. Those it cannot be told apart from on loss go to cost: the whole cost of a run as a "
-    "user pays it (the feature cache's build included); a variant is dearer only where the 95% interval of its "
+    "user pays it (the feature cache's build included; a variant whose build no run measured has no whole cost "
+    "and is neither the cheapest nor dearer); a variant is dearer only where the 95% interval of its "
     "cost difference to the cheapest lies above the material margin (20% of the cheapest's cost and at least "
     "5 s); among those not dearer the incumbent (the variant experiment=best trained when the runs were made, "
     "recorded on each run) stays if it is one, else the lowest mean validation loss wins. The test split is "
@@ -47,7 +49,7 @@ HISTORY = {
     VERSION: (
         "2026-12-07",
         "equivalence only by two one-sided tests at 1 point; cost is a run's whole cost (the cache build "
-        "included) and decides only beyond a material margin (20% and 5 s); the incumbent is the one recorded "
-        "on the runs, not today's preset",
+        "included; unmeasured, it decides nothing) and decides only beyond a material margin (20% and 5 s); the "
+        "incumbent is the one recorded on the runs, not today's preset",
     ),
 }

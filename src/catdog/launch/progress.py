@@ -109,12 +109,13 @@ def time_left(state: dict, running: int | None = None, earlier: dict[str, list[f
     left = [_model(job) for num, job in enumerate(state["jobs"]) if num not in ended and num != running]
     seconds = sum(statistics.fmean(measured[v]) for v in left if measured.get(v))
     unknown = Counter(v or "?" for v in left if not measured.get(v))
+    known = "under a minute left" if seconds < 60 else f"about {_duration(seconds)} left"
     if not unknown:
-        return "under a minute left" if seconds < 60 else f"about {_duration(seconds)} left"
+        return known
     never = ", ".join(f"{n} of {v}" for v, n in unknown.items())
     if len(left) == sum(unknown.values()):
         return f"time left unknown: no run measured yet for {never}"
-    return f"about {_duration(seconds)} left, plus {never} (never run here: unknown)"
+    return f"{known}, plus {never} (never run here: unknown)"
 
 
 def earlier_seconds(cfg: RunConfig) -> dict[str, list[float]]:

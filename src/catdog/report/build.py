@@ -86,7 +86,7 @@ def _content(study: Study, rows, split_scores, verdict, out_dir: Path, ui_url, s
         "ledger": counts,
         "book": book,
         "line": decision.line(experiment, verdict, counts["chosen_on_test"]),
-        "rule": provenance.rule(study),
+        "rule": provenance.rule(study) | {"ledger_before": ledger.before(book, experiment, counts["first"])},
         "environment": provenance.environment(study),
         "evidence": _evidence(study, scores, verdict),
         "searches": [searches.section(run, out_dir, link, rows) for run in study.searches],

@@ -70,3 +70,13 @@ def summary(entries: list[dict]) -> dict:
         "unrecorded_choice": sum(e.get("choice_used_test") is None for e in entries),
         "entries": entries,
     }
+
+
+def before(book: dict | None, experiment: str, first: str | None) -> list[dict]:
+    """The BOOK's entries (a `summary`) of EXPERIMENT's name from days before FIRST (this
+    store's first test score of it) in stores this page cannot read: runs whose outcomes may
+    have been seen before the rule in force was declared, which the store alone cannot show."""
+    if book is None or first is None:
+        return []
+    entries = book["entries"]
+    return [e for e in entries if e["experiment"] == experiment and e["last"] < first and e["store"] != "current"]

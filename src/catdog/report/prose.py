@@ -127,24 +127,33 @@ def sentences(content: dict) -> dict[str, str]:
 
 def _rule(rule: dict) -> str:
     head = f"Rule version {rule['version']}, in force since {rule['since']}"
+    if rule["declared_before"]:
+        text = f"{head}; declared before these runs started (each run recorded the version in force when it started)."
+    else:
+        earlier = ", ".join(f"{plural(n, 'run')} under version {v}" for v, n in sorted(rule["earlier"].items()))
+        when = "after all of these runs started" if rule["under"] == 0 else "after some of these runs started"
+        text = (
+            f"{head}: declared {when} ({rule['under']} of {plural(rule['runs'], 'run')} started under it; "
+            f"{earlier}), so it may have changed after they were seen."
+        )
     known = rule["known_before"]
     if known:
         listed = "; ".join(
             f"{k['experiment']}: {k['variant']} {seeds(k['seeds'])} (rule {', '.join(k['versions'])})" for k in known
         )
-        head += (
-            f". It is newer than {plural(sum(k['runs'] for k in known), 'run')} of these variants, seeds and "
+        text += (
+            f" It is newer than {plural(sum(k['runs'] for k in known), 'run')} of these variants, seeds and "
             f"data already in the store ({listed}): their outcomes were known before the rule was declared, so "
-            "runs repeating them add no evidence on accuracy"
+            "runs repeating them add no evidence on accuracy."
         )
-    if rule["declared_before"]:
-        return f"{head}; declared before these runs started (each run recorded the version in force when it started)."
-    earlier = ", ".join(f"{plural(n, 'run')} under version {v}" for v, n in sorted(rule["earlier"].items()))
-    when = "after all of these runs started" if rule["under"] == 0 else "after some of these runs started"
-    return (
-        f"{head}: declared {when} ({rule['under']} of {plural(rule['runs'], 'run')} started under it; "
-        f"{earlier}), so it may have changed after they were seen."
-    )
+    if rule["ledger_before"]:
+        listed = "; ".join(f"{e['first']}, {plural(e['runs'], 'run')}" for e in rule["ledger_before"])
+        text += (
+            f" The test-split ledger lists earlier runs under this experiment's name in stores this page cannot "
+            f"read ({listed}): where they repeated these variants and seeds, their outcomes were known before the "
+            "rule was declared."
+        )
+    return text
 
 
 def _ledger(counts: dict, book: dict | None) -> str:
@@ -161,7 +170,7 @@ def _ledger(counts: dict, book: dict | None) -> str:
         )
     if counts["chosen_on_test"]:
         return text + " A choice in this experiment was made on test."
-    return text + " No choice here used test: the recommendation is by validation, and test is reported once."
+    return text + " No choice here used test: the recommendation is by validation, and test is reported as a check."
 
 
 def _reuse(counts: dict, book: dict | None) -> str:

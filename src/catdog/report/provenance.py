@@ -10,9 +10,21 @@ import mlflow
 
 from catdog import decision_rule
 from catdog.report.runs import Study, _group
-from catdog.tracking.record import KIND_TAG, RETRAIN, TRAIN, find
+from catdog.tracking.record import FINISHED, KIND_TAG, RETRAIN, TRAIN, find
 
-ENV_SHOWN = ("python", "tensorflow", "keras", "keras_tuner", "mlflow", "numpy", "cpu", "isa", "cores", "threads")
+ENV_SHOWN = (
+    "python",
+    "tensorflow",
+    "keras",
+    "keras_tuner",
+    "mlflow",
+    "numpy",
+    "cpu",
+    "isa",
+    "cores",
+    "threads",
+    "onednn",
+)
 
 
 def rule(study: Study) -> dict:
@@ -52,7 +64,7 @@ def known_before(study: Study) -> list[dict]:
         if tags.get(KIND_TAG) not in (TRAIN, RETRAIN) or not older:
             continue
         group = _group(run)
-        if (group, tags.get("seed")) not in wanted or run.info.status != "FINISHED" or run.info.run_id in own:
+        if (group, tags.get("seed")) not in wanted or run.info.status != FINISHED or run.info.run_id in own:
             continue
         experiment = names.setdefault(run.info.experiment_id, mlflow.get_experiment(run.info.experiment_id).name)
         empty = {"experiment": experiment, "variant": group, "seeds": set(), "versions": set(), "runs": 0}
