@@ -187,7 +187,7 @@ def test_the_page_is_a_function_of_the_store_not_of_todays_presets(study, tmp_pa
     conf = tmp_path / "conf"
     shutil.copytree(config.CONFIG_DIR, conf)
     best = conf / "experiment" / "best.yaml"
-    best.write_text(best.read_text().replace("name: frozen-256-linear", "name: transfer"))  # a variant of this study
+    best.write_text(best.read_text().replace("name: frozen-224-linear", "name: transfer"))  # a variant of this study
     monkeypatch.setattr(config, "CONFIG_DIR", conf)
     config.preset_variant.cache_clear()
     try:
@@ -284,3 +284,25 @@ def test_plan_says_a_single_runs_seed_variance_is_unknown():
     planned = _one(row("transfer", [770], 0.1), {}, 5.0, [0.01], supply=1000)
     assert planned["seed_var"] is None and planned["needs"][0]["note"].startswith("seed variance unknown")
     assert "seed variance unknown (one run)" in "\n".join(lines([planned]))
+
+
+@pytest.mark.unit
+def test_the_ledger_names_earlier_runs_of_the_experiment_that_the_store_does_not_hold(tmp_path):
+    """A store reset does not make a study's outcomes look fresh: the page reads the ledger's
+    earlier entries of the experiment's name from stores it cannot read."""
+    from catdog.report import ledger, prose
+
+    path = tmp_path / "ledger.json"
+    counts = {"first": "2026-12-01", "last": "2026-12-01", "runs": 4, "variants": 4, "chosen_on_test": False}
+    ledger.record(path, "study", counts)
+    ledger.record(path, "other", counts)
+    gone = path.read_text().replace('"current"', '"gone"')  # that store was lost
+    path.write_text(gone)
+    today = counts | {"first": "2026-12-07", "last": "2026-12-07", "runs": 12}
+    book = ledger.summary(ledger.record(path, "study", today))
+    [earlier] = ledger.before(book, "study", "2026-12-07")
+    assert (earlier["first"], earlier["runs"], earlier["store"]) == ("2026-12-01", 4, "gone")
+    assert ledger.before(book, "study", "2026-12-01") == [] and ledger.before(None, "study", "2026-12-07") == []
+    rule = {"version": "4", "since": "2026-12-07", "declared_before": True, "known_before": []}
+    rule["ledger_before"] = [earlier]
+    assert "under this experiment's name in stores this page cannot read (2026-12-01, 4 runs)" in prose._rule(rule)
