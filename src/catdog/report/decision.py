@@ -195,11 +195,11 @@ def _by_cost(tied: list[VariantRow], names, differences, losses, incumbent: str 
 
 
 def _cost_text(row: VariantRow, against: list[stats.Comparison]) -> str:
+    if not row.cost_known:
+        return f"{row.variant} {duration(row.cost_minutes)} without its cache build"
     c = next((c for c in against if c.a == row.variant), None)
-    versus = f" ({c.difference:+.1f} s {c.interval.text(True, 1, 1)} vs {c.b})" if c and row.cost_known else ""
-    return f"{row.variant} {duration(row.cost_minutes)}{versus}" + (
-        "" if row.cost_known else " without its cache build"
-    )
+    versus = f" ({c.difference:+.1f} s {c.interval.text(True, 1, 1)} vs {c.b})" if c else ""
+    return f"{row.variant} {duration(row.cost_minutes)}{versus}"
 
 
 def _names(names) -> str:

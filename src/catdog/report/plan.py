@@ -94,12 +94,6 @@ def _one(row, scores: dict, budget_minutes, differences, supply: int) -> dict:
     return out
 
 
-# What a search's policies do with a budget of N fits, as settings tried (fewest, most) and
-# the seeds the pick has: plain gives each setting one; racing up to `search.max_seeds`,
-# fewer to settings it drops; intensify up to that cap to the incumbent, fewer to rejected
-# ones: the search's own max_seeds where it logged one, else the default.
-
-
 def plan_searches(experiment: str, variant: str | None, budget_minutes: float | None, differences) -> list[dict]:
     """Each finished search of EXPERIMENT (of VARIANT when given): its cost per fit and seed
     variance from its own fits, what BUDGET_MINUTES buys under each policy, and the seeds
@@ -142,6 +136,9 @@ def _one_search(run, fits: SearchFits, budget_minutes, differences) -> dict:
     budget_fits = int(budget_minutes // minutes) if budget_minutes else None
     if budget_fits is not None:
         out["buys"] = {"fits": budget_fits}
+    # What each policy does with the budget, as settings tried (fewest, most) and the seeds
+    # the pick has: plain gives each setting one; racing up to `search.max_seeds`, fewer to
+    # settings it drops; intensify up to that cap to the incumbent, fewer to rejected ones.
     cap = int(run.data.params.get("search.max_seeds", SearchConfig.max_seeds))
     for name in POLICIES:
         k = 1 if name == "plain" else cap

@@ -172,6 +172,8 @@ def variant_row(
     cache's build time an earlier run measured, for a variant whose cache no run here
     built) and code version. The best run is chosen by validation, never by test."""
     tests = [r.test_accuracy for r in records]
+    measured = _cache_build(records)
+    cache = measured if measured is not None else build
     if scores is not None:
         test = stats.estimate(scores.correct, prior)
     else:  # runs from before per-image predictions were logged: one checkpoint's interval
@@ -198,10 +200,10 @@ def variant_row(
         best_run_id=max(records, key=lambda r: r.val_accuracy).id,
         brier=stats.estimate(scores.brier, None) if scores is not None else None,
         wall_seconds=[r.wall_seconds for r in records],
-        cost_seconds=_whole_costs(records, build),
-        cache_seconds=_cache_build(records) or build,
-        cache_borrowed=_cache_build(records) is None and build is not None,
-        cached=any(r.metric(FEATURES_SECONDS) is not None for r in records),
+        cost_seconds=_whole_costs(records, cache),
+        cache_seconds=cache,
+        cache_borrowed=measured is None and build is not None,
+        cached=_cached(records),
         epochs=_mean([_epochs(r) for r in records]),
         images_per_s=_mean([r.metric("train_images_per_s") for r in records]),
         peak_memory_gb=max(memory) / 1024 if memory else None,
@@ -218,12 +220,15 @@ def _cache_build(records: list[RunRecord]) -> float | None:
     return max(built) if built else None
 
 
-def _whole_costs(records: list[RunRecord], earlier: float | None = None) -> list[float]:
+def _cached(records: list[RunRecord]) -> bool:
+    return any(r.metric(FEATURES_SECONDS) is not None for r in records)
+
+
+def _whole_costs(records: list[RunRecord], build: float | None) -> list[float]:
     """Each run's cost as a user who runs it alone pays it: its wall time plus the feature
-    cache's build (measured here, else by an EARLIER run), or plus its own feature time (a
+    cache's BUILD (measured here or by an earlier run), or plus its own feature time (a
     warm load, or runs made before it was recorded: nothing), since the backbone pass runs
     before the run opens."""
-    build = _cache_build(records) or earlier
     return [r.wall_seconds + (build if build is not None else r.metric(FEATURES_SECONDS) or 0.0) for r in records]
 
 
@@ -257,7 +262,7 @@ def cache_builds(study: Study) -> dict[str, float]:
     found = {
         g: earlier_cache_build(study, g)
         for g, records in study.groups.items()
-        if _cache_build(records) is None and any(r.metric(FEATURES_SECONDS) is not None for r in records)
+        if _cache_build(records) is None and _cached(records)
     }
     return {g: seconds for g, seconds in found.items() if seconds is not None}
 
