@@ -46,7 +46,7 @@ def settings(cfg, n: int) -> list[dict]:
     from scipy.stats import qmc
 
     from catdog.schema import CHOICE, LOG, SEARCHED
-    from catdog.tuning.space import hp_names
+    from catdog.schema import hp_names
 
     rows = [h for h in SEARCHED if h.name in hp_names(cfg)]
     points = qmc.LatinHypercube(d=len(rows), seed=np.random.default_rng(TABLE_SEED)).random(n)

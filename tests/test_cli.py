@@ -94,6 +94,24 @@ def test_bad_settings_are_one_line_and_leave_nothing(tmp_path, override, message
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "sweep").exists()
 
 
+def test_a_sweep_value_the_search_cannot_run_stops_the_sweep_before_its_first_job(tmp_path):
+    # A check across groups (a policy over seeds ranks by validation accuracy) runs with
+    # the groups' own checks on every value of the sweep.
+    proc = _run(
+        "catdog-tune",
+        "-m",
+        "search.policy=intensify",
+        "tuner.objective=val_accuracy,val_loss",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "catdog-tune: error: search.policy=intensify ranks settings by validation accuracy; tuner.objective is val_loss"
+    ]
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "sweep").exists()
+
+
 def test_joblib_multirun_runs_jobs_in_parallel_processes_sharing_the_cores(small_data, tmp_path):
     db = tmp_path / "mlflow.db"
     proc = _run(

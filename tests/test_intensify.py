@@ -238,9 +238,6 @@ def test_an_intensifying_search_runs_seeds_under_settings_and_picks_its_incumben
 )
 def test_a_policy_that_cannot_work_is_refused_before_anything_runs(make_cfg, tmp_path, override, message):
     from catdog import CatdogError, schema
-    from catdog.tuning.space import check_space
 
     with pytest.raises(CatdogError, match=message):
-        cfg = make_cfg("transfer", store_overrides(tmp_path), *override.split(), config="tune")
-        schema.validate(cfg)
-        check_space(cfg)
+        schema.validate(make_cfg("transfer", store_overrides(tmp_path), *override.split(), config="tune"))

@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from catdog import CatdogError, tracking
+from catdog import CatdogError, schema, tracking
 from catdog.data import load_study_data
 from catdog.training import features, seeding
 from catdog.training.plan import fit_plan
 from catdog.tuning import tune
 from catdog.tuning.hypermodel import VariantHyperModel
-from catdog.tuning.search import make_tuner
-from catdog.tuning.space import check_space
+from catdog.tuning.search import make_tuner, search_spec
 from helpers import store_overrides
 
 
@@ -111,7 +110,8 @@ def test_the_tuner_seed_decides_the_trials_zero_included(search_cfg):
     # Keras Tuner takes seed 0 for "unseeded"; the default tuner.seed is 0.
     def trials(seed: int) -> list[dict]:
         cfg = search_cfg(f"tuner.seed={seed}", "features.enabled=false")
-        tuner = make_tuner(cfg, VariantHyperModel(cfg, load_study_data(cfg.data), None), "seeds", "-", resume=False)
+        data = load_study_data(cfg.data)
+        tuner = make_tuner(cfg, search_spec(cfg, data), VariantHyperModel(cfg, data, None), "-", resume=False)
         return [tuner.oracle.create_trial(tuner.tuner_id).hyperparameters.values for _ in range(3)]
 
     first = trials(0)
@@ -241,9 +241,9 @@ def test_invalid_spaces_fail_before_anything_runs(search_cfg, tmp_path, override
 
 
 def test_a_linear_head_is_in_a_backbones_space_only(search_cfg, make_cfg, tmp_path):
-    check_space(search_cfg("search.dense_units=[0,64]"))
+    schema.validate(search_cfg("search.dense_units=[0,64]"))
     with pytest.raises(CatdogError, match=r"integers >= 1, got \[0, 64\]"):
-        check_space(make_cfg("cnn", store_overrides(tmp_path), "search.dense_units=[0,64]", config="tune"))
+        schema.validate(make_cfg("cnn", store_overrides(tmp_path), "search.dense_units=[0,64]", config="tune"))
 
 
 def test_a_run_trains_the_same_whether_the_cache_is_cold_or_warm(make_cfg, tmp_path):
@@ -291,7 +291,7 @@ def test_every_tuner_runs_its_trials(search_cfg, tuner):
 
 @pytest.mark.slow  # a 2-trial two-stage search, ~40 s: kept out of the 15-minute default run
 def test_search_on_finetuned_varies_its_own_knobs_only_where_used(search_cfg, make_cfg, tmp_path):
-    from catdog.tuning.space import hp_names
+    from catdog.schema import hp_names
 
     transfer = make_cfg("transfer", [], "search.pooling=[flatten,avg]", config="tune")
     assert hp_names(transfer) == ["dropout", "dense_units", "rotation_factor", "learning_rate", "pooling"]
@@ -320,10 +320,10 @@ def test_search_on_finetuned_varies_its_own_knobs_only_where_used(search_cfg, ma
 
 
 def test_a_null_setting_stays_at_its_configured_value(make_cfg):
-    from catdog.tuning.space import check_space, hp_names
+    from catdog.schema import hp_names
 
     cfg = make_cfg("transfer", [], "search.dropout=null", "search.rotation_factor=null", config="tune")
-    check_space(cfg)  # a fixed knob is not a range to check
+    schema.validate(cfg)  # a fixed knob is not a range to check
     assert hp_names(cfg) == ["dense_units", "learning_rate"]
 
 

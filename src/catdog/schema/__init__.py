@@ -33,6 +33,9 @@ from catdog.schema.search import (
     SearchConfig,
     Searched,
     TunerConfig,
+    check_search,
+    hp_names,
+    policy,
 )
 
 
@@ -81,11 +84,14 @@ def register() -> None:
 
 
 def validate(cfg: RunConfig) -> None:
-    """Every group's range checks (its `__post_init__`), before any work starts: Hydra has
-    checked keys and types while composing."""
+    """Every group's range checks (its `__post_init__`), then a search's checks across
+    groups (`check_search`), before any work starts: Hydra has checked keys and types while
+    composing."""
     for group in SCHEMAS:
         if group in cfg:
             OmegaConf.to_object(cfg[group])
+    if "search" in cfg:
+        check_search(cfg)
 
 
 __all__ = [
@@ -112,6 +118,9 @@ __all__ = [
     "TrackingConfig",
     "TrainConfig",
     "TunerConfig",
+    "check_search",
+    "hp_names",
+    "policy",
     "register",
     "validate",
 ]

@@ -6,12 +6,15 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field, make_dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from omegaconf import MISSING
 
 from catdog import CatdogError
 from catdog.schema.run import POOLINGS, _least
+
+if TYPE_CHECKING:
+    from catdog.schema import SearchRunConfig
 
 
 @dataclass
@@ -229,3 +232,48 @@ def _check_tuner_class(target: str, options: dict) -> None:
         if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, kinds):
             kind = type(default).__name__
             raise CatdogError(f"tuner.options.{name} must be of type {kind} (default {default}), got {value!r}")
+
+
+def check_search(cfg: SearchRunConfig) -> None:
+    """What the search's groups cannot check alone (`schema.validate` runs it, so sweeps do
+    too): a linear head (no dense units) is only for backbones, the variant must use one of
+    the settings left to search, and a policy over seeds ranks by validation accuracy with
+    one fit per seed (intensify, at fixed epochs)."""
+    units = cfg.search.dense_units
+    if units is not None and not cfg.model.backbone and min(units) < 1:
+        raise CatdogError(
+            f"search.dense_units: a linear head needs a backbone; "
+            f"{cfg.model.name} needs integers >= 1, got {list(units)}"
+        )
+    if not hp_names(cfg):
+        raise CatdogError(f"nothing to search: every setting {cfg.model.name} uses is fixed (search.<name>=null)")
+    chosen = policy(cfg)
+    if chosen == "plain":
+        return
+    name = "search.racing" if cfg.search.racing else f"search.policy={chosen}"
+    if cfg.tuner.objective != "val_accuracy":
+        raise CatdogError(f"{name} ranks settings by validation accuracy; tuner.objective is {cfg.tuner.objective}")
+    if cfg.tuner.executions_per_trial != 1:
+        raise CatdogError(f"{name} decides how many seeds a setting gets: leave tuner.executions_per_trial at 1")
+    if chosen == "intensify" and cfg.tuner._target_ == "keras_tuner.Hyperband":
+        raise CatdogError(
+            "search.policy=intensify re-runs settings at the same epochs, and Hyperband gives settings other "
+            "epochs: use tuner=random or tuner=bayesian"
+        )
+    if chosen == "intensify" and cfg.tuner._target_ == "keras_tuner.GridSearch":
+        # The grid walks its combinations from every ended trial, re-run seeds included,
+        # which are not settings of its own.
+        raise CatdogError("search.policy=intensify proposes settings with tuner=random or tuner=bayesian, not a grid")
+
+
+def policy(cfg: SearchRunConfig) -> str:
+    """How the search gives settings seeds: `search.policy`, or racing where `search.racing`
+    says so (as stores and commands made before `search.policy` do)."""
+    return "racing" if cfg.search.racing else cfg.search.policy
+
+
+def hp_names(cfg: SearchRunConfig) -> list[str]:
+    """The settings a search varies: each row of `schema.SEARCHED` that CFG's variant uses
+    (rotation for variants that rotate, pooling for backbones, the fine-tuning cut and rate
+    for fine-tuned ones), unless `search.<name>: null` keeps it at the configured value."""
+    return [h.name for h in SEARCHED if h.applies(cfg) and cfg.search[h.name] is not None]

@@ -92,6 +92,14 @@ def validation_correct(runs) -> dict[str, np.ndarray]:
     return out
 
 
+def seed_results(setting_run_id: str) -> dict[int, np.ndarray]:
+    """A racing or intensifying setting's finished seed runs: each one's 0/1 results on the
+    validation images (`validation_correct`), by its seed index."""
+    runs = [r for r in children(setting_run_id, SEED) if r.info.status == FINISHED]
+    correct = validation_correct(runs)
+    return {int(r.data.tags["seed_index"]): correct[r.info.run_id] for r in runs if r.info.run_id in correct}
+
+
 @dataclass(frozen=True)
 class SearchFits:
     """A search's fits as the store has them: every setting's 0/1 validation results by its

@@ -30,7 +30,7 @@ class VariantHyperModel(kt.HyperModel):
         """The search's config with the trial's values and seed in place."""
         return OmegaConf.merge(with_values(self.cfg, trial_values(hp, self.cfg)), {"seed": self.seed})
 
-    def cache_for(self, cfg: SearchRunConfig, plan: FitPlan) -> features.FeatureCache | None:
+    def cache_serving(self, cfg: SearchRunConfig, plan: FitPlan) -> features.FeatureCache | None:
         """The feature cache a run of CFG fitting by PLAN trains on. A trial that pools or
         cuts otherwise needs other features; the latest such cache is kept for the trials
         (and retrains) that follow."""
@@ -44,7 +44,7 @@ class VariantHyperModel(kt.HyperModel):
         cfg = self.run_cfg(hp)
         # How this trial fits, decided once; Keras Tuner hands fit() the model build() made.
         self._plan = fit_plan(cfg)
-        cache = self.cache_for(cfg, self._plan)
+        cache = self.cache_serving(cfg, self._plan)
         self._cached = cache.features(cfg) if cache is not None else None
         self._trainable = fitting.build(cfg, self.data, self._plan, self._cached)
         return self._trainable.model

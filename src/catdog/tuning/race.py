@@ -82,10 +82,7 @@ class Race:
         self.max_seeds = max_seeds
         self.level = alpha / max_seeds  # one-sided, Bonferroni over the looks a setting can get
         self.margin = margin_points / 100
-        # Finished runs do not change: seed run id -> its 0/1 validation vector, setting run
-        # id -> the survivor it is.
-        self._tables: dict[str, np.ndarray] = {}
-        self._survivors: dict[str, Setting] = {}
+        self._survivors: dict[str, Setting] = {}  # setting run id -> the survivor it is (finished: unchanging)
         self.last: tuple[int, str] | None = None  # the latest setting's seeds and status, for its progress line
 
     @classmethod
@@ -99,24 +96,12 @@ class Race:
         return seeding.derive(self.search_seed, index)
 
     # -- reading the store ------------------------------------------------------------
-    def finished_seeds(self, setting_run_id: str) -> dict[int, object]:
-        """The FINISHED seed runs of a setting, by seed index."""
-        runs = [r for r in record.children(setting_run_id, record.SEED) if r.info.status == record.FINISHED]
-        return {int(r.data.tags["seed_index"]): r for r in runs}
-
-    def correct(self, seed_run) -> np.ndarray:
-        """A finished seed run's 0/1 validation results, by image."""
-        run_id = seed_run.info.run_id
-        if run_id not in self._tables:
-            self._tables |= record.validation_correct([seed_run])
-        return self._tables[run_id]
-
     def survivors(self) -> list[Setting]:
         """Every setting that ran all its seeds without being dropped, with its results."""
         for run in record.children(self.parent_run_id, record.TRIAL, **{STATUS_TAG: SURVIVOR}):
             if run.info.run_id not in self._survivors:
-                seeds = self.finished_seeds(run.info.run_id)
-                matrix = np.array([self.correct(seeds[i]) for i in sorted(seeds)])
+                seeds = record.seed_results(run.info.run_id)
+                matrix = np.array([seeds[i] for i in sorted(seeds)])
                 self._survivors[run.info.run_id] = Setting(run.data.tags.get("trial_id", "?"), matrix)
         return list(self._survivors.values())
 
@@ -135,10 +120,10 @@ class Race:
         """Race TRIAL (whose run is open): FIT_SEED(index, seed) fits one seed in a nested
         run and returns its 0/1 validation vector; finished seeds of an interrupted race are
         reused. Returns the mean validation accuracy over the seeds run."""
-        done = self.finished_seeds(setting_run_id)
+        done = record.seed_results(setting_run_id)
         rows, looks, status = [], [], SURVIVOR
         for index in range(self.max_seeds):
-            rows.append(self.correct(done[index]) if index in done else fit_seed(index, self.seed(index)))
+            rows.append(done[index] if index in done else fit_seed(index, self.seed(index)))
             leader = self.leader(exclude=trial.trial_id)
             if leader is not None:
                 looks.append(look(np.array(rows), leader.correct, self.level, leader.trial_id))

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -14,7 +15,7 @@ from omegaconf import OmegaConf
 
 from catdog import RunFailure, schema, stats, tracking
 from catdog.data import StudyData, load_study_data
-from catdog.schema import SearchRunConfig, TunerConfig
+from catdog.schema import SearchRunConfig, TunerConfig, hp_names, policy
 from catdog.tracking import record
 from catdog.training import features, precision, seeding
 from catdog.training.plan import FitPlan, fit_plan
@@ -25,31 +26,46 @@ from catdog.tuning.pick import Pick, borrowed, with_expected
 from catdog.tuning.race import Race
 from catdog.tuning.result import Retrained, SearchResult, WorkerResult
 from catdog.tuning.retrain import retrain
-from catdog.tuning.space import check_space, configured, hp_names, plain, policy, with_values
+from catdog.tuning.space import configured, plain, with_values
 from catdog.tuning.tracked import TUNERS
 
 log = logging.getLogger(__name__)
 
 
-def search_id(cfg: SearchRunConfig, data: StudyData, plan: FitPlan) -> str:
-    """Names the Keras Tuner project: the same search settings on the same data resume the
-    same project; changing them starts a new one. max_trials is left out so that a search
-    can be extended."""
+@dataclass(frozen=True)
+class SearchSpec:
+    """What a search's config decides, read once as the search starts: its Keras Tuner
+    project (`id`: the same settings on the same data resume the same project), the settings
+    it varies, how it gives them seeds, and how a fit of the configured variant trains."""
+
+    id: str
+    names: tuple[str, ...]
+    policy: str  # plain | racing | intensify
+    fit: FitPlan
+    where: Path  # the Keras Tuner project's folder
+
+
+def search_spec(cfg: SearchRunConfig, data: StudyData) -> SearchSpec:
+    """CFG's search on DATA. max_trials stays out of its identity, so that a search can be
+    extended."""
+    tuner = _tuner_identity(cfg.tuner)
+    fit, names, chosen = fit_plan(cfg), tuple(hp_names(cfg)), policy(cfg)
     parts = {
         "model": OmegaConf.to_container(cfg.model, resolve=True),
-        "space": {k: OmegaConf.to_container(cfg.search[k], resolve=True) for k in hp_names(cfg)},
-        "tuner": _tuner_identity(cfg.tuner),
+        "space": {k: OmegaConf.to_container(cfg.search[k], resolve=True) for k in names},
+        "tuner": tuner,
         "train": OmegaConf.to_container(cfg.train, resolve=True),
-        "features": plan.cached and cfg.features.train_views,
+        "features": fit.cached and cfg.features.train_views,
         "data": data.data_hash,
         "seed": cfg.seed,
     }
-    if policy(cfg) == "racing":  # a racing search's trials are races: never resumed as plain ones
+    if chosen == "racing":  # a racing search's trials are races: never resumed as plain ones
         parts["racing"] = {"max_seeds": cfg.search.max_seeds, "alpha": cfg.search.race_alpha}
-    elif policy(cfg) == "intensify":
+    elif chosen == "intensify":
         parts["intensify"] = {"cap": cfg.search.max_seeds}
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    return f"{cfg.model.name}-{cfg.tuner.name}-{digest}"
+    project = f"{cfg.model.name}-{cfg.tuner.name}-{digest}"
+    return SearchSpec(project, names, chosen, fit, Path(cfg.search.project_dir) / project)
 
 
 def _tuner_identity(tuner_cfg: TunerConfig) -> dict:
@@ -60,13 +76,12 @@ def _tuner_identity(tuner_cfg: TunerConfig) -> dict:
     return {k: v for k, v in flat.items() if k not in ("_target_", "max_trials", "workers", "wait_s")}
 
 
-def make_tuner(cfg: SearchRunConfig, hypermodel, project: str, parent_run_id: str, resume: bool):
+def make_tuner(cfg: SearchRunConfig, spec: SearchSpec, hypermodel, parent_run_id: str, resume: bool):
     """The tracked twin of the `tuner._target_` Keras Tuner class, with its oracle given the
     search's budget and policy (racing: the race; intensify: the incumbent's cap)."""
     tuner_cfg = cfg.tuner
     race = Race.of(cfg, parent_run_id)
     tuner_class, oracle_class = TUNERS[tuner_cfg._target_]
-    chosen = policy(cfg)
     oracle = oracle_class(
         # A metric's name is enough: Keras Tuner knows which way accuracy or loss improves.
         objective=tuner_cfg.objective,
@@ -75,7 +90,7 @@ def make_tuner(cfg: SearchRunConfig, hypermodel, project: str, parent_run_id: st
         seed=seeding.derive(tuner_cfg.seed) or 1,
         budget_minutes=cfg.search.budget_minutes,
         race=race,
-        intensify_cap=cfg.search.max_seeds if chosen == "intensify" else None,
+        intensify_cap=cfg.search.max_seeds if spec.policy == "intensify" else None,
         **OmegaConf.to_container(tuner_cfg.options, resolve=True),
     )
     # Hyperband sizes its brackets from max_epochs, but the base oracle still honours a cap
@@ -86,7 +101,7 @@ def make_tuner(cfg: SearchRunConfig, hypermodel, project: str, parent_run_id: st
         hypermodel=hypermodel,
         executions_per_trial=tuner_cfg.executions_per_trial,
         directory=cfg.search.project_dir,
-        project_name=project,
+        project_name=spec.id,
         # A tuner project without its MLflow parent run (say, the store was cleaned) would
         # resume trials that the store has no record of: such a project starts over.
         overwrite=not resume,
@@ -102,87 +117,84 @@ def _parent_run_id(project: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-def _work(cfg: SearchRunConfig, data: StudyData, cache, project: str) -> WorkerResult:
+def _work(cfg: SearchRunConfig, spec: SearchSpec, data: StudyData, cache) -> WorkerResult:
     """A distributed search's worker: run the trials the chief hands out, each a nested run
     under the chief's parent run; the chief ranks them and retrains the best."""
     parent_id = os.environ.get(distributed.PARENT_VAR)
     if not parent_id:  # a worker started by hand, maybe on another machine
         distributed.wait_for_chief(timeout=cfg.tuner.wait_s)
-        parent_id = _parent_run_id(project)
+        parent_id = _parent_run_id(spec.id)
         if parent_id is None:
-            raise RunFailure(f"the store has no run of search {project}: are chief and worker on the same config?")
+            raise RunFailure(f"the store has no run of search {spec.id}: are chief and worker on the same config?")
     with precision(cfg.train.precision):
-        tuner = make_tuner(cfg, VariantHyperModel(cfg, data, cache), project, parent_id, resume=True)
-        log.info("Worker %s of search %s (parent run %s)", tuner.tuner_id, project, parent_id)
+        tuner = make_tuner(cfg, spec, VariantHyperModel(cfg, data, cache), parent_id, resume=True)
+        log.info("Worker %s of search %s (parent run %s)", tuner.tuner_id, spec.id, parent_id)
         tuner.search(epochs=cfg.tuner.epochs, verbose=0)
-    return WorkerResult(parent_id, project, tuner.tuner_id)
+    return WorkerResult(parent_id, spec.id, tuner.tuner_id)
 
 
 def tune(cfg: SearchRunConfig, tags: dict | None = None) -> SearchResult | WorkerResult:
     """Run (or resume) the configured search, retrain the winner, log it all."""
     schema.validate(cfg)
-    check_space(cfg)
     tracking.check_reachable(cfg.tracking.uri)
     data = load_study_data(cfg.data)
-    plan = fit_plan(cfg)
-    cache = features.cache_for(None, data, cfg, plan)
+    spec = search_spec(cfg, data)
+    cache = features.cache_for(None, data, cfg, spec.fit)
     if cache is not None:
         cache.features(cfg)
     tracking.configure(cfg.tracking)
-    project = search_id(cfg, data, plan)
     if distributed.role() == "worker":
-        return _work(cfg, data, cache, project)
-    resumed = None if cfg.search.overwrite else _parent_run_id(project)
+        return _work(cfg, spec, data, cache)
+    resumed = None if cfg.search.overwrite else _parent_run_id(spec.id)
     with (
         precision(cfg.train.precision),
         tracking.tracked_run(
             run_id=resumed,
-            run_name=f"search-{project}",
+            run_name=f"search-{spec.id}",
             tags=tracking.run_tags(
                 "search",
                 variant=cfg.model.name,
-                search_id=project,
+                search_id=spec.id,
                 tuner=cfg.tuner.name,
-                policy=policy(cfg),
+                policy=spec.policy,
                 **(tags or {}),
             ),  # fmt: skip
         ) as parent,
     ):
         parent_id = parent.info.run_id
-        where = Path(cfg.search.project_dir) / project
-        log.info("%s search %s (parent run %s) in %s", "Resuming" if resumed else "Starting", project, parent_id, where)
+        started = "Resuming" if resumed else "Starting"
+        log.info("%s search %s (parent run %s) in %s", started, spec.id, parent_id, spec.where)
         if not resumed:
             tracking.log_config(cfg)
             tracking.log_data(data)
         hypermodel = VariantHyperModel(cfg, data, cache)
-        tuner = _tuner(cfg, hypermodel, project, parent_id, resumed is not None)
-        with distributed.local_workers(cfg, parent_id, where) as tuner.workers:
+        tuner = _tuner(cfg, spec, hypermodel, parent_id, resumed is not None)
+        with distributed.local_workers(cfg, parent_id, spec.where) as tuner.workers:
             tuner.search(epochs=cfg.tuner.epochs, verbose=0)
-        result = _record_best(cfg, tuner, project, parent_id, data)
+        result = _record_best(cfg, spec, tuner, parent_id, data)
         if cfg.search.retrain_seeds:
             result = _retrain_best(cfg, result, data, hypermodel, cache)
         mlflow.log_dict(result.to_json(), "search_summary.json")
     return result
 
 
-def _tuner(cfg: SearchRunConfig, hypermodel, project: str, parent_id: str, resume: bool):
+def _tuner(cfg: SearchRunConfig, spec: SearchSpec, hypermodel, parent_id: str, resume: bool):
     try:
-        tuner = make_tuner(cfg, hypermodel, project, parent_id, resume=resume)
+        tuner = make_tuner(cfg, spec, hypermodel, parent_id, resume=resume)
     except (ValueError, KeyError, OSError) as exc:  # unreadable oracle.json / trial.json
-        where = Path(cfg.search.project_dir) / project
         raise RunFailure(
-            f"the Keras Tuner project {where} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+            f"the Keras Tuner project {spec.where} is damaged "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
             "start the search over with search.overwrite=true"
         ) from exc
     tuner.wait_s = cfg.tuner.wait_s
     return tuner
 
 
-def _pick(cfg: SearchRunConfig, tuner) -> tuple[Pick, dict | None]:
+def _pick(cfg: SearchRunConfig, spec: SearchSpec, tuner) -> tuple[Pick, dict | None]:
     """The search's pick: plain, the best trial; racing, the race's leader (with the
     settings it cannot be told apart from); intensifying, the incumbent."""
-    names = hp_names(cfg)
-    chosen = lambda values: {k: plain(v) for k, v in values.items() if k in names}
+    chosen = lambda values: {k: plain(v) for k, v in values.items() if k in spec.names}
     intensifier = tuner.oracle.intensifier
     if intensifier is not None and intensifier.pick() is not None and intensifier.pick().scores:
         setting = intensifier.pick()
@@ -195,15 +207,15 @@ def _pick(cfg: SearchRunConfig, tuner) -> tuple[Pick, dict | None]:
     return Pick(best[0].trial_id, chosen(best[0].hyperparameters.values), best[0].score, seeds), race
 
 
-def _record_best(cfg: SearchRunConfig, tuner, project: str, parent_id: str, data) -> SearchResult:
+def _record_best(cfg: SearchRunConfig, spec: SearchSpec, tuner, parent_id: str, data) -> SearchResult:
     """The leaderboard, plots, the pick with the score to expect of it, and why the search
     stopped, on the parent run."""
-    pick, race = _pick(cfg, tuner)
+    pick, race = _pick(cfg, spec, tuner)
     rows = leaderboard(tuner)
     mlflow.log_table({k: [r.get(k) for r in rows] for k in rows[0]}, "leaderboard.json")
     stop_reason = tuner.oracle.stop_reason or "max_trials"
     mlflow.set_tags({"objective_direction": tuner.oracle.objective.direction, "stop_reason": stop_reason})
-    log_search_plots(rows, tuner.oracle.objective, hp_names(cfg))
+    log_search_plots(rows, tuner.oracle.objective, spec.names)
     results = record.search_fits(parent_id).correct
     measured = stats.pooled_seed_variance(results.values())
     pick = with_expected(pick, results, measured or borrowed(cfg.model.name, data.data_hash, parent_id))
@@ -229,7 +241,7 @@ def _record_best(cfg: SearchRunConfig, tuner, project: str, parent_id: str, data
         mlflow.set_tags({"race.untold": ",".join(race["untold"]), "race.equivalent": ",".join(race["equivalent"])})
     fits = sum(len(m) for m in results.values())
     return SearchResult(
-        parent_id, project, policy(cfg), pick, len(results), fits, data.baseline_accuracy, stop_reason, race
+        parent_id, spec.id, spec.policy, pick, len(results), fits, data.baseline_accuracy, stop_reason, race
     )
 
 
@@ -254,20 +266,20 @@ def _tag_settings(tuner, parent_id: str) -> None:
 
 def _retrain_best(cfg: SearchRunConfig, result: SearchResult, data, hypermodel, cache) -> SearchResult:
     """Retrain the best (and the configured) values with `search.retrain_seeds` seeds."""
-    parent_id, best = result.parent_run_id, result.best
+    best_cfg = with_values(cfg, result.best)
     # The trials' caches serve the retrains too: none is loaded a second time.
-    best_cfg = with_values(cfg, best)
-    best_cache = hypermodel.cache_for(best_cfg, fit_plan(best_cfg))
-    retrained = {"best_test": Retrained(tuple(retrain(cfg, best, "best", data, best_cache, parent_id)))}
+    wanted = {"best": (result.best, hypermodel.cache_serving(best_cfg, fit_plan(best_cfg)))}
     if cfg.search.reference:
-        reference = configured(cfg)
-        retrained["reference_test"] = Retrained(tuple(retrain(cfg, reference, "reference", data, cache, parent_id)))
-    for label, r in retrained.items():
+        wanted["reference"] = (configured(cfg), cache)
+    retrained = {}
+    for label, (values, served) in wanted.items():
+        r = Retrained(tuple(retrain(cfg, values, label, data, served, result.parent_run_id)))
         mlflow.log_metrics(
             {
-                f"{label}_accuracy_mean": r.mean,
-                f"{label}_accuracy_sd": r.sd,
-                f"{label}_lift_over_baseline": r.mean - data.baseline_accuracy,
+                f"{label}_test_accuracy_mean": r.mean,
+                f"{label}_test_accuracy_sd": r.sd,
+                f"{label}_test_lift_over_baseline": r.mean - data.baseline_accuracy,
             }
         )
+        retrained[f"{label}_test"] = r
     return dataclasses.replace(result, **retrained)
