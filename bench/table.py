@@ -45,8 +45,7 @@ def settings(cfg, n: int) -> list[dict]:
     on the log scale, choices by stratum."""
     from scipy.stats import qmc
 
-    from catdog.schema import CHOICE, LOG, SEARCHED
-    from catdog.schema import hp_names
+    from catdog.schema import CHOICE, LOG, SEARCHED, hp_names
 
     rows = [h for h in SEARCHED if h.name in hp_names(cfg)]
     points = qmc.LatinHypercube(d=len(rows), seed=np.random.default_rng(TABLE_SEED)).random(n)
