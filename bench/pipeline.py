@@ -155,14 +155,16 @@ def last_study() -> str | None:
     import mlflow
 
     from catdog.config import load
+    from catdog.tracking import record
 
     cfg = load("train", ["experiment=reference"])
     mlflow.set_tracking_uri(cfg.tracking.uri)
-    if mlflow.get_experiment_by_name(cfg.tracking.experiment) is None:
+    experiment = mlflow.get_experiment_by_name(cfg.tracking.experiment)
+    if experiment is None:
         return None
-    runs = mlflow.search_runs(
-        experiment_names=[cfg.tracking.experiment], filter_string="tags.sweep LIKE 'study-%'", output_format="list"
-    )
+    # `make study` tags each run with its sweep (the Makefile's STUDY_ID).
+    trained = record.find([experiment.experiment_id], tags={record.KIND_TAG: record.TRAIN})
+    runs = [r for r in trained if "sweep" in r.data.tags]
     if not runs:
         return None
     sweep = max(runs, key=lambda r: r.info.start_time).data.tags["sweep"]

@@ -46,9 +46,10 @@ def sweep(name: str, overrides: list[str], seeds: str, epochs: int, cache_dir: s
 
 def summarize(label: str, runs, wall: float) -> str:
     from catdog.stats import seed_t_interval
+    from catdog.tracking.record import MODEL_VAL_ACCURACY, TEST_ACCURACY
 
-    val = [r.data.metrics["model_val_accuracy"] for r in runs]
-    test = [r.data.metrics["test_accuracy"] for r in runs]
+    val = [r.data.metrics[MODEL_VAL_ACCURACY] for r in runs]
+    test = [r.data.metrics[TEST_ACCURACY] for r in runs]
     gap = [r.data.metrics["accuracy"] - r.data.metrics["val_accuracy"] for r in runs]
 
     def fmt(values):
@@ -74,6 +75,7 @@ def main() -> None:
     import mlflow
 
     from catdog.config import load
+    from catdog.tracking import record
 
     settings = [(f"{v} cached view(s)", [f"features.train_views={v}"]) for v in args.views.split(",")]
     if not args.no_plain:
@@ -92,13 +94,9 @@ def main() -> None:
         "| wall min (views + runs) |"
     )
     print("|---|---|---|---|---|---|")
+    finished = record.find([mlflow.get_experiment_by_name(EXPERIMENT).experiment_id], status=record.FINISHED)
     for label, started, wall in results:
-        runs = mlflow.search_runs(
-            experiment_names=[EXPERIMENT],
-            filter_string=f"attributes.status = 'FINISHED' and attributes.start_time >= {started}",
-            output_format="list",
-        )
-        runs = [r for r in runs if r.info.start_time <= started + wall * 1000]
+        runs = [r for r in finished if started <= r.info.start_time <= started + wall * 1000]
         print(summarize(label, runs, wall))
     # It prints test accuracies that docs quote: the test split's ledger counts this look.
     from catdog.report import ledger

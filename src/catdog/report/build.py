@@ -19,6 +19,7 @@ from catdog.report import assets, decision, evidence, figures, ledger, prose, pr
 from catdog.report.paths import shown
 from catdog.report.runs import Study, history, load_study, misclassified_thumbnails
 from catdog.report.summary import Scores, per_image_scores, variant_rows
+from catdog.tracking.record import FINE_TUNE_START_EPOCH
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def _evidence(study: Study, scores: dict[str, Scores], verdict: decision.Decisio
 def _figures(study: Study, scores, val, rows, verdict, found: dict, out_dir: Path) -> tuple[dict, list[dict]]:
     chosen = verdict.recommended.variant
     curves = {g: {k: [history(r, k) for r in records] for k in CURVE_KEYS} for g, records in study.groups.items()}
-    fine_tune = {g: records[0].metric("fine_tune_start_epoch") for g, records in study.groups.items()}
+    fine_tune = {g: records[0].metric(FINE_TUNE_START_EPOCH) for g, records in study.groups.items()}
     figs = {
         "accuracy": figures.accuracy_by_variant(rows, chosen, val_intervals(rows, val)),
         "curves": figures.curves_by_variant(curves, study.baseline, fine_tune),

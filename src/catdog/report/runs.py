@@ -14,7 +14,10 @@ from mlflow.exceptions import MlflowException
 from catdog import CatdogError, decision_rule
 from catdog.tracking import DIRTY_TAG, KIND_TAG
 from catdog.tracking.record import (
+    BASELINE_ACCURACY,
     FINISHED,
+    LOAD_AVG_END,
+    LOAD_AVG_START,
     MODEL_VAL_ACCURACY,
     MODEL_VAL_LOSS,
     PARENT_TAG,
@@ -137,7 +140,7 @@ class RunRecord:
         """Other work shared the CPU: the 1-minute load average, at the fit's start or end,
         above the cores plus one (a run alone keeps it near its own threads)."""
         cores = int(self.env.get("cores", "0") or 0)
-        loads = [self.metric(k) for k in ("load_avg_1m_start", "load_avg_1m_end")]
+        loads = [self.metric(k) for k in (LOAD_AVG_START, LOAD_AVG_END)]
         return bool(cores) and any(v is not None and v > cores + 1 for v in loads)
 
 
@@ -187,7 +190,7 @@ class Study:
 
     @property
     def baseline(self) -> float:
-        return self.records[0].metric("baseline_accuracy")
+        return self.records[0].metric(BASELINE_ACCURACY)
 
     @property
     def incumbent(self) -> str | None:

@@ -10,7 +10,7 @@ import numpy as np
 from catdog import stats
 from catdog.report.earlier import earlier_cache_build, earlier_seed_variance
 from catdog.report.runs import RunRecord, Study, predictions
-from catdog.tracking.record import FEATURES_COMPUTED, FEATURES_SECONDS
+from catdog.tracking.record import FEATURES_COMPUTED, FEATURES_SECONDS, FIT_SECONDS, TRAIN_IMAGES_PER_S
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ def variant_row(
         cache_borrowed=measured is None and build is not None,
         cached=_cached(records),
         epochs=_mean([_epochs(r) for r in records]),
-        images_per_s=_mean([r.metric("train_images_per_s") for r in records]),
+        images_per_s=_mean([r.metric(TRAIN_IMAGES_PER_S) for r in records]),
         peak_memory_gb=max(memory) / 1024 if memory else None,
         contended=sum(r.contended for r in records),
         commits=sorted({r.commit for r in records}),
@@ -239,7 +239,7 @@ def _mean(values) -> float | None:
 
 def _epochs(record: RunRecord) -> float | None:
     """Epochs trained: images/s x fit time / training images (runs log no epoch count)."""
-    rate, seconds = record.metric("train_images_per_s"), record.metric("fit_seconds")
+    rate, seconds = record.metric(TRAIN_IMAGES_PER_S), record.metric(FIT_SECONDS)
     if rate is None or seconds is None:
         return None
     return round(rate * seconds / record.count("train"))

@@ -8,7 +8,7 @@ from mlflow.exceptions import MlflowException
 from catdog import CatdogError, stats
 from catdog.report.runs import load_study
 from catdog.tracking import CHAMPION, REGISTERED_MODEL
-from catdog.tracking.record import MODEL_VAL_ACCURACY, TEST_ACCURACY, TEST_CORRECT
+from catdog.tracking.record import MODEL_VAL_ACCURACY, N_TEST, TEST_ACCURACY, TEST_CORRECT
 
 
 def promote(
@@ -33,7 +33,7 @@ def promote(
     if not _has_model(run.info.run_id):
         raise CatdogError(f"run {run.info.run_id} has no logged model (train.log_model was false?)")
     metrics, params = run.data.metrics, run.data.params
-    n_test = int(metrics.get("n_test", 0)) or sum(int(v) for k, v in params.items() if k.startswith("n_test_"))
+    n_test = int(metrics.get(N_TEST, 0)) or sum(int(v) for k, v in params.items() if k.startswith("n_test_"))
     correct = int(metrics.get(TEST_CORRECT, round(metrics[TEST_ACCURACY] * n_test)))
     interval = stats.wilson(correct, n_test)
     val = metrics.get(MODEL_VAL_ACCURACY, metrics.get("val_accuracy"))

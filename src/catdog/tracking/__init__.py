@@ -2,10 +2,10 @@
 what a run records of its environment, results kept while a server is away, and runs left
 behind by dead processes."""
 
+from catdog.tracking.record import KIND_TAG
 from catdog.tracking.store import (
     CHAMPION,
     DIRTY_TAG,
-    KIND_TAG,
     REGISTERED_MODEL,
     check_reachable,
     code_version,

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 import mlflow
 import numpy as np
 
-from catdog.tracking.store import KIND_TAG
-
 # Artifacts: one row per image (file, true and predicted class, each class's probability,
 # its log loss), on the validation and on the test split.
 VAL_PREDICTIONS = "predictions/val.json"
@@ -27,6 +25,21 @@ MODEL_VAL_ACCURACY = "model_val_accuracy"  # the kept weights' validation accura
 MODEL_VAL_LOSS = "model_val_loss"
 TEST_ACCURACY = "test_accuracy"
 TEST_CORRECT = "test_correct"
+TEST_LOSS = "test_loss"
+N_TEST = "n_test"  # test images scored
+MODEL_EPOCH = "model_epoch"  # the epoch whose weights the run keeps
+BASELINE_ACCURACY = "baseline_accuracy"  # always guessing the larger class, on test
+LIFT_OVER_BASELINE = "lift_over_baseline"
+SKIPPED_IMAGES = "skipped_images"  # unusable image files left out of the splits
+FINE_TUNE_START_EPOCH = "fine_tune_start_epoch"  # a two-stage run's first fine-tuning epoch
+FINE_TUNE_LEARNING_RATE = "fine_tune_learning_rate"
+INIT_WEIGHTS_DIGEST = "init_weights_digest"  # a param: a hash of the initial weights
+# What a run cost: the fit's wall time and rate, the process's peak memory, and the
+# machine's load around it.
+FIT_SECONDS = "fit_seconds"
+TRAIN_IMAGES_PER_S = "train_images_per_s"
+PEAK_RSS_MB = "peak_rss_mb"
+LOAD_AVG_START, LOAD_AVG_END = "load_avg_1m_start", "load_avg_1m_end"
 # The backbone's pass before a run opens: its seconds, and the image views it computed (0:
 # every view came from the cache).
 FEATURES_SECONDS = "features_seconds"
@@ -38,7 +51,8 @@ SEED_VARIANCE_DF = "seed_variance_df"
 EXPECTED_SCORE, EXPECTED_LOW, EXPECTED_HIGH = "expected_val_accuracy", "expected_low", "expected_high"
 EXPECTED_SOURCE_TAG = "expected.seed_variance"  # where the expected score's seed variance came from
 TRIAL_SCORE = "score"  # a trial's (or a setting's) objective, on its run
-# Run kinds (the `kind` tag).
+# Run kinds (the `kind` tag: lets reports pick the runs they mean).
+KIND_TAG = "kind"
 SEARCH, TRIAL, SEED, TRAIN, RETRAIN = "search", "trial", "seed", "train", "retrain"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the run a nested run hangs under
 FINISHED = "FINISHED"

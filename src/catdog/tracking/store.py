@@ -21,10 +21,10 @@ from omegaconf import OmegaConf
 
 from catdog import PROJECT_ROOT, CatdogError, RunFailure, decision_rule
 from catdog.schema import RunConfig, TrackingConfig
+from catdog.tracking.record import BASELINE_ACCURACY, KIND_TAG, SKIPPED_IMAGES
 
 # The model registry's entry for the project's classifier, and the alias of the one to use.
 REGISTERED_MODEL, CHAMPION = "catdog-classifier", "champion"
-KIND_TAG = "kind"  # train | search | trial | retrain: lets reports pick the runs they mean
 DIRTY_TAG = "git_dirty"  # "true": the run's code had uncommitted changes to tracked files
 
 
@@ -273,7 +273,7 @@ def log_data(data) -> None:
     log_inputs(mlflow.active_run().info.run_id, inputs)
     hashes = {"data_hash": data.data_hash, "data_id": data.data_id}
     mlflow.log_params({**data.summary(), **hashes, "data_source": data.source})
-    mlflow.log_metrics({"baseline_accuracy": data.baseline_accuracy, "skipped_images": len(data.skipped)})
+    mlflow.log_metrics({BASELINE_ACCURACY: data.baseline_accuracy, SKIPPED_IMAGES: len(data.skipped)})
     if data.skipped:
         mlflow.log_dict([{"file": f, "reason": why} for f, why in data.skipped], "data/skipped_images.json")
 

@@ -14,6 +14,7 @@ from catdog.data import StudyData, batches, to_dataset
 from catdog.models import backbone_cut
 from catdog.models.variants import backbone_layer, build_backbone, build_head, build_model
 from catdog.schema import RunConfig, TrainConfig
+from catdog.tracking import record
 from catdog.training import stopping
 from catdog.training.evaluation import evaluate
 from catdog.training.features import CachedFeatures, view_dataset
@@ -166,7 +167,7 @@ def _fit(cfg: RunConfig, data: StudyData, plan: FitPlan, trainable: Trainable, c
     result.history["stage"] = [1] * done + [2] * len(stage2["loss"])
     if mlflow.active_run():
         rate = fine_tune_learning_rate(cfg.train)
-        mlflow.log_metrics({"fine_tune_start_epoch": done, "fine_tune_learning_rate": rate})
+        mlflow.log_metrics({record.FINE_TUNE_START_EPOCH: done, record.FINE_TUNE_LEARNING_RATE: rate})
         for epoch, stage in enumerate(result.history["stage"]):
             mlflow.log_metric("stage", stage, step=epoch)
     return result

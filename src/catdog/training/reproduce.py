@@ -20,13 +20,27 @@ from omegaconf.errors import OmegaConfBaseException
 
 from catdog import CatdogError, schema, tracking
 from catdog.tracking.record import (
+    BASELINE_ACCURACY,
     FEATURES_COMPUTED,
     FEATURES_SECONDS,
+    FINE_TUNE_LEARNING_RATE,
+    FINE_TUNE_START_EPOCH,
+    FIT_SECONDS,
+    INIT_WEIGHTS_DIGEST,
+    LIFT_OVER_BASELINE,
+    LOAD_AVG_END,
+    LOAD_AVG_START,
+    MODEL_EPOCH,
     MODEL_VAL_ACCURACY,
     MODEL_VAL_LOSS,
+    N_TEST,
+    PEAK_RSS_MB,
+    SKIPPED_IMAGES,
     TEST_ACCURACY,
     TEST_CORRECT,
+    TEST_LOSS,
     TEST_PREDICTIONS,
+    TRAIN_IMAGES_PER_S,
     VAL_PREDICTIONS,
 )
 from catdog.training.run import train
@@ -40,17 +54,17 @@ TAG = "reproduces"
 CHECKS = (
     ("validation images right", "metric", "val_correct"),
     ("test images right", "metric", TEST_CORRECT),
-    ("initial weights digest", "param", "init_weights_digest"),
+    ("initial weights digest", "param", INIT_WEIGHTS_DIGEST),
     ("validation loss", "metric", MODEL_VAL_LOSS),
     ("validation accuracy", "metric", MODEL_VAL_ACCURACY),
     ("test accuracy", "metric", TEST_ACCURACY),
-    ("test loss", "metric", "test_loss"),
-    ("test images", "metric", "n_test"),
-    ("baseline accuracy", "metric", "baseline_accuracy"),
-    ("lift over baseline", "metric", "lift_over_baseline"),
-    ("images skipped", "metric", "skipped_images"),
-    ("kept epoch", "metric", "model_epoch"),
-    ("fine-tuning start epoch", "metric", "fine_tune_start_epoch"),
+    ("test loss", "metric", TEST_LOSS),
+    ("test images", "metric", N_TEST),
+    ("baseline accuracy", "metric", BASELINE_ACCURACY),
+    ("lift over baseline", "metric", LIFT_OVER_BASELINE),
+    ("images skipped", "metric", SKIPPED_IMAGES),
+    ("kept epoch", "metric", MODEL_EPOCH),
+    ("fine-tuning start epoch", "metric", FINE_TUNE_START_EPOCH),
     ("training accuracy by epoch", "history", "accuracy"),
     ("validation accuracy by epoch", "history", "val_accuracy"),
     ("training loss by epoch", "history", "loss"),
@@ -59,19 +73,19 @@ CHECKS = (
 # Metrics a training run logs that are not checked: they vary from run to run with the
 # machine and what else it runs, not with what was learned, or they restate the config.
 NOT_CHECKED = (
-    "fit_seconds",  # wall time
-    "train_images_per_s",  # wall time
-    "peak_rss_mb",  # memory, and in a multirun the largest run's so far
-    "load_avg_1m_start",  # other work on the machine
-    "load_avg_1m_end",
+    FIT_SECONDS,  # wall time
+    TRAIN_IMAGES_PER_S,  # wall time
+    PEAK_RSS_MB,  # memory, and in a multirun the largest run's so far
+    LOAD_AVG_START,  # other work on the machine
+    LOAD_AVG_END,
     FEATURES_SECONDS,  # wall time of the backbone pass or of loading its cache
     FEATURES_COMPUTED,  # how warm the feature cache was, not what was learned
-    "fine_tune_learning_rate",  # a setting of the logged config, not an outcome
+    FINE_TUNE_LEARNING_RATE,  # a setting of the logged config, not an outcome
     "stage",  # which epochs fine-tuned: follows from the fine-tuning start epoch and the curves
 )
 NOT_CHECKED_PREFIX = "system/"  # MLflow's samples of the machine's memory, CPU, disk and network
 # Logged as whole numbers: shown as such.
-COUNTS = (TEST_CORRECT, "n_test", "skipped_images", "model_epoch", "fine_tune_start_epoch")
+COUNTS = (TEST_CORRECT, N_TEST, SKIPPED_IMAGES, MODEL_EPOCH, FINE_TUNE_START_EPOCH)
 # The two runs as the consistency checks' "run" names them, and as lines() does.
 RUNS = {"logged": "logged run", "now": "retrained run"}
 # What can explain a difference: (label, where, key).
@@ -140,11 +154,11 @@ def consistency(run, who: str) -> list[dict]:
     numbers the run did not log (older runs, runs without tables) is left out."""
     metrics = run.data.metrics
     n_val, by_class = _images(run, "val"), _images(run, "test")
-    n_test = int(metrics["n_test"]) if "n_test" in metrics else by_class
+    n_test = int(metrics[N_TEST]) if N_TEST in metrics else by_class
     correct = metrics.get(TEST_CORRECT)
     pairs = []
-    if "n_test" in metrics and by_class:
-        pairs.append(("test images against the test images by class", by_class, metrics["n_test"]))
+    if N_TEST in metrics and by_class:
+        pairs.append(("test images against the test images by class", by_class, metrics[N_TEST]))
     if correct is not None and TEST_ACCURACY in metrics and n_test:
         pairs.append(("test images right against test accuracy", round(metrics[TEST_ACCURACY] * n_test), correct))
     if correct is not None and (table := _table_correct(run, TEST_PREDICTIONS)) is not None:

@@ -48,7 +48,7 @@ class RunResult:
             run.info.run_id,
             metrics[record.MODEL_VAL_ACCURACY],
             metrics[record.TEST_ACCURACY],
-            metrics["baseline_accuracy"],
+            metrics[record.BASELINE_ACCURACY],
             skipped,
         )
 
@@ -79,10 +79,10 @@ def test_scores(test: dict, data: StudyData) -> dict[str, float]:
     """The test metrics a run logs: accuracy, loss, images right, images, lift over the baseline."""
     return {
         record.TEST_ACCURACY: test["accuracy"],
-        "test_loss": test["loss"],
+        record.TEST_LOSS: test["loss"],
         record.TEST_CORRECT: int((test["predicted"] == data.test.labels).sum()),
-        "n_test": len(data.test),
-        "lift_over_baseline": test["accuracy"] - data.baseline_accuracy,
+        record.N_TEST: len(data.test),
+        record.LIFT_OVER_BASELINE: test["accuracy"] - data.baseline_accuracy,
     }
 
 
@@ -201,7 +201,7 @@ def _fit_and_log(cfg: RunConfig, data: StudyData, plan: FitPlan, cached: feature
         " on cached backbone features" if cached else "",
     )
     trainable = fitting.build(cfg, data, plan, cached)
-    mlflow.log_param("init_weights_digest", seeding.weights_digest(trainable.model))
+    mlflow.log_param(record.INIT_WEIGHTS_DIGEST, seeding.weights_digest(trainable.model))
     started = time.perf_counter()
     history = fitting.fit(cfg, data, plan, trainable, cached).history
     fit_seconds = time.perf_counter() - started
@@ -214,7 +214,7 @@ def _fit_and_log(cfg: RunConfig, data: StudyData, plan: FitPlan, cached: feature
     model = fitting.on_images(cfg, data, plan, trainable)
     test = evaluate_split(model, data.test, cfg.data.batch_size)
     try:
-        mlflow.log_metrics({**kept, "model_epoch": epoch})
+        mlflow.log_metrics({**kept, record.MODEL_EPOCH: epoch})
         if cached is not None:
             mlflow.log_text(_summary(model), "model_summary.txt")  # the callback saw only the head
         log_validation(data, val)
@@ -223,7 +223,7 @@ def _fit_and_log(cfg: RunConfig, data: StudyData, plan: FitPlan, cached: feature
     except MlflowException as exc:
         if not tracking.is_server(cfg.tracking.uri):
             raise
-        scores = {**kept, "model_epoch": epoch, **test_scores(test, data)}
+        scores = {**kept, record.MODEL_EPOCH: epoch, **test_scores(test, data)}
         tables = {name: predictions_table(split, result, data.class_names)
                   for name, split, result in (("val", data.val, val), ("test", data.test, test))}  # fmt: skip
         raise _kept_locally(cfg, run.info.run_id, history, scores, tables, model, exc) from exc
@@ -247,11 +247,11 @@ def log_cost(fit_seconds: float, epochs: int, n_train: int, load_at_start: float
     average at the run's start and end, which says whether other work shared the CPU."""
     mlflow.log_metrics(
         {
-            "fit_seconds": fit_seconds,
-            "train_images_per_s": epochs * n_train / fit_seconds,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "load_avg_1m_start": load_at_start,
-            "load_avg_1m_end": os.getloadavg()[0],
+            record.FIT_SECONDS: fit_seconds,
+            record.TRAIN_IMAGES_PER_S: epochs * n_train / fit_seconds,
+            record.PEAK_RSS_MB: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            record.LOAD_AVG_START: load_at_start,
+            record.LOAD_AVG_END: os.getloadavg()[0],
         }
     )
 
