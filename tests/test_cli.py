@@ -94,13 +94,13 @@ def test_bad_settings_are_one_line_and_leave_nothing(tmp_path, override, message
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "sweep").exists()
 
 
-def test_a_sweep_value_the_search_cannot_run_stops_the_sweep_before_its_first_job(tmp_path):
-    # A check across groups (a policy over seeds ranks by validation accuracy) runs with
-    # the groups' own checks on every value of the sweep.
+def test_a_sweep_job_the_search_cannot_run_stops_the_sweep_before_its_first_job(tmp_path):
+    # A check across groups (a policy over seeds ranks by validation accuracy): only the
+    # last of the four jobs combines the two values it refuses.
     proc = _run(
         "catdog-tune",
         "-m",
-        "search.policy=intensify",
+        "search.policy=plain,intensify",
         "tuner.objective=val_accuracy,val_loss",
         f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
         f"hydra.sweep.dir={tmp_path}/sweep",

@@ -240,4 +240,6 @@ def test_a_policy_that_cannot_work_is_refused_before_anything_runs(make_cfg, tmp
     from catdog import CatdogError, schema
 
     with pytest.raises(CatdogError, match=message):
-        schema.validate(make_cfg("transfer", store_overrides(tmp_path), *override.split(), config="tune"))
+        cfg = make_cfg("transfer", store_overrides(tmp_path), *override.split(), config="tune")
+        schema.validate(cfg)
+        schema.check_search(cfg)

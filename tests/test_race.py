@@ -42,6 +42,29 @@ def test_a_setting_confidently_worse_is_dropped_after_one_seed_a_close_one_races
     assert two.seeds == 2 and (two.p < level) == two.dropped
 
 
+def test_a_finished_seed_without_its_per_image_results_is_named_not_skipped(tmp_path):
+    # The race pairs settings seed by seed: a seed skipped would pair seed 2 with seed 1.
+    from catdog import RunFailure
+    from catdog.tracking import record
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_experiment("race-store")
+    table = {"image": ["a.jpg", "b.jpg"], "correct": [1, 0]}
+    with mlflow.start_run() as setting:
+        for index, logged in enumerate((True, False, True)):
+            tags = {tracking.KIND_TAG: record.SEED, "seed_index": str(index)}
+            with mlflow.start_run(nested=True, tags=tags) as seed:
+                if logged:
+                    mlflow.log_table(table, record.VAL_PREDICTIONS)
+            if index == 1:
+                missing = seed.info.run_id
+    with pytest.raises(RunFailure, match=f"seed run {missing} is FINISHED without its predictions/val.json"):
+        record.seed_results(setting.info.run_id)
+    MlflowClient().set_terminated(missing, status="FAILED")  # a failed seed is one the race runs again
+    results = record.seed_results(setting.info.run_id)
+    assert sorted(results) == [0, 2] and results[0].tolist() == [1.0, 0.0]
+
+
 def _race_cfg(make_cfg, root, *extra):
     return make_cfg("transfer", store_overrides(root), "search.racing=true", *extra, config="tune")
 

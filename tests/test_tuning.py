@@ -241,9 +241,9 @@ def test_invalid_spaces_fail_before_anything_runs(search_cfg, tmp_path, override
 
 
 def test_a_linear_head_is_in_a_backbones_space_only(search_cfg, make_cfg, tmp_path):
-    schema.validate(search_cfg("search.dense_units=[0,64]"))
+    schema.check_search(search_cfg("search.dense_units=[0,64]"))
     with pytest.raises(CatdogError, match=r"integers >= 1, got \[0, 64\]"):
-        schema.validate(make_cfg("cnn", store_overrides(tmp_path), "search.dense_units=[0,64]", config="tune"))
+        schema.check_search(make_cfg("cnn", store_overrides(tmp_path), "search.dense_units=[0,64]", config="tune"))
 
 
 def test_a_run_trains_the_same_whether_the_cache_is_cold_or_warm(make_cfg, tmp_path):
@@ -323,7 +323,7 @@ def test_a_null_setting_stays_at_its_configured_value(make_cfg):
     from catdog.schema import hp_names
 
     cfg = make_cfg("transfer", [], "search.dropout=null", "search.rotation_factor=null", config="tune")
-    schema.validate(cfg)  # a fixed knob is not a range to check
+    schema.check_search(cfg)  # a fixed knob is not a range to check
     assert hp_names(cfg) == ["dense_units", "learning_rate"]
 
 

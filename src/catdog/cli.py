@@ -69,8 +69,8 @@ def tune_command() -> None:
 
 
 def _check_overrides(prog: str, config_name: str) -> None:
-    # Hydra reports a bad override in several lines and exits 1; every value of a sweep is
-    # checked here first, so no job of a sweep starts on a config that one of them refuses.
+    # Hydra reports a bad override in several lines and exits 1; every job of a sweep is
+    # checked here first, so no job starts on a sweep that one of them breaks.
     try:
         check_command_line(config_name, sys.argv[1:])
     except CatdogError as exc:

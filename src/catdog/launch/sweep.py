@@ -1,5 +1,5 @@
-"""A command line's sweep, parsed once: the jobs the basic sweeper will launch, and each
-value of every swept setting once, composed and checked before the first job starts."""
+"""A command line's sweep, parsed once: the jobs the basic sweeper will launch, each
+composed and checked before the first job starts."""
 
 from __future__ import annotations
 
@@ -30,27 +30,20 @@ def jobs(overrides: list[str]) -> list[list[str]]:
     return [list(job) for job in itertools.product(*_choices(overrides))]
 
 
-def every_value(overrides: list[str]) -> list[list[str]]:
-    """The overrides with each sweep at its first value, then each other value of every
-    sweep in turn: every value composed once, not every combination."""
-    values = _choices(overrides)
-    first = [choices[0] for choices in values]
-    out = [first]
-    for i, choices in enumerate(values):
-        out += [[*first[:i], value, *first[i + 1 :]] for value in choices[1:]]
-    return out
-
-
 def check_command_line(config_name: str, argv: list[str]) -> None:
-    """Compose CONFIG_NAME with ARGV's overrides as the Hydra app will, once per value of
-    each swept setting, and run the schemas' checks: a bad override or value fails here, in
-    one line, before any job of a sweep starts. Hydra's own flags (--cfg, --help, ...) and
+    """Compose CONFIG_NAME with ARGV's overrides as the Hydra app will, once per job, and run
+    the schemas' checks (a search's too, which compare groups): a bad override, value or
+    combination fails here, in one line, before any job of a sweep starts (about 0.1 s a
+    job here, against minutes for the job). Hydra's own flags (--cfg, --help, ...) and
     `hydra.*` overrides are Hydra's business and left to it."""
     if any(arg.startswith("-") and arg not in ("-m", "--multirun") for arg in argv):
         return
     overrides = [arg for arg in argv if not arg.startswith("-") and not arg.lstrip("+~").startswith("hydra")]
     try:
-        for combination in every_value(overrides):
-            schema.validate(load(config_name, combination))
+        for job in jobs(overrides):
+            cfg = load(config_name, job)
+            schema.validate(cfg)
+            if "search" in cfg:
+                schema.check_search(cfg)
     except (HydraException, OmegaConfBaseException) as exc:
         raise CatdogError(one_line(exc)) from exc

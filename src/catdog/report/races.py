@@ -10,7 +10,7 @@ from mlflow.exceptions import MlflowException
 
 from catdog.report.runs import short
 from catdog.stats import Interval
-from catdog.tracking.record import TRIAL, children
+from catdog.tracking.record import RACE_OUTCOME, TRIAL, children
 
 
 def race(run) -> dict | None:
@@ -24,7 +24,7 @@ def race(run) -> dict | None:
     out = []
     for setting in sorted(settings, key=lambda r: int(r.data.tags.get("trial_id", 0))):
         try:
-            record = json.loads(mlflow.artifacts.load_text(f"runs:/{setting.info.run_id}/race.json"))
+            record = json.loads(mlflow.artifacts.load_text(f"runs:/{setting.info.run_id}/{RACE_OUTCOME}"))
         except (MlflowException, OSError):
             continue
         out.append(_row(setting, record, verdicts))

@@ -17,7 +17,7 @@ LEADERBOARD_ROWS = 50  # the page says so when a search has more trials
 def leaderboard(run) -> list[dict]:
     """The search run's logged leaderboard rows ([] when it has none)."""
     try:
-        table = MlflowClient().load_table(run.info.experiment_id, "leaderboard.json", run_ids=[run.info.run_id])
+        table = MlflowClient().load_table(run.info.experiment_id, record.LEADERBOARD, run_ids=[run.info.run_id])
     except MlflowException:
         return []
     return table.to_dict("records")

@@ -84,14 +84,12 @@ def register() -> None:
 
 
 def validate(cfg: RunConfig) -> None:
-    """Every group's range checks (its `__post_init__`), then a search's checks across
-    groups (`check_search`), before any work starts: Hydra has checked keys and types while
-    composing."""
+    """Every group's range checks (its `__post_init__`), before any work starts: Hydra has
+    checked keys and types while composing. A search adds its checks across groups
+    (`check_search`)."""
     for group in SCHEMAS:
         if group in cfg:
             OmegaConf.to_object(cfg[group])
-    if "search" in cfg:
-        check_search(cfg)
 
 
 __all__ = [

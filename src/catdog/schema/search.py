@@ -1,5 +1,7 @@
 """The schemas of a search: its space (one row per hyperparameter, `SEARCHED`), how it runs
-(`SearchConfig`) and the Keras Tuner class that runs it (`TunerConfig`)."""
+(`SearchConfig`) and the Keras Tuner class that runs it (`TunerConfig`); what they mean
+together: the settings a search varies (`hp_names`), its policy, and the checks across
+groups (`check_search`)."""
 
 from __future__ import annotations
 
@@ -235,10 +237,10 @@ def _check_tuner_class(target: str, options: dict) -> None:
 
 
 def check_search(cfg: SearchRunConfig) -> None:
-    """What the search's groups cannot check alone (`schema.validate` runs it, so sweeps do
-    too): a linear head (no dense units) is only for backbones, the variant must use one of
-    the settings left to search, and a policy over seeds ranks by validation accuracy with
-    one fit per seed (intensify, at fixed epochs)."""
+    """What the search's groups cannot check alone, run by the search and by a sweep's
+    check of every job: a linear head (no dense units) is only for backbones, the variant
+    must use one of the settings left to search, and a policy over seeds ranks by
+    validation accuracy with one fit per seed (intensify, at fixed epochs)."""
     units = cfg.search.dense_units
     if units is not None and not cfg.model.backbone and min(units) < 1:
         raise CatdogError(

@@ -9,10 +9,15 @@ from dataclasses import dataclass
 import mlflow
 import numpy as np
 
+from catdog import RunFailure
+
 # Artifacts: one row per image (file, true and predicted class, each class's probability,
 # its log loss), on the validation and on the test split.
 VAL_PREDICTIONS = "predictions/val.json"
 TEST_PREDICTIONS = "predictions/test.json"
+CONFIG = "config.yaml"  # a run's whole resolved config: what `catdog reproduce` trains again
+LEADERBOARD = "leaderboard.json"  # a search run's table of its settings
+RACE_OUTCOME = "race.json"  # a racing setting's looks and running mean, seed by seed
 
 
 def val_predictions(execution: int = 0) -> str:
@@ -111,7 +116,15 @@ def seed_results(setting_run_id: str) -> dict[int, np.ndarray]:
     validation images (`validation_correct`), by its seed index."""
     runs = [r for r in children(setting_run_id, SEED) if r.info.status == FINISHED]
     correct = validation_correct(runs)
-    return {int(r.data.tags["seed_index"]): correct[r.info.run_id] for r in runs if r.info.run_id in correct}
+    # A race pairs settings seed by seed: a finished seed without its results would leave
+    # a gap that pairs one setting's seed with another's next.
+    lost = [r.info.run_id for r in runs if r.info.run_id not in correct]
+    if lost:
+        raise RunFailure(
+            f"seed run {lost[0]} is FINISHED without its {VAL_PREDICTIONS}, so the race cannot pair its seeds: "
+            "start the search over with search.overwrite=true"
+        )
+    return {int(r.data.tags["seed_index"]): correct[r.info.run_id] for r in runs}
 
 
 @dataclass(frozen=True)

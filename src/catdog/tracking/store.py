@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 
 from catdog import PROJECT_ROOT, CatdogError, RunFailure, decision_rule
 from catdog.schema import RunConfig, TrackingConfig
-from catdog.tracking.record import BASELINE_ACCURACY, KIND_TAG, SKIPPED_IMAGES
+from catdog.tracking.record import BASELINE_ACCURACY, CONFIG, KIND_TAG, SKIPPED_IMAGES
 
 # The model registry's entry for the project's classifier, and the alias of the one to use.
 REGISTERED_MODEL, CHAMPION = "catdog-classifier", "champion"
@@ -181,7 +181,7 @@ def log_config(cfg: RunConfig) -> None:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["tracking"]["uri"] = redact(resolved["tracking"]["uri"])
     mlflow.log_params(flatten(resolved))
-    mlflow.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
+    mlflow.log_text(OmegaConf.to_yaml(resolved), CONFIG)
 
 
 @functools.cache

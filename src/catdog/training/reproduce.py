@@ -21,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 from catdog import CatdogError, schema, tracking
 from catdog.tracking.record import (
     BASELINE_ACCURACY,
+    CONFIG,
     FEATURES_COMPUTED,
     FEATURES_SECONDS,
     FINE_TUNE_LEARNING_RATE,
@@ -177,9 +178,9 @@ def config_of(run, overrides=(), tracking_uri: str | None = None):
     from catdog.config import load, one_line
 
     try:
-        logged = OmegaConf.create(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.yaml"))
+        logged = OmegaConf.create(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{CONFIG}"))
     except (MlflowException, OSError) as exc:
-        raise CatdogError(f"run {run.info.run_id} has no logged config.yaml to train it again from") from exc
+        raise CatdogError(f"run {run.info.run_id} has no logged {CONFIG} to train it again from") from exc
     here = load("train")
     # Artifacts go beside the original run's experiment when its store is local.
     location = urlparse(mlflow.get_experiment(run.info.experiment_id).artifact_location)

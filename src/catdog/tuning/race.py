@@ -165,7 +165,7 @@ class Race:
             ],
             "running": running,
         }  # fmt: skip
-        mlflow.log_text(json.dumps(outcome, indent=1), "race.json")
+        mlflow.log_text(json.dumps(outcome, indent=1), record.RACE_OUTCOME)
 
     def recommendation(self) -> dict | None:
         """The leader, and the survivors it cannot be told apart from (95% interval includes

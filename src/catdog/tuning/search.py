@@ -136,6 +136,7 @@ def _work(cfg: SearchRunConfig, spec: SearchSpec, data: StudyData, cache) -> Wor
 def tune(cfg: SearchRunConfig, tags: dict | None = None) -> SearchResult | WorkerResult:
     """Run (or resume) the configured search, retrain the winner, log it all."""
     schema.validate(cfg)
+    schema.check_search(cfg)
     tracking.check_reachable(cfg.tracking.uri)
     data = load_study_data(cfg.data)
     spec = search_spec(cfg, data)
@@ -212,7 +213,7 @@ def _record_best(cfg: SearchRunConfig, spec: SearchSpec, tuner, parent_id: str, 
     stopped, on the parent run."""
     pick, race = _pick(cfg, spec, tuner)
     rows = leaderboard(tuner)
-    mlflow.log_table({k: [r.get(k) for r in rows] for k in rows[0]}, "leaderboard.json")
+    mlflow.log_table({k: [r.get(k) for r in rows] for k in rows[0]}, record.LEADERBOARD)
     stop_reason = tuner.oracle.stop_reason or "max_trials"
     mlflow.set_tags({"objective_direction": tuner.oracle.objective.direction, "stop_reason": stop_reason})
     log_search_plots(rows, tuner.oracle.objective, spec.names)
